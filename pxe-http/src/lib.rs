@@ -1,0 +1,2 @@
+//! iPXE scripts and boot files over HTTP (to come).
+#![forbid(unsafe_code)]

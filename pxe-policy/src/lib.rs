@@ -1,0 +1,29 @@
+//! The shared vocabulary of the `pxe` crates: who a network-boot client is, and what it boots.
+//!
+//! This crate holds plain data types that every protocol crate (`pxe-dhcp`, `pxe-tftp`,
+//! `pxe-http`) and every application speaks:
+//!
+//! - [`MacAddr`]: a client's hardware address, the key a client is known by across stages.
+//! - [`Arch`]: the IANA "Processor Architecture Type" (DHCP option 93) as an open code space.
+//! - [`ClientGuid`]: the SMBIOS/UEFI machine GUID of DHCP option 97, with its EFI wire order,
+//!   its canonical text form and placeholder detection.
+//! - [`IpxeFeatures`]: what an iPXE build says it can do, from DHCP option 175.
+//! - [`ClientKind`]: which boot stage is asking (firmware PXE, iPXE, UEFI HTTP Boot).
+//!
+//! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
+//! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
+#![forbid(unsafe_code)]
+
+mod arch;
+mod error;
+mod guid;
+mod ipxe_features;
+mod kind;
+mod mac;
+
+pub use arch::Arch;
+pub use error::ParseError;
+pub use guid::ClientGuid;
+pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
+pub use kind::ClientKind;
+pub use mac::MacAddr;
