@@ -9,21 +9,32 @@
 //!   its canonical text form and placeholder detection.
 //! - [`IpxeFeatures`]: what an iPXE build says it can do, from DHCP option 175.
 //! - [`ClientKind`]: which boot stage is asking (firmware PXE, iPXE, UEFI HTTP Boot).
+//! - [`ClientFacts`]: everything known about a client when the policy is asked.
+//! - [`Policy`]: the one trait an application implements. [`Policy::boot`] answers the DHCP
+//!   stage with a [`BootDecision`]; [`Policy::script`] answers the HTTP stage with a
+//!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
+//!   is the simplest ready policy.
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
 #![forbid(unsafe_code)]
 
 mod arch;
+mod decision;
 mod error;
+mod facts;
 mod guid;
 mod ipxe_features;
 mod kind;
 mod mac;
+mod policy;
 
 pub use arch::Arch;
+pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
 pub use error::ParseError;
+pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
 pub use kind::ClientKind;
 pub use mac::MacAddr;
+pub use policy::{BootEveryone, BoxFuture, DynPolicy, Policy, SharedPolicy};
