@@ -13,7 +13,7 @@
 //! - [`Policy`]: the one trait an application implements. [`Policy::boot`] answers the DHCP
 //!   stage with a [`BootDecision`]; [`Policy::script`] answers the HTTP stage with a
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
-//!   is the simplest ready policy.
+//!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML.
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
@@ -28,6 +28,7 @@ mod ipxe_features;
 mod kind;
 mod mac;
 mod policy;
+pub mod table;
 
 pub use arch::Arch;
 pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
