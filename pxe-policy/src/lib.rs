@@ -13,7 +13,8 @@
 //! - [`Policy`]: the one trait an application implements. [`Policy::boot`] answers the DHCP
 //!   stage with a [`BootDecision`]; [`Policy::script`] answers the HTTP stage with a
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
-//!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML.
+//!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML;
+//!   [`delegate::DelegatePolicy`] asks an external service, with a fallback.
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
@@ -21,6 +22,7 @@
 
 mod arch;
 mod decision;
+pub mod delegate;
 mod error;
 mod facts;
 mod guid;

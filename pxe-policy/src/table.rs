@@ -111,6 +111,59 @@ struct RawGroup {
     ipxe_binary: Option<String>,
 }
 
+/// The boot target fields that a table profile and a delegate's answer share.
+pub(crate) struct ProfileTarget<'a> {
+    pub(crate) kernel: Option<&'a str>,
+    pub(crate) initrds: &'a [String],
+    pub(crate) cmdline: &'a str,
+    pub(crate) chain: Option<&'a str>,
+    pub(crate) sanboot: Option<&'a str>,
+    pub(crate) action: Option<&'a str>,
+}
+
+/// Why a [`ProfileTarget`] names no single decision.
+pub(crate) enum ProfileError {
+    /// `action` is not `exit` or `ignore`.
+    UnknownAction(String),
+    /// Zero or several of kernel / chain / sanboot / action.
+    NotExactlyOne(String),
+}
+
+impl ProfileTarget<'_> {
+    /// The script decision, and whether the client is to be ignored at the DHCP stage too.
+    pub(crate) fn decision(&self) -> Result<(ScriptDecision, bool), ProfileError> {
+        let mut choices = Vec::new();
+        if let Some(kernel) = self.kernel {
+            let mut linux = LinuxBoot::new(kernel).cmdline(self.cmdline);
+            linux.initrds = self.initrds.to_vec();
+            choices.push((ScriptDecision::Linux(linux), false));
+        }
+        if let Some(url) = self.chain {
+            choices.push((ScriptDecision::Chain(url.to_string()), false));
+        }
+        if let Some(url) = self.sanboot {
+            choices.push((ScriptDecision::Sanboot(url.to_string()), false));
+        }
+        match self.action {
+            None => {}
+            Some("exit") => choices.push((ScriptDecision::ExitToDisk, false)),
+            Some("ignore") => choices.push((ScriptDecision::Ignore, true)),
+            Some(other) => {
+                return Err(ProfileError::UnknownAction(format!(
+                    "unknown action {other:?}; expected \"exit\" or \"ignore\""
+                )))
+            }
+        }
+        if choices.len() != 1 {
+            return Err(ProfileError::NotExactlyOne(format!(
+                "a profile needs exactly one of kernel, chain, sanboot, action; found {}",
+                choices.len()
+            )));
+        }
+        Ok(choices.remove(0))
+    }
+}
+
 /// What a profile boots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Profile {
@@ -207,49 +260,29 @@ impl TablePolicy {
         for (name, spanned) in &raw.profiles {
             let field = format!("profiles.{name}");
             let profile = spanned.get_ref();
-            let mut ignore = false;
-            let mut choices = Vec::new();
-            if let Some(kernel) = &profile.kernel {
-                let mut linux = LinuxBoot::new(kernel.clone()).cmdline(profile.cmdline.clone());
-                linux.initrds = profile.initrds.clone();
-                choices.push(ScriptDecision::Linux(linux));
-            }
-            if let Some(url) = &profile.chain {
-                choices.push(ScriptDecision::Chain(url.clone()));
-            }
-            if let Some(url) = &profile.sanboot {
-                choices.push(ScriptDecision::Sanboot(url.clone()));
-            }
-            if let Some(action) = &profile.action {
-                choices.push(match action.get_ref().as_str() {
-                    "exit" => ScriptDecision::ExitToDisk,
-                    "ignore" => {
-                        ignore = true;
-                        ScriptDecision::Ignore
-                    }
-                    other => {
-                        return Err(invalid(
-                            Some(action.span()),
-                            format!("{field}.action"),
-                            format!("unknown action {other:?}; expected \"exit\" or \"ignore\""),
-                        ))
-                    }
-                });
-            }
-            if choices.len() != 1 {
-                return Err(invalid(
-                    Some(spanned.span()),
-                    field,
-                    format!(
-                        "a profile needs exactly one of kernel, chain, sanboot, action; found {}",
-                        choices.len()
-                    ),
-                ));
-            }
+            let action = profile.action.as_ref();
+            let target = ProfileTarget {
+                kernel: profile.kernel.as_deref(),
+                initrds: &profile.initrds,
+                cmdline: &profile.cmdline,
+                chain: profile.chain.as_deref(),
+                sanboot: profile.sanboot.as_deref(),
+                action: action.map(|a| a.get_ref().as_str()),
+            };
+            let (script, ignore) = target.decision().map_err(|e| match e {
+                ProfileError::UnknownAction(message) => invalid(
+                    action.map(Spanned::span),
+                    format!("{field}.action"),
+                    message,
+                ),
+                ProfileError::NotExactlyOne(message) => {
+                    invalid(Some(spanned.span()), field.clone(), message)
+                }
+            })?;
             profiles.insert(
                 name.clone(),
                 Profile {
-                    script: choices.remove(0),
+                    script,
                     ignore,
                     ipxe_binary: profile.ipxe_binary.clone().map(IpxeBinary::named),
                 },
