@@ -548,11 +548,12 @@ impl PacketBuilder {
             }
         }
         let used = filler.used;
+        // The options field alone could not hold every option, so `file` or `sname` holds
+        // some: file alone is 1, sname alone 2, both 3.
         let overload = match (used[1] > 0, used[2] > 0) {
             (true, true) => 3,
-            (true, false) => 1,
             (false, true) => 2,
-            (false, false) => unreachable_overload(),
+            _ => 1,
         };
         put(Area::Options, used[0], &[52, 1, overload, 255]);
         if used[1] > 0 {
@@ -563,13 +564,6 @@ impl PacketBuilder {
         }
         Ok((HEADER_LEN + used[0] + 4).max(BOOTP_MIN_LEN))
     }
-}
-
-/// When the plain layout did not fit, the options field alone cannot hold every option, so
-/// at least one piece went to `file` or `sname`: this branch cannot be taken. It is kept
-/// total (a valid overload value) rather than panicking.
-fn unreachable_overload() -> u8 {
-    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

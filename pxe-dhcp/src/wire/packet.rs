@@ -331,9 +331,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Option 52: which header fields carry options. `None` when absent or invalid.
     pub fn overload(&self) -> Option<Overload> {
-        let (_, data) = Region::Options
-            .iter(self.options_field())
-            .find(|(code, _)| *code == OptionCode::OPTION_OVERLOAD)?;
+        let mut pos = 0;
+        let data = core::iter::from_fn(|| next_option(self.options_field(), &mut pos).ok()?)
+            .find(|(code, _)| *code == OptionCode::OPTION_OVERLOAD)?
+            .1;
         match data {
             [value] => Overload::from_code(*value),
             _ => None,
@@ -457,14 +458,6 @@ enum Region {
     File,
     Sname,
     Done,
-}
-
-impl Region {
-    /// A plain iterator over one field's options, stopping at End or at bad framing.
-    fn iter(self, field: &[u8]) -> impl Iterator<Item = (OptionCode, &[u8])> {
-        let mut pos = 0;
-        core::iter::from_fn(move || next_option(field, &mut pos).ok().flatten())
-    }
 }
 
 /// The iterator of [`Packet::options`].
