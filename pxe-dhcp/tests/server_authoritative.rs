@@ -132,8 +132,14 @@ fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     });
     let bound = events(dir.path(), "BOUND");
     let env = bound.first().expect("a BOUND event");
-    assert_eq!(env_value(env, "new_ip_address").as_deref(), Some(ip.as_str()));
-    assert_eq!(env_value(env, "new_filename").as_deref(), Some("undionly.kpxe"));
+    assert_eq!(
+        env_value(env, "new_ip_address").as_deref(),
+        Some(ip.as_str())
+    );
+    assert_eq!(
+        env_value(env, "new_filename").as_deref(),
+        Some("undionly.kpxe")
+    );
     assert_eq!(
         env_value(env, "new_dhcp_server_identifier").as_deref(),
         Some("192.0.2.1")
@@ -147,7 +153,10 @@ fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     let renew = wait_for("a renewal", Duration::from_secs(20), || {
         events(dir.path(), "RENEW").into_iter().next()
     });
-    assert_eq!(env_value(&renew, "new_ip_address").as_deref(), Some(ip.as_str()));
+    assert_eq!(
+        env_value(&renew, "new_ip_address").as_deref(),
+        Some(ip.as_str())
+    );
     let binds = journal_binds(&lease_file);
     assert!(binds.len() >= 2, "{binds:?}");
     assert!(binds.iter().all(|line| line.contains(&format!(" {ip} "))));
@@ -156,11 +165,16 @@ fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     drop(_dhclient);
     let status = dhclient_args(&["-r", "-v", "-4"]).status().unwrap();
     assert!(status.success());
-    wait_for("the release in the lease file", Duration::from_secs(10), || {
-        std::fs::read_to_string(&lease_file)
-            .unwrap()
-            .contains("free ").then_some(())
-    });
+    wait_for(
+        "the release in the lease file",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&lease_file)
+                .unwrap()
+                .contains("free ")
+                .then_some(())
+        },
+    );
 }
 
 #[test]
@@ -176,7 +190,17 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
     let udhcpc = ChildGuard::spawn(
         client_ns
             .command("udhcpc")
-            .args(["-f", "-i", "cli0", "-V", PXE_BIOS_CLASS, "-t", "10", "-T", "1"])
+            .args([
+                "-f",
+                "-i",
+                "cli0",
+                "-V",
+                PXE_BIOS_CLASS,
+                "-t",
+                "10",
+                "-T",
+                "1",
+            ])
             .arg("-s")
             .arg(&hook)
             .stdout(Stdio::null())
@@ -187,7 +211,10 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
     });
     let bound = events(dir.path(), "bound");
     let env = bound.first().expect("a bound event");
-    assert_eq!(env_value(env, "boot_file").as_deref(), Some("undionly.kpxe"));
+    assert_eq!(
+        env_value(env, "boot_file").as_deref(),
+        Some("undionly.kpxe")
+    );
     assert_eq!(env_value(env, "siaddr").as_deref(), Some("192.0.2.1"));
     assert_eq!(env_value(env, "serverid").as_deref(), Some("192.0.2.1"));
     assert_eq!(env_value(env, "ip").as_deref(), Some(ip.as_str()));
@@ -203,10 +230,15 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
 
     // SIGUSR2: release.
     Command::new("kill").args(["-USR2", &pid]).status().unwrap();
-    wait_for("the release in the lease file", Duration::from_secs(10), || {
-        std::fs::read_to_string(&lease_file)
-            .unwrap()
-            .contains("free ").then_some(())
-    });
+    wait_for(
+        "the release in the lease file",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&lease_file)
+                .unwrap()
+                .contains("free ")
+                .then_some(())
+        },
+    );
     drop(udhcpc);
 }

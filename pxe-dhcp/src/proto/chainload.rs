@@ -33,7 +33,9 @@ impl ChainloadMemory {
 
     /// Whether `mac` was handed an iPXE binary within the memory's time.
     pub(crate) fn recently_handed(&self, mac: MacAddr, now: SystemTime) -> bool {
-        self.handed_binary.get(&mac).is_some_and(|until| *until > now)
+        self.handed_binary
+            .get(&mac)
+            .is_some_and(|until| *until > now)
     }
 }
 

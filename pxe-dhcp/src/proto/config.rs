@@ -150,10 +150,7 @@ mod tests {
             ProxyStrategy::default_for(Some(Arch::X86_BIOS)),
             ProxyStrategy::UseBootFile
         );
-        assert_eq!(
-            ProxyStrategy::default_for(None),
-            ProxyStrategy::UseBootFile
-        );
+        assert_eq!(ProxyStrategy::default_for(None), ProxyStrategy::UseBootFile);
         assert_eq!(
             ProxyStrategy::default_for(Some(Arch::X64_UEFI)),
             ProxyStrategy::AskBootServer
@@ -163,7 +160,10 @@ mod tests {
     #[test]
     fn next_server_is_expanded() {
         assert_eq!(
-            expand_next_server("http://${next-server}/boot.ipxe?mac=${mac}", Ipv4Addr::new(192, 0, 2, 1)),
+            expand_next_server(
+                "http://${next-server}/boot.ipxe?mac=${mac}",
+                Ipv4Addr::new(192, 0, 2, 1)
+            ),
             "http://192.0.2.1/boot.ipxe?mac=${mac}"
         );
     }

@@ -24,14 +24,15 @@ use std::time::{Duration, SystemTime};
 use pxe_policy::{BootDecision, ClientFacts, ClientKind, MacAddr, RelayInfo};
 
 use crate::lease::{LeaseChange, LeaseClient, LeaseStore, Refusal};
+use crate::wire::options::{encode_encapsulated, IPXE_NO_PXEDHCP};
 use crate::wire::{
-    encode_encapsulated, reply_destination, DecodeError, MessageType, Op, OptionCode, Packet,
-    PacketBuilder, PxeVendorOptions, ReplyDestination, RequestAddressing, IPXE_NO_PXEDHCP,
+    reply_destination, ClientRequest, DecodeError, MessageType, OptionCode, PacketBuilder,
+    PxeVendorOptions, ReplyDestination,
 };
 
 use chainload::{client_kind, ChainloadMemory, StageSignals};
-pub use config::{BootConfig, Mode, ProtoConfig, ProxyStrategy, Quirks};
 pub(crate) use config::expand_next_server;
+pub use config::{BootConfig, Mode, ProtoConfig, ProxyStrategy, Quirks};
 
 /// Which service a request reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,15 +77,10 @@ impl Arrival {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Silence {
-    /// The bytes are not a DHCP message.
+    /// The bytes are not a DHCP client message (truncated, bad cookie, hlen > 16, an
+    /// option past the end, a BOOTREPLY…).
     #[error("malformed message: {0}")]
     Malformed(#[from] DecodeError),
-    /// The message is not a BOOTREQUEST.
-    #[error("not a client request (op {op})")]
-    NotARequest {
-        /// The op byte.
-        op: u8,
-    },
     /// No option 53: plain BOOTP, which this server does not serve.
     #[error("no dhcp message type (bootp is not served)")]
     NoMessageType,
@@ -139,15 +135,15 @@ pub enum Silence {
 
 /// A request this server will answer (or act on), with the facts gathered from it.
 #[derive(Debug, Clone)]
-pub struct Accepted<'a> {
-    packet: Packet<&'a [u8]>,
+pub struct Accepted {
+    request: ClientRequest,
     message_type: MessageType,
     mac: MacAddr,
     kind: Option<ClientKind>,
     facts: Option<ClientFacts>,
 }
 
-impl Accepted<'_> {
+impl Accepted {
     /// The facts to ask the policy about, when the reply carries boot fields; `None` when the
     /// request needs no boot decision (a non-network-boot client in authoritative mode, a
     /// RELEASE or DECLINE).
@@ -248,35 +244,28 @@ impl Engine {
 
     /// Step 1: checks `bytes` and decides whether this server answers; gathers the facts for
     /// the policy.
-    pub fn accept<'a>(
+    pub fn accept(
         &self,
-        bytes: &'a [u8],
+        bytes: &[u8],
         arrival: &Arrival,
         now: SystemTime,
-    ) -> Result<Accepted<'a>, Silence> {
-        let packet = Packet::new_checked(bytes)?;
-        if packet.op() != Op::BootRequest {
-            return Err(Silence::NotARequest {
-                op: bytes.first().copied().unwrap_or(0),
-            });
-        }
-        let message_type = packet.message_type().ok_or(Silence::NoMessageType)?;
-        let (htype, hlen) = (packet.htype(), packet.hlen());
-        let mac = packet
+    ) -> Result<Accepted, Silence> {
+        let request = ClientRequest::parse(bytes)?;
+        let message_type = request.message_type.ok_or(Silence::NoMessageType)?;
+        let (htype, hlen) = (request.htype, request.hlen);
+        let mac = request
             .client_mac()
             .ok_or(Silence::NotEthernet { htype, hlen })?;
-
-        let vendor_class = packet.vendor_class();
-        let user_class = packet.user_class();
-        let ipxe_features = packet.ipxe_features();
         let marker = &self.config.boot.chainload_marker;
         let signals = StageSignals {
-            pxe_client: vendor_class.as_ref().is_some_and(|v| v.is_pxe_client()),
-            http_client: vendor_class.as_ref().is_some_and(|v| v.is_http_client()),
-            ipxe: user_class.as_ref().is_some_and(|u| u.is_ipxe())
-                || packet.option(OptionCode::IPXE_ENCAPSULATED).is_some(),
+            pxe_client: request.is_pxe_client(),
+            http_client: request.is_http_client(),
+            ipxe: request.is_ipxe(),
             chainload_marker: !marker.is_empty()
-                && user_class.as_ref().is_some_and(|u| u.contains(marker)),
+                && request
+                    .user_class
+                    .as_ref()
+                    .is_some_and(|u| u.contains(marker)),
             recently_handed: self.chainload.recently_handed(mac, now),
         };
         let kind = client_kind(signals);
@@ -286,7 +275,10 @@ impl Engine {
         let served = match arrival.service {
             Service::BootServer => matches!(message_type, Request | Inform),
             Service::Dhcp if authoritative => {
-                matches!(message_type, Discover | Request | Decline | Release | Inform)
+                matches!(
+                    message_type,
+                    Discover | Request | Decline | Release | Inform
+                )
             }
             Service::Dhcp => match message_type {
                 Discover => true,
@@ -302,7 +294,7 @@ impl Engine {
             return Err(Silence::NotNetworkBoot);
         }
         if arrival.service == Service::Dhcp && authoritative && message_type == Request {
-            if let Some(server) = packet.server_identifier() {
+            if let Some(server) = request.server_id {
                 if server != arrival.local {
                     return Err(Silence::OtherServer { server });
                 }
@@ -310,32 +302,11 @@ impl Engine {
         }
 
         let wants_boot = matches!(message_type, Discover | Request | Inform);
-        let facts = kind.filter(|_| wants_boot).map(|kind| {
-            let mut facts = ClientFacts::new(mac, kind);
-            facts.arch = packet
-                .client_arch()
-                .and_then(|arches| arches.first().copied())
-                .or_else(|| vendor_class.as_ref().and_then(|v| v.arch()));
-            facts.guid = packet.client_guid().and_then(|guid| guid.meaningful());
-            facts.ipxe = ipxe_features;
-            let ciaddr = packet.ciaddr();
-            facts.ip = (!ciaddr.is_unspecified()).then_some(ciaddr);
-            facts.hostname = packet
-                .option(OptionCode::HOST_NAME)
-                .and_then(|name| String::from_utf8(name.into_owned()).ok());
-            let giaddr = packet.giaddr();
-            if !giaddr.is_unspecified() {
-                let mut relay = RelayInfo::new(giaddr);
-                if let Some(info) = packet.relay_agent_information() {
-                    relay.circuit_id = info.circuit_id().map(<[u8]>::to_vec);
-                    relay.remote_id = info.remote_id().map(<[u8]>::to_vec);
-                }
-                facts.relay = Some(relay);
-            }
-            facts
-        });
+        let facts = kind
+            .filter(|_| wants_boot)
+            .map(|kind| client_facts(&request, mac, kind));
         Ok(Accepted {
-            packet,
+            request,
             message_type,
             mac,
             kind,
@@ -347,7 +318,7 @@ impl Engine {
     /// [`Accepted::facts`] was `None` and the policy was not asked).
     pub fn respond(
         &mut self,
-        request: &Accepted<'_>,
+        request: &Accepted,
         arrival: &Arrival,
         decision: Option<BootDecision>,
         now: SystemTime,
@@ -370,13 +341,13 @@ impl Engine {
                     (Service::Dhcp, MessageType::Discover) => MessageType::Offer,
                     _ => MessageType::Ack,
                 };
-                let mut reply = PacketBuilder::reply_to_packet(&request.packet, message_type);
+                let mut reply = PacketBuilder::reply_to(&request.request, message_type);
                 reply.set_server_identifier(arrival.local);
                 self.add_boot_fields(&mut reply, request, arrival, &boot, true, now);
                 let destination = match arrival.service {
                     Service::BootServer => Destination::Sender(arrival.from),
                     Service::Dhcp => Destination::Dhcp(reply_destination(
-                        &RequestAddressing::of(&request.packet),
+                        &request.request.addressing(),
                         message_type,
                         Ipv4Addr::UNSPECIFIED,
                     )),
@@ -391,7 +362,7 @@ impl Engine {
 
     fn respond_authoritative(
         &mut self,
-        request: &Accepted<'_>,
+        request: &Accepted,
         arrival: &Arrival,
         boot: Option<(ClientKind, BootFile)>,
         now: SystemTime,
@@ -401,13 +372,12 @@ impl Engine {
                 message_type: request.message_type,
             });
         };
-        let packet = &request.packet;
-        let client_id = packet.option(OptionCode::CLIENT_IDENTIFIER);
+        let packet = &request.request;
         let client = LeaseClient {
             mac: request.mac,
-            client_id: client_id.as_deref(),
+            client_id: packet.client_id.as_ref().map(|id| id.as_bytes()),
         };
-        let giaddr = packet.giaddr();
+        let giaddr = packet.giaddr;
         let segment = if giaddr.is_unspecified() {
             arrival.local
         } else {
@@ -418,16 +388,14 @@ impl Engine {
         };
         let mut lease_changes = Vec::new();
         let (message_type, yiaddr) = match request.message_type {
-            MessageType::Discover => {
-                match leases.offer(subnet, client, packet.requested_ip_address(), now) {
-                    Some(ip) => (MessageType::Offer, ip),
-                    None => return silent(Silence::PoolExhausted),
-                }
-            }
+            MessageType::Discover => match leases.offer(subnet, client, packet.requested_ip, now) {
+                Some(ip) => (MessageType::Offer, ip),
+                None => return silent(Silence::PoolExhausted),
+            },
             MessageType::Request => {
-                let ciaddr = packet.ciaddr();
+                let ciaddr = packet.ciaddr;
                 let Some(ip) = packet
-                    .requested_ip_address()
+                    .requested_ip
                     .or((!ciaddr.is_unspecified()).then_some(ciaddr))
                 else {
                     return silent(Silence::NoAddress);
@@ -450,14 +418,14 @@ impl Engine {
                         message_type: request.message_type,
                     }),
                     lease_changes: leases
-                        .release(request.mac, packet.ciaddr(), now)
+                        .release(request.mac, packet.ciaddr, now)
                         .into_iter()
                         .collect(),
                 };
             }
             MessageType::Decline => {
                 let changes = packet
-                    .requested_ip_address()
+                    .requested_ip
                     .and_then(|ip| leases.decline(request.mac, ip, now));
                 return Outcome {
                     reply: Err(Silence::NoReplyNeeded {
@@ -470,7 +438,7 @@ impl Engine {
             _ => (MessageType::Ack, Ipv4Addr::UNSPECIFIED),
         };
         let subnet_def = &leases.subnets()[subnet];
-        let mut reply = PacketBuilder::reply_to_packet(packet, message_type);
+        let mut reply = PacketBuilder::reply_to(packet, message_type);
         reply.set_server_identifier(arrival.local);
         if message_type != MessageType::Nak {
             reply.set_yiaddr(yiaddr);
@@ -498,7 +466,7 @@ impl Engine {
             }
         }
         let destination = Destination::Dhcp(reply_destination(
-            &RequestAddressing::of(packet),
+            &packet.addressing(),
             message_type,
             yiaddr,
         ));
@@ -512,7 +480,7 @@ impl Engine {
     fn add_boot_fields(
         &mut self,
         reply: &mut PacketBuilder,
-        request: &Accepted<'_>,
+        request: &Accepted,
         arrival: &Arrival,
         (kind, file): &(ClientKind, BootFile),
         proxy: bool,
@@ -520,7 +488,7 @@ impl Engine {
     ) {
         let boot = &self.config.boot;
         let server = boot.tftp_server.unwrap_or(arrival.local);
-        let packet = &request.packet;
+        let packet = &request.request;
         let file_name = match (file, kind) {
             (BootFile::Ipxe(_), kind) if kind.is_ipxe() => {
                 expand_next_server(&boot.script_url, arrival.local)
@@ -548,8 +516,8 @@ impl Engine {
             b"PXEClient"
         };
         reply.set_vendor_class(class);
-        if let Some(guid) = packet.option(OptionCode::CLIENT_MACHINE_ID) {
-            reply.set_option(OptionCode::CLIENT_MACHINE_ID, &guid);
+        if let Some(guid) = packet.client_guid {
+            reply.set_client_guid(guid);
         }
         let strategy = self
             .config
@@ -560,7 +528,7 @@ impl Engine {
             });
         if arrival.service == Service::BootServer {
             // Echo the boot item the client asked for (PXE 2.1 §2.2.5).
-            let item = packet.pxe_vendor_options().and_then(|o| o.boot_item);
+            let item = packet.pxe_vendor_options.as_ref().and_then(|o| o.boot_item);
             let options = PxeVendorOptions {
                 boot_item: Some(item.unwrap_or((0, 0))),
                 ..PxeVendorOptions::default()
@@ -613,6 +581,28 @@ impl Engine {
 enum BootFile {
     Ipxe(pxe_policy::IpxeBinary),
     Custom(String),
+}
+
+/// What the policy is told about the client sending `request`.
+fn client_facts(request: &ClientRequest, mac: MacAddr, kind: ClientKind) -> ClientFacts {
+    let mut facts = ClientFacts::new(mac, kind);
+    facts.arch = request.arch();
+    facts.guid = request.client_guid.and_then(|guid| guid.meaningful());
+    facts.ipxe = request.ipxe_features;
+    facts.ip = (!request.ciaddr.is_unspecified()).then_some(request.ciaddr);
+    facts.hostname = request
+        .host_name
+        .as_ref()
+        .and_then(|name| String::from_utf8(name.clone()).ok());
+    if !request.giaddr.is_unspecified() {
+        let mut relay = RelayInfo::new(request.giaddr);
+        if let Some(info) = &request.relay_agent_info {
+            relay.circuit_id = info.circuit_id().map(<[u8]>::to_vec);
+            relay.remote_id = info.remote_id().map(<[u8]>::to_vec);
+        }
+        facts.relay = Some(relay);
+    }
+    facts
 }
 
 fn silent(reason: Silence) -> Outcome {

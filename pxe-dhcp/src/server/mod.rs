@@ -226,17 +226,19 @@ impl DhcpServerBuilder {
         let names: Vec<Option<&str>> = if self.interfaces.is_empty() {
             vec![None]
         } else {
-            self.interfaces.iter().map(|name| Some(name.as_str())).collect()
+            self.interfaces
+                .iter()
+                .map(|name| Some(name.as_str()))
+                .collect()
         };
         for (port, service) in ports {
             for name in &names {
-                let socket = PktInfoSocket::bind(port, *name).map_err(|source| {
-                    ServerError::Bind {
+                let socket =
+                    PktInfoSocket::bind(port, *name).map_err(|source| ServerError::Bind {
                         port,
                         interface: name.map(str::to_string),
                         source,
-                    }
-                })?;
+                    })?;
                 sockets.push((Arc::new(socket), service));
             }
         }
@@ -414,6 +416,7 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
 /// Locks a mutex, recovering from poisoning: every critical section leaves the state
 /// consistent before anything that could panic.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-

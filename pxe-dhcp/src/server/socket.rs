@@ -63,6 +63,7 @@ impl PktInfoSocket {
     }
 
     /// The bound port (useful when bound to port 0).
+    #[cfg(test)]
     pub(crate) fn local_port(&self) -> io::Result<u16> {
         Ok(self.inner.local_addr()?.port())
     }
