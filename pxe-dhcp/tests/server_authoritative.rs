@@ -45,7 +45,7 @@ fn write_hook(dir: &Path, ip_var: &str, mask_var: &str) -> std::path::PathBuf {
          case \"${{reason:-$1}}\" in\n\
            BOUND|RENEW|REBIND|REBOOT|bound|renew)\n\
              ip addr flush dev \"$interface\"\n\
-             ip addr add \"${ip_var}/${mask_var}\" dev \"$interface\" ;;\n\
+             ip addr add \"{ip_var}/{mask_var}\" dev \"$interface\" ;;\n\
            RELEASE|EXPIRE|STOP|deconfig)\n\
              ip addr flush dev \"$interface\" ;;\n\
          esac\n\

@@ -31,6 +31,11 @@ impl RunningServer {
         ns: &Arc<NetNs>,
         make: impl FnOnce() -> DhcpServerBuilder + Send + 'static,
     ) -> Self {
+        // RUST_LOG=pxe_dhcp=debug shows why each request was answered or dropped.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ns = Arc::clone(ns);
