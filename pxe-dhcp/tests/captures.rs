@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use pxe_dhcp::wire::{
-    ClientRequest, MessageType, Op, OptionCode, Packet, PacketBuilder, ReplyDestination,
+    options, ClientRequest, MessageType, Op, OptionCode, Packet, PacketBuilder, ReplyDestination,
 };
 use pxe_policy::{Arch, ClientGuid, IpxeBusId, IpxeFeature, IpxeVersion, MacAddr};
 
@@ -332,6 +332,11 @@ fn dnsmasq_replies() {
     assert_eq!(
         nopxedhcp.option(OptionCode::IPXE_ENCAPSULATED).as_deref(),
         Some(&[0xb0, 1, 1, 0xff][..])
+    );
+    // The encoder writes exactly what dnsmasq wrote for no-pxedhcp = 1.
+    assert_eq!(
+        options::encode_encapsulated([(options::IPXE_NO_PXEDHCP, &[1u8][..])]),
+        [0xb0, 1, 1, 0xff]
     );
 }
 

@@ -548,11 +548,12 @@ impl PacketBuilder {
             }
         }
         let used = filler.used;
+        // The options field alone could not hold every option, so `file` or `sname` holds
+        // some: file alone is 1, sname alone 2, both 3.
         let overload = match (used[1] > 0, used[2] > 0) {
             (true, true) => 3,
-            (true, false) => 1,
             (false, true) => 2,
-            (false, false) => unreachable_overload(),
+            _ => 1,
         };
         put(Area::Options, used[0], &[52, 1, overload, 255]);
         if used[1] > 0 {
@@ -563,13 +564,6 @@ impl PacketBuilder {
         }
         Ok((HEADER_LEN + used[0] + 4).max(BOOTP_MIN_LEN))
     }
-}
-
-/// When the plain layout did not fit, the options field alone cannot hold every option, so
-/// at least one piece went to `file` or `sname`: this branch cannot be taken. It is kept
-/// total (a valid overload value) rather than panicking.
-fn unreachable_overload() -> u8 {
-    1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,4 +659,91 @@ fn checked_name(field: &'static str, name: &[u8], size: usize) -> Result<Vec<u8>
         });
     }
     Ok(name.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_messages_are_padded_to_300() {
+        let b = PacketBuilder::request(MessageType::Discover, 1, MacAddr([2, 0, 0, 0, 0, 1]));
+        let bytes = b.to_vec().unwrap();
+        assert_eq!(bytes.len(), BOOTP_MIN_LEN);
+        assert_eq!(&bytes[HEADER_LEN..HEADER_LEN + 4], &[53, 1, 1, 255]);
+        assert!(bytes[HEADER_LEN + 4..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn message_type_first_relay_info_last() {
+        let mut b = PacketBuilder::new(Op::BootReply);
+        b.set_option(OptionCode::RELAY_AGENT_INFORMATION, &[1, 1, 9])
+            .set_server_identifier(Ipv4Addr::new(192, 0, 2, 1))
+            .set_message_type(MessageType::Offer)
+            .set_vendor_class(b"PXEClient");
+        let codes: Vec<u8> = b.options().map(|(code, _)| code.0).collect();
+        assert_eq!(codes, [53, 54, 60, 82]);
+        // Replacing keeps the position.
+        b.set_server_identifier(Ipv4Addr::new(192, 0, 2, 2));
+        let codes: Vec<u8> = b.options().map(|(code, _)| code.0).collect();
+        assert_eq!(codes, [53, 54, 60, 82]);
+        assert_eq!(
+            b.option(OptionCode::SERVER_IDENTIFIER),
+            Some(&[192, 0, 2, 2][..])
+        );
+        assert_eq!(
+            b.remove_option(OptionCode::VENDOR_CLASS_IDENTIFIER),
+            Some(b"PXEClient".to_vec())
+        );
+        assert_eq!(b.message_type(), Some(MessageType::Offer));
+    }
+
+    #[test]
+    fn fixed_fields_are_bounded() {
+        let mut b = PacketBuilder::new(Op::BootReply);
+        assert_eq!(
+            b.set_file(&[b'a'; 128]).map(|_| ()),
+            Err(EmitError::FieldTooLong {
+                field: "file",
+                len: 128,
+                max: 127
+            })
+        );
+        assert!(b.set_file(&[b'a'; 127]).is_ok());
+        assert!(b.set_sname(&[b'a'; 64]).is_err());
+        assert!(b.set_sname(b"name\0\0").is_ok());
+        assert_eq!(b.sname(), b"name");
+        assert!(b.set_chaddr(&[1; 17]).is_err());
+        b.set_chaddr(&[1; 16]).unwrap();
+        assert_eq!((b.hlen(), b.chaddr().len()), (16, 16));
+        b.set_max_len(10);
+        assert_eq!(b.max_len(), MIN_MAX_LEN);
+    }
+
+    #[test]
+    fn emit_reports_short_buffers() {
+        let b = PacketBuilder::new(Op::BootRequest);
+        let mut buf = [0u8; 299];
+        assert_eq!(
+            b.emit(&mut buf),
+            Err(EmitError::BufferTooSmall {
+                needed: 300,
+                got: 299
+            })
+        );
+        let mut buf = [0xffu8; 400];
+        assert_eq!(b.emit(&mut buf), Ok(300));
+        assert_eq!(buf[300], 0xff, "nothing past the message is touched");
+    }
+
+    #[test]
+    fn empty_options_are_written_once() {
+        let mut b = PacketBuilder::new(Op::BootRequest);
+        b.set_option(OptionCode::RAPID_COMMIT, &[]);
+        let bytes = b.to_vec().unwrap();
+        assert_eq!(&bytes[HEADER_LEN..HEADER_LEN + 3], &[80, 0, 255]);
+        assert_eq!(encoded_len(&[]), 2);
+        assert_eq!(encoded_len(&[0; 255]), 257);
+        assert_eq!(encoded_len(&[0; 256]), 260);
+    }
 }

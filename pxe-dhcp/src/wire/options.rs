@@ -556,6 +556,21 @@ impl PxeVendorOptions {
     /// Discovery control value 8: skip discovery, boot the file named in the offer.
     pub const USE_BOOT_FILE: u8 = 8;
 
+    /// No sub-options; set fields on it (the struct is `#[non_exhaustive]`, so it is built
+    /// from this or [`Default`] and then assigned to).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Just discovery control 8: "boot the file named in this offer, skip discovery", the
+    /// option 43 that BIOS PXE ROMs need in a proxy offer (FIRMWARE.md).
+    pub fn use_boot_file() -> Self {
+        Self {
+            discovery_control: Some(Self::USE_BOOT_FILE),
+            ..Self::default()
+        }
+    }
+
     /// Reads sub-options up to End; fixed-size ones must have their size.
     pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
         let code = OptionCode::VENDOR_SPECIFIC;
@@ -715,6 +730,7 @@ mod tests {
         };
         let encoded = options.encode();
         assert_eq!(&encoded[..3], &[6, 1, 8]);
+        assert_eq!(PxeVendorOptions::use_boot_file().encode(), [6, 1, 8, 255]);
         assert_eq!(encoded.last(), Some(&255));
         assert_eq!(PxeVendorOptions::decode(&encoded), Ok(options));
         assert!(PxeVendorOptions::decode(&[71, 3, 0, 0, 0]).is_err());

@@ -331,9 +331,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Option 52: which header fields carry options. `None` when absent or invalid.
     pub fn overload(&self) -> Option<Overload> {
-        let (_, data) = Region::Options
-            .iter(self.options_field())
-            .find(|(code, _)| *code == OptionCode::OPTION_OVERLOAD)?;
+        let mut pos = 0;
+        let data = core::iter::from_fn(|| next_option(self.options_field(), &mut pos).ok()?)
+            .find(|(code, _)| *code == OptionCode::OPTION_OVERLOAD)?
+            .1;
         match data {
             [value] => Overload::from_code(*value),
             _ => None,
@@ -459,14 +460,6 @@ enum Region {
     Done,
 }
 
-impl Region {
-    /// A plain iterator over one field's options, stopping at End or at bad framing.
-    fn iter(self, field: &[u8]) -> impl Iterator<Item = (OptionCode, &[u8])> {
-        let mut pos = 0;
-        core::iter::from_fn(move || next_option(field, &mut pos).ok().flatten())
-    }
-}
-
 /// The iterator of [`Packet::options`].
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
@@ -578,5 +571,155 @@ fn walk(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal valid message: header, cookie, then `options` as given.
+    fn message(options: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        bytes[field::OP] = 1;
+        bytes[field::HTYPE] = 1;
+        bytes[field::HLEN] = 6;
+        bytes[field::MAGIC_COOKIE].copy_from_slice(&MAGIC_COOKIE);
+        bytes.extend_from_slice(options);
+        bytes
+    }
+
+    #[test]
+    fn check_rejects_what_it_must() {
+        assert_eq!(
+            Packet::new_checked(&[0u8; 100][..]),
+            Err(DecodeError::Truncated {
+                field: "bootp header",
+                needed: 240,
+                got: 100
+            })
+        );
+        assert!(matches!(
+            Packet::new_checked(&[0u8; 238][..]),
+            Err(DecodeError::Truncated {
+                field: "magic cookie",
+                ..
+            })
+        ));
+        let mut bytes = message(&[255]);
+        bytes[236] = 98;
+        assert!(matches!(
+            Packet::new_checked(&bytes[..]),
+            Err(DecodeError::BadMagicCookie { .. })
+        ));
+        let mut bytes = message(&[255]);
+        bytes[field::HLEN] = 17;
+        assert_eq!(
+            Packet::new_checked(&bytes[..]),
+            Err(DecodeError::BadHardwareLength { hlen: 17 })
+        );
+        assert_eq!(
+            Packet::new_checked(&message(&[53, 1, 1, 60, 9, b'P'])[..]),
+            Err(DecodeError::OptionOverrun {
+                code: OptionCode(60),
+                field: "options",
+                offset: 3,
+                len: 9,
+                available: 1
+            })
+        );
+        // A code with no length byte at the very end.
+        assert!(matches!(
+            Packet::new_checked(&message(&[53, 1, 1, 60])[..]),
+            Err(DecodeError::OptionOverrun {
+                len: 0,
+                available: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Packet::new_checked(&message(&[52, 2, 1, 1])[..]),
+            Err(DecodeError::BadOptionLength { .. })
+        ));
+    }
+
+    #[test]
+    fn end_is_optional_and_pad_is_skipped() {
+        let bytes = message(&[0, 0, 53, 1, 3, 0, 61, 2, 0, 7]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        let codes: Vec<_> = packet.options().map(|o| o.code.0).collect();
+        assert_eq!(codes, [53, 61]);
+        assert_eq!(packet.message_type(), Some(MessageType::Request));
+        // Nothing after End is read, not even garbage.
+        let bytes = message(&[53, 1, 1, 255, 60, 200]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.options().count(), 1);
+    }
+
+    #[test]
+    fn overload_order_is_options_file_sname() {
+        let mut bytes = message(&[53, 1, 2, 52, 1, 3, 77, 1, b'a', 255]);
+        bytes[field::FILE][..4].copy_from_slice(&[77, 1, b'b', 255]);
+        bytes[field::SNAME][..5].copy_from_slice(&[77, 1, b'c', 12, 0]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.overload(), Some(Overload::Both));
+        let codes: Vec<_> = packet.options().map(|o| o.code.0).collect();
+        assert_eq!(codes, [53, 52, 77, 77, 77, 12]);
+        assert_eq!(
+            packet.option(OptionCode::USER_CLASS).as_deref(),
+            Some(&b"abc"[..])
+        );
+        assert_eq!((packet.server_name(), packet.boot_file()), (None, None));
+        // Only option 52 in the options field counts.
+        let mut bytes = message(&[53, 1, 2, 255]);
+        bytes[field::FILE][..3].copy_from_slice(&[52, 1, 3]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.overload(), None);
+        assert_eq!(packet.options().count(), 1);
+    }
+
+    #[test]
+    fn names_stop_at_nul() {
+        let mut bytes = message(&[255]);
+        bytes[field::FILE][..6].copy_from_slice(b"a.efi\0");
+        bytes[field::SNAME][..3].copy_from_slice(b"srv");
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.boot_file(), Some(&b"a.efi"[..]));
+        assert_eq!(packet.server_name(), Some(&b"srv"[..]));
+    }
+
+    #[test]
+    fn unchecked_views_are_total() {
+        for len in 0..260 {
+            let bytes = vec![0xffu8; len];
+            let packet = Packet::new_unchecked(&bytes[..]);
+            let _ = (
+                packet.xid(),
+                packet.chaddr(),
+                packet.file(),
+                packet.client_mac(),
+            );
+            let _ = (
+                packet.options().count(),
+                packet.merged_options(),
+                packet.overload(),
+            );
+            assert_eq!(packet.chaddr().len(), if len >= 44 { 16 } else { 0 });
+        }
+    }
+
+    #[test]
+    fn chaddr_follows_hlen_and_htype() {
+        let mut bytes = message(&[255]);
+        bytes[field::CHADDR][..6].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.chaddr(), &[2, 0, 0, 0, 0, 9]);
+        assert_eq!(packet.client_mac(), Some(MacAddr([2, 0, 0, 0, 0, 9])));
+        bytes[field::HTYPE] = 32; // InfiniBand
+        bytes[field::HLEN] = 0;
+        let packet = Packet::new_checked(&bytes[..]).unwrap();
+        assert_eq!(packet.client_mac(), None);
+        assert_eq!(packet.chaddr(), &[] as &[u8]);
+        assert_eq!(packet.chaddr_mac(), MacAddr([2, 0, 0, 0, 0, 9]));
     }
 }

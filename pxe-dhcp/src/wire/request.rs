@@ -11,8 +11,9 @@ use super::{DecodeError, Flags, MessageType, Op, OptionCode, Packet, RequestAddr
 /// What a client said in one message, read in one pass and owned: the facts a DHCP server
 /// and a boot policy decide on.
 ///
-/// Options that are present but malformed are listed in [`ClientRequest::malformed`] and
-/// otherwise treated as absent, so one bad option does not cost the whole message.
+/// Options that are present but malformed are listed, with why, in
+/// [`ClientRequest::malformed`] and otherwise treated as absent, so one bad option does not
+/// cost the whole message (a server logs them at `debug`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientRequest {
@@ -75,8 +76,8 @@ pub struct ClientRequest {
     pub host_name: Option<Vec<u8>>,
     /// Every option code present, in wire order, each once.
     pub option_codes: Vec<OptionCode>,
-    /// Options present whose data did not decode.
-    pub malformed: Vec<OptionCode>,
+    /// Options present whose data did not decode, and why.
+    pub malformed: Vec<(OptionCode, DecodeError)>,
 }
 
 impl ClientRequest {
@@ -134,8 +135,7 @@ impl ClientRequest {
         for (code, data) in packet.merged_options() {
             request.option_codes.push(code);
             if let Err(error) = request.read_option(code, &data) {
-                let _ = error;
-                request.malformed.push(code);
+                request.malformed.push((code, error));
             }
         }
         request
@@ -249,5 +249,41 @@ impl ClientRequest {
                 usize::from(size).saturating_sub(IP_UDP_HEADER_LEN)
             })
             .max(MIN_MAX_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::PacketBuilder;
+
+    #[test]
+    fn malformed_options_are_listed_not_fatal() {
+        let mut b = PacketBuilder::request(MessageType::Discover, 9, MacAddr([2, 0, 0, 0, 0, 1]));
+        b.set_option(OptionCode::CLIENT_SYSTEM_ARCHITECTURE, &[0, 7, 0])
+            .set_option(OptionCode::CLIENT_MACHINE_ID, &[1; 17])
+            .set_option(OptionCode::MAXIMUM_MESSAGE_SIZE, &[2, 64])
+            .set_vendor_class(b"PXEClient:Arch:00009:UNDI:003016");
+        let request = ClientRequest::parse(&b.to_vec().unwrap()).unwrap();
+        let bad: Vec<u8> = request.malformed.iter().map(|(code, _)| code.0).collect();
+        assert_eq!(bad, [93, 97]);
+        assert!(matches!(
+            request.malformed[0].1,
+            DecodeError::BadOptionLength { len: 3, .. }
+        ));
+        assert!(request.client_arch.is_empty());
+        // Option 93 is unusable, so the vendor class's Arch field answers.
+        assert_eq!(request.arch(), Some(Arch::EBC));
+        assert_eq!(request.max_message_size, Some(576));
+        assert_eq!(request.max_reply_len(), MIN_MAX_LEN);
+        assert_eq!(request.client_mac(), Some(MacAddr([2, 0, 0, 0, 0, 1])));
+    }
+
+    #[test]
+    fn tiny_max_message_size_is_raised_to_the_legal_minimum() {
+        let mut b = PacketBuilder::request(MessageType::Discover, 9, MacAddr::default());
+        b.set_option(OptionCode::MAXIMUM_MESSAGE_SIZE, &[0, 10]);
+        let request = ClientRequest::parse(&b.to_vec().unwrap()).unwrap();
+        assert_eq!(request.max_reply_len(), MIN_MAX_LEN);
     }
 }
