@@ -1,5 +1,5 @@
-//! DHCPv4 for network boot: the wire format with the PXE and iPXE options, and (to come)
-//! proxyDHCP and authoritative DHCP serving.
+//! DHCPv4 for network boot: the wire format with the PXE and iPXE options, and proxyDHCP
+//! and authoritative DHCP serving.
 //!
 //! [`wire`] is the message layer: a zero-copy [`wire::Packet`] view over received bytes, typed
 //! decoders for the options network-boot clients send (60, 77, 93, 94, 97, 175, …), the
@@ -7,9 +7,17 @@
 //! replies, and [`wire::reply_destination`], RFC 2131 §4.1's addressing rule as a pure
 //! function.
 //!
-//! What it does not do: no sockets, no clocks, no lease or boot decisions. The wire layer
+//! [`proto`] holds the serving decisions as pure functions (request → policy facts → reply,
+//! time as an argument); [`lease`] the address pools, reservations, bindings and their
+//! crash-safe journal; [`server`] the tokio server that owns the sockets (IP_PKTINFO) and
+//! asks the [`pxe_policy::Policy`].
+//!
+//! What [`wire`] does not do: no sockets, no clocks, no lease or boot decisions. The wire layer
 //! never panics on network input: once [`wire::Packet::new_checked`] accepts a buffer, every
 //! accessor is total (and the accessors stay panic-free even on an unchecked view).
 #![forbid(unsafe_code)]
 
+pub mod lease;
+pub mod proto;
+pub mod server;
 pub mod wire;

@@ -1,0 +1,648 @@
+//! Address leases for authoritative mode: pools per subnet, static reservations, and the
+//! binding table, with no I/O and no clock reads (time is an argument).
+//!
+//! Clients are keyed on their hardware address (`chaddr`), not on option 61: EDK2 sends no
+//! client identifier and the iPXE it chainloads does, and both stages of one machine must get
+//! one lease. A reservation may still name a client identifier, matched when a client sends
+//! one.
+//!
+//! Every change that must survive a crash comes back as a [`LeaseChange`]; the server appends
+//! it to the [`LeaseJournal`] before it sends the reply that announces it, so after a kill -9
+//! and restart every client keeps its address and no address is bound to two clients. Offers
+//! are held in memory only: an offer lost in a crash is harmless, because the REQUEST that
+//! follows it is checked against the persisted bindings.
+
+mod journal;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, SystemTime};
+
+use pxe_policy::MacAddr;
+
+pub use journal::LeaseJournal;
+
+/// An IPv4 subnet served in authoritative mode: its address range and the options its clients
+/// are given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subnet {
+    /// The network address (host bits zero).
+    pub network: Ipv4Addr,
+    /// The prefix length (24 for a /24).
+    pub prefix_len: u8,
+    /// First address of the dynamic pool (inclusive).
+    pub pool_start: Ipv4Addr,
+    /// Last address of the dynamic pool (inclusive).
+    pub pool_end: Ipv4Addr,
+    /// The default router (option 3), when there is one.
+    pub router: Option<Ipv4Addr>,
+    /// DNS servers (option 6).
+    pub dns_servers: Vec<Ipv4Addr>,
+    /// The lease time handed to clients (option 51).
+    pub lease_time: Duration,
+}
+
+impl Subnet {
+    /// A subnet `network/prefix_len` whose dynamic pool is `pool_start..=pool_end`, with no
+    /// router, no DNS servers and a one-hour lease time.
+    pub fn new(
+        network: Ipv4Addr,
+        prefix_len: u8,
+        pool_start: Ipv4Addr,
+        pool_end: Ipv4Addr,
+    ) -> Self {
+        let prefix_len = prefix_len.min(32);
+        Self {
+            network: Ipv4Addr::from(u32::from(network) & prefix_mask(prefix_len)),
+            prefix_len,
+            pool_start,
+            pool_end,
+            router: None,
+            dns_servers: Vec::new(),
+            lease_time: Duration::from_secs(3600),
+        }
+    }
+
+    /// Sets the router (option 3).
+    #[must_use]
+    pub fn router(mut self, router: Ipv4Addr) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Adds a DNS server (option 6).
+    #[must_use]
+    pub fn dns_server(mut self, server: Ipv4Addr) -> Self {
+        self.dns_servers.push(server);
+        self
+    }
+
+    /// Sets the lease time (option 51).
+    #[must_use]
+    pub fn lease_time(mut self, lease_time: Duration) -> Self {
+        self.lease_time = lease_time;
+        self
+    }
+
+    /// The subnet mask (option 1).
+    pub fn mask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(prefix_mask(self.prefix_len))
+    }
+
+    /// The directed broadcast address (option 28).
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !prefix_mask(self.prefix_len))
+    }
+
+    /// Whether `ip` lies inside this subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & prefix_mask(self.prefix_len) == u32::from(self.network)
+    }
+
+    fn in_pool(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(self.pool_start)..=u32::from(self.pool_end)).contains(&u32::from(ip))
+    }
+
+    fn pool_len(&self) -> u32 {
+        u32::from(self.pool_end)
+            .saturating_sub(u32::from(self.pool_start))
+            .saturating_add(1)
+    }
+}
+
+fn prefix_mask(prefix_len: u8) -> u32 {
+    match prefix_len {
+        0 => 0,
+        len => u32::MAX << (32 - u32::from(len.min(32))),
+    }
+}
+
+/// A fixed address for one client, by MAC address or by client identifier (option 61).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reservation {
+    /// The reserved address; it may lie inside or outside the dynamic pool.
+    pub ip: Ipv4Addr,
+    /// Matches a client by its hardware address.
+    pub mac: Option<MacAddr>,
+    /// Matches a client that sends this option 61 value (type byte included).
+    pub client_id: Option<Vec<u8>>,
+}
+
+impl Reservation {
+    /// Reserves `ip` for the client with hardware address `mac`.
+    pub fn by_mac(mac: MacAddr, ip: Ipv4Addr) -> Self {
+        Self {
+            ip,
+            mac: Some(mac),
+            client_id: None,
+        }
+    }
+
+    /// Reserves `ip` for the client that sends option 61 `client_id` (type byte included).
+    pub fn by_client_id(client_id: impl Into<Vec<u8>>, ip: Ipv4Addr) -> Self {
+        Self {
+            ip,
+            mac: None,
+            client_id: Some(client_id.into()),
+        }
+    }
+
+    fn matches(&self, client: LeaseClient<'_>) -> bool {
+        self.mac == Some(client.mac)
+            || (self.client_id.is_some() && self.client_id.as_deref() == client.client_id)
+    }
+}
+
+/// Who is asking for a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseClient<'a> {
+    /// The hardware address: the lease key.
+    pub mac: MacAddr,
+    /// Option 61 when sent: consulted only to match reservations.
+    pub client_id: Option<&'a [u8]>,
+}
+
+/// A binding of an address to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The client's hardware address.
+    pub mac: MacAddr,
+    /// The bound address.
+    pub ip: Ipv4Addr,
+    /// When the binding ends (a released lease ends when it was released).
+    pub expires: SystemTime,
+}
+
+/// A change to the bindings that must be persisted before the client hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeaseChange {
+    /// `mac` holds `ip` until `expires` (DHCPACK to a REQUEST).
+    Bind(Lease),
+    /// The client gave its address back (DHCPRELEASE), or the address was handed to another
+    /// client after the lease expired.
+    Free {
+        /// The client that held the address.
+        mac: MacAddr,
+        /// The address.
+        ip: Ipv4Addr,
+    },
+    /// A client reported the address in use by someone else (DHCPDECLINE): do not hand it
+    /// out before `until`.
+    Decline {
+        /// The address.
+        ip: Ipv4Addr,
+        /// When it may be offered again.
+        until: SystemTime,
+    },
+}
+
+/// Why a DHCPREQUEST for an address cannot be granted: the server answers DHCPNAK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The address is not in the client's subnet, or is not ours to give.
+    WrongSubnet,
+    /// Another client holds the address (or it is reserved for one, or declined).
+    InUse,
+    /// The client's reservation names a different address.
+    Reserved,
+}
+
+/// How long an offered address is held for the client before another may be offered it.
+const OFFER_HOLD: Duration = Duration::from_secs(30);
+/// How long a declined address stays out of use (RFC 2131 §3.1 leaves it to the server).
+const DECLINE_HOLD: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Offered,
+    Bound,
+    Free,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    ip: Ipv4Addr,
+    expires: SystemTime,
+    state: State,
+}
+
+/// The binding table: which client holds which address, for every subnet served.
+#[derive(Debug, Clone)]
+pub struct LeaseStore {
+    subnets: Vec<Subnet>,
+    reservations: Vec<Reservation>,
+    by_mac: HashMap<MacAddr, Entry>,
+    by_ip: HashMap<Ipv4Addr, MacAddr>,
+    declined: HashMap<Ipv4Addr, SystemTime>,
+    /// Per subnet, where the search for a never-used address resumes.
+    cursors: Vec<u32>,
+}
+
+impl LeaseStore {
+    /// An empty table over `subnets`, honouring `reservations`.
+    pub fn new(subnets: Vec<Subnet>, reservations: Vec<Reservation>) -> Self {
+        let cursors = vec![0; subnets.len()];
+        Self {
+            subnets,
+            reservations,
+            by_mac: HashMap::new(),
+            by_ip: HashMap::new(),
+            declined: HashMap::new(),
+            cursors,
+        }
+    }
+
+    /// The subnets served.
+    pub fn subnets(&self) -> &[Subnet] {
+        &self.subnets
+    }
+
+    /// The subnet that contains `ip` (the relay's giaddr, or the receiving interface's
+    /// address).
+    pub fn subnet_for(&self, ip: Ipv4Addr) -> Option<&Subnet> {
+        self.subnets.iter().find(|subnet| subnet.contains(ip))
+    }
+
+    /// The current binding of `mac`, if it holds an unexpired one.
+    pub fn lease_of(&self, mac: MacAddr, now: SystemTime) -> Option<Lease> {
+        let entry = self.by_mac.get(&mac)?;
+        (entry.state == State::Bound && entry.expires > now).then_some(Lease {
+            mac,
+            ip: entry.ip,
+            expires: entry.expires,
+        })
+    }
+
+    /// Every unexpired binding, in no particular order.
+    pub fn leases(&self, now: SystemTime) -> impl Iterator<Item = Lease> + '_ {
+        self.by_mac.iter().filter_map(move |(mac, entry)| {
+            (entry.state == State::Bound && entry.expires > now).then_some(Lease {
+                mac: *mac,
+                ip: entry.ip,
+                expires: entry.expires,
+            })
+        })
+    }
+
+    /// Picks an address to offer `client` in `subnet` (an index into [`Self::subnets`]) and
+    /// holds it briefly. In order of preference: the client's reservation, its current or
+    /// last address, the address it asked for (option 50), then a free pool address.
+    /// `None` when the pool is exhausted.
+    pub fn offer(
+        &mut self,
+        subnet: usize,
+        client: LeaseClient<'_>,
+        requested: Option<Ipv4Addr>,
+        now: SystemTime,
+    ) -> Option<Ipv4Addr> {
+        let subnet_def = self.subnets.get(subnet)?;
+        if let Some(reserved) = self.reservation_for(client) {
+            return subnet_def.contains(reserved).then_some(reserved);
+        }
+        let ip = self
+            .by_mac
+            .get(&client.mac)
+            .map(|entry| entry.ip)
+            .filter(|ip| self.is_available(subnet, *ip, client.mac, now))
+            .or_else(|| requested.filter(|ip| self.is_available(subnet, *ip, client.mac, now)))
+            .or_else(|| self.find_free(subnet, client.mac, now))?;
+        self.hold(client.mac, ip, now + OFFER_HOLD, State::Offered);
+        Some(ip)
+    }
+
+    /// Grants (or refuses) `ip` to `client` for the subnet's lease time: a DHCPREQUEST in the
+    /// SELECTING, INIT-REBOOT, RENEWING or REBINDING state. On success the returned changes
+    /// must be persisted before the DHCPACK is sent.
+    pub fn request(
+        &mut self,
+        subnet: usize,
+        client: LeaseClient<'_>,
+        ip: Ipv4Addr,
+        now: SystemTime,
+    ) -> Result<(Lease, Vec<LeaseChange>), Refusal> {
+        let subnet_def = self.subnets.get(subnet).ok_or(Refusal::WrongSubnet)?;
+        if !subnet_def.contains(ip) {
+            return Err(Refusal::WrongSubnet);
+        }
+        let lease_time = subnet_def.lease_time;
+        match self.reservation_for(client) {
+            Some(reserved) if reserved != ip => return Err(Refusal::Reserved),
+            Some(_) => {}
+            None if !self.is_available(subnet, ip, client.mac, now) => {
+                return Err(if self.subnets[subnet].in_pool(ip) {
+                    Refusal::InUse
+                } else {
+                    Refusal::WrongSubnet
+                });
+            }
+            None => {}
+        }
+        if self.reserved_for_other(ip, client) {
+            return Err(Refusal::InUse);
+        }
+        let mut changes = Vec::with_capacity(2);
+        // A previous holder whose lease expired loses the address now; persist that, so a
+        // replay never sees two holders.
+        if let Some(&holder) = self.by_ip.get(&ip) {
+            if holder != client.mac {
+                changes.push(LeaseChange::Free { mac: holder, ip });
+                self.by_mac.remove(&holder);
+            }
+        }
+        let lease = Lease {
+            mac: client.mac,
+            ip,
+            expires: now + lease_time,
+        };
+        changes.push(LeaseChange::Bind(lease));
+        self.hold(client.mac, ip, lease.expires, State::Bound);
+        Ok((lease, changes))
+    }
+
+    /// A DHCPRELEASE: frees `ip` if `mac` holds it. The address stays remembered as the
+    /// client's last one, so it gets it back if nobody else took it.
+    pub fn release(&mut self, mac: MacAddr, ip: Ipv4Addr, now: SystemTime) -> Option<LeaseChange> {
+        let entry = self.by_mac.get_mut(&mac)?;
+        if entry.ip != ip || entry.state != State::Bound {
+            return None;
+        }
+        entry.state = State::Free;
+        entry.expires = now;
+        Some(LeaseChange::Free { mac, ip })
+    }
+
+    /// A DHCPDECLINE: `mac` found `ip` in use by another host. The address is taken out of
+    /// use for a while and the client's binding is dropped.
+    pub fn decline(&mut self, mac: MacAddr, ip: Ipv4Addr, now: SystemTime) -> Option<LeaseChange> {
+        let entry = self.by_mac.get(&mac)?;
+        if entry.ip != ip {
+            return None;
+        }
+        self.by_mac.remove(&mac);
+        self.by_ip.remove(&ip);
+        let until = now + DECLINE_HOLD;
+        self.declined.insert(ip, until);
+        Some(LeaseChange::Decline { ip, until })
+    }
+
+    /// Replays a persisted change (at start-up, from the journal).
+    pub fn apply(&mut self, change: LeaseChange) {
+        match change {
+            LeaseChange::Bind(lease) => {
+                if let Some(&holder) = self.by_ip.get(&lease.ip) {
+                    if holder != lease.mac {
+                        self.by_mac.remove(&holder);
+                    }
+                }
+                self.hold(lease.mac, lease.ip, lease.expires, State::Bound);
+            }
+            LeaseChange::Free { mac, ip } => {
+                if let Some(entry) = self.by_mac.get_mut(&mac) {
+                    if entry.ip == ip {
+                        entry.state = State::Free;
+                    }
+                }
+            }
+            LeaseChange::Decline { ip, until } => {
+                if let Some(holder) = self.by_ip.remove(&ip) {
+                    self.by_mac.remove(&holder);
+                }
+                self.declined.insert(ip, until);
+            }
+        }
+    }
+
+    /// The changes that rebuild the persistent state of this table (for compacting the
+    /// journal): every binding and every declined address still in force at `now`.
+    pub fn snapshot(&self, now: SystemTime) -> Vec<LeaseChange> {
+        let mut changes: Vec<LeaseChange> = self.leases(now).map(LeaseChange::Bind).collect();
+        changes.extend(self.declined.iter().filter(|(_, until)| **until > now).map(
+            |(ip, until)| LeaseChange::Decline {
+                ip: *ip,
+                until: *until,
+            },
+        ));
+        changes
+    }
+
+    fn reservation_for(&self, client: LeaseClient<'_>) -> Option<Ipv4Addr> {
+        // A client-id reservation wins over a MAC one: it is the more specific identity.
+        self.reservations
+            .iter()
+            .find(|r| r.client_id.is_some() && r.client_id.as_deref() == client.client_id)
+            .or_else(|| self.reservations.iter().find(|r| r.matches(client)))
+            .map(|r| r.ip)
+    }
+
+    fn reserved_for_other(&self, ip: Ipv4Addr, client: LeaseClient<'_>) -> bool {
+        self.reservations
+            .iter()
+            .any(|r| r.ip == ip && !r.matches(client))
+    }
+
+    /// Whether `ip` may be given to `mac`: inside the pool, not reserved for another client,
+    /// not declined, and either unheld or held by `mac` or by a lapsed holder.
+    fn is_available(&self, subnet: usize, ip: Ipv4Addr, mac: MacAddr, now: SystemTime) -> bool {
+        let subnet_def = &self.subnets[subnet];
+        if !subnet_def.in_pool(ip) || ip == subnet_def.network || ip == subnet_def.broadcast() {
+            return false;
+        }
+        if self.declined.get(&ip).is_some_and(|until| *until > now) {
+            return false;
+        }
+        if self
+            .reservations
+            .iter()
+            .any(|r| r.ip == ip && r.mac != Some(mac))
+        {
+            return false;
+        }
+        match self.by_ip.get(&ip) {
+            None => true,
+            Some(holder) if *holder == mac => true,
+            Some(holder) => self.by_mac.get(holder).is_none_or(|entry| {
+                entry.ip != ip || entry.state == State::Free || entry.expires <= now
+            }),
+        }
+    }
+
+    /// A free pool address: first one never used (from the subnet's cursor), then the one
+    /// whose holder lapsed longest ago.
+    fn find_free(&mut self, subnet: usize, mac: MacAddr, now: SystemTime) -> Option<Ipv4Addr> {
+        let subnet_def = &self.subnets[subnet];
+        let start = u32::from(subnet_def.pool_start);
+        let len = subnet_def.pool_len();
+        let cursor = self.cursors[subnet];
+        for step in 0..len {
+            let offset = cursor.wrapping_add(step) % len;
+            let ip = Ipv4Addr::from(start.wrapping_add(offset));
+            if !self.by_ip.contains_key(&ip) && self.is_available(subnet, ip, mac, now) {
+                self.cursors[subnet] = offset.wrapping_add(1) % len;
+                return Some(ip);
+            }
+        }
+        // Every address has been used once: reuse the one that lapsed first.
+        self.by_ip
+            .keys()
+            .copied()
+            .filter(|ip| self.subnets[subnet].in_pool(*ip))
+            .filter(|ip| self.is_available(subnet, *ip, mac, now))
+            .min_by_key(|ip| {
+                self.by_ip
+                    .get(ip)
+                    .and_then(|holder| self.by_mac.get(holder))
+                    .map(|entry| entry.expires)
+            })
+    }
+
+    fn hold(&mut self, mac: MacAddr, ip: Ipv4Addr, expires: SystemTime, state: State) {
+        if let Some(&holder) = self.by_ip.get(&ip) {
+            if holder != mac {
+                self.by_mac.remove(&holder);
+            }
+        }
+        if let Some(previous) = self.by_mac.insert(mac, Entry { ip, expires, state }) {
+            if previous.ip != ip && self.by_ip.get(&previous.ip) == Some(&mac) {
+                self.by_ip.remove(&previous.ip);
+            }
+        }
+        self.by_ip.insert(ip, mac);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnet() -> Subnet {
+        Subnet::new(
+            Ipv4Addr::new(192, 0, 2, 0),
+            24,
+            Ipv4Addr::new(192, 0, 2, 100),
+            Ipv4Addr::new(192, 0, 2, 102),
+        )
+    }
+
+    fn client(n: u8) -> LeaseClient<'static> {
+        LeaseClient {
+            mac: MacAddr([2, 0, 0, 0, 0, n]),
+            client_id: None,
+        }
+    }
+
+    fn t(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    #[test]
+    fn offer_request_and_renew_keep_one_address() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let ip = store.offer(0, client(1), None, t(0)).unwrap();
+        assert_eq!(ip, Ipv4Addr::new(192, 0, 2, 100));
+        // A second client is not offered the held address.
+        assert_eq!(
+            store.offer(0, client(2), None, t(1)),
+            Some(Ipv4Addr::new(192, 0, 2, 101))
+        );
+        let (lease, changes) = store.request(0, client(1), ip, t(2)).unwrap();
+        assert_eq!(changes, vec![LeaseChange::Bind(lease)]);
+        assert_eq!(store.lease_of(client(1).mac, t(3)), Some(lease));
+        // Renewal, and a new DISCOVER, give the same address.
+        assert_eq!(store.offer(0, client(1), None, t(100)), Some(ip));
+        assert!(store.request(0, client(1), ip, t(100)).is_ok());
+        // Another client asking for it is refused.
+        assert_eq!(store.request(0, client(2), ip, t(101)), Err(Refusal::InUse));
+    }
+
+    #[test]
+    fn pool_exhaustion_and_expiry_reuse() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        for n in 1..=3 {
+            let ip = store.offer(0, client(n), None, t(0)).unwrap();
+            store.request(0, client(n), ip, t(0)).unwrap();
+        }
+        assert_eq!(store.offer(0, client(4), None, t(10)), None);
+        // After the leases lapse, a lapsed address is reused; its old holder is gone.
+        let ip = store.offer(0, client(4), None, t(4000)).unwrap();
+        let (lease, changes) = store.request(0, client(4), ip, t(4000)).unwrap();
+        assert_eq!(changes.last(), Some(&LeaseChange::Bind(lease)));
+        assert_eq!(store.leases(t(4001)).collect::<Vec<_>>(), vec![lease]);
+        assert!(store
+            .by_ip
+            .values()
+            .all(|mac| store.by_mac[mac].ip != ip || *mac == lease.mac));
+    }
+
+    #[test]
+    fn reservations_by_mac_and_client_id() {
+        let fixed = Ipv4Addr::new(192, 0, 2, 50);
+        let by_id = Ipv4Addr::new(192, 0, 2, 51);
+        let mut store = LeaseStore::new(
+            vec![subnet()],
+            vec![
+                Reservation::by_mac(client(1).mac, fixed),
+                Reservation::by_client_id(vec![0, b'x'], by_id),
+            ],
+        );
+        assert_eq!(store.offer(0, client(1), None, t(0)), Some(fixed));
+        assert!(store.request(0, client(1), fixed, t(0)).is_ok());
+        assert_eq!(
+            store.request(0, client(1), Ipv4Addr::new(192, 0, 2, 100), t(0)),
+            Err(Refusal::Reserved)
+        );
+        let with_id = LeaseClient {
+            mac: client(9).mac,
+            client_id: Some(&[0, b'x']),
+        };
+        assert_eq!(store.offer(0, with_id, None, t(0)), Some(by_id));
+        assert_eq!(
+            store.request(0, client(2), fixed, t(0)),
+            Err(Refusal::WrongSubnet)
+        );
+    }
+
+    #[test]
+    fn release_and_decline() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let ip = store.offer(0, client(1), None, t(0)).unwrap();
+        store.request(0, client(1), ip, t(0)).unwrap();
+        assert_eq!(
+            store.release(client(1).mac, ip, t(5)),
+            Some(LeaseChange::Free {
+                mac: client(1).mac,
+                ip
+            })
+        );
+        assert_eq!(store.lease_of(client(1).mac, t(6)), None);
+        // The client gets its old address back.
+        assert_eq!(store.offer(0, client(1), None, t(7)), Some(ip));
+        store.request(0, client(1), ip, t(7)).unwrap();
+        assert!(store.decline(client(1).mac, ip, t(8)).is_some());
+        assert_ne!(store.offer(0, client(1), None, t(9)), Some(ip));
+    }
+
+    #[test]
+    fn replay_rebuilds_the_table() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut journal = Vec::new();
+        for n in 1..=3 {
+            let ip = store.offer(0, client(n), None, t(0)).unwrap();
+            journal.extend(store.request(0, client(n), ip, t(0)).unwrap().1);
+        }
+        journal.extend(store.release(client(2).mac, Ipv4Addr::new(192, 0, 2, 101), t(1)));
+        let mut replayed = LeaseStore::new(vec![subnet()], vec![]);
+        for change in journal {
+            replayed.apply(change);
+        }
+        let mut a: Vec<_> = store.leases(t(2)).collect();
+        let mut b: Vec<_> = replayed.leases(t(2)).collect();
+        a.sort_by_key(|l| l.ip);
+        b.sort_by_key(|l| l.ip);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 2);
+    }
+}

@@ -1,0 +1,117 @@
+//! Telling the stages of one machine apart, so the iPXE chainload loop is broken: firmware is
+//! given iPXE, and the iPXE it was given must get the script, not iPXE again.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use pxe_policy::{ClientKind, MacAddr};
+
+/// Which MACs were recently handed an iPXE binary. Pure: time is an argument.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChainloadMemory {
+    handed_binary: HashMap<MacAddr, SystemTime>,
+}
+
+/// Beyond this many remembered MACs, expired entries are swept on insert (bounded memory
+/// under a flood of forged MACs).
+const SWEEP_ABOVE: usize = 4096;
+/// Hard cap: when even unexpired entries exceed it, the memory is cleared; the marker user
+/// class still identifies chainloaded iPXE builds that echo it.
+const CAPACITY: usize = 65_536;
+
+impl ChainloadMemory {
+    /// Records that `mac` was handed an iPXE binary at `now`.
+    pub(crate) fn remember(&mut self, mac: MacAddr, now: SystemTime, ttl: Duration) {
+        if self.handed_binary.len() >= SWEEP_ABOVE {
+            self.handed_binary.retain(|_, until| *until > now);
+            if self.handed_binary.len() >= CAPACITY {
+                self.handed_binary.clear();
+            }
+        }
+        self.handed_binary.insert(mac, now + ttl);
+    }
+
+    /// Whether `mac` was handed an iPXE binary within the memory's time.
+    pub(crate) fn recently_handed(&self, mac: MacAddr, now: SystemTime) -> bool {
+        self.handed_binary
+            .get(&mac)
+            .is_some_and(|until| *until > now)
+    }
+}
+
+/// What a request says about the stage sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct StageSignals {
+    /// Option 60 starts with `PXEClient`.
+    pub(crate) pxe_client: bool,
+    /// Option 60 starts with `HTTPClient`.
+    pub(crate) http_client: bool,
+    /// Option 77 says `iPXE`, or option 175 is present.
+    pub(crate) ipxe: bool,
+    /// Option 77 carries the chainload marker this server planted.
+    pub(crate) chainload_marker: bool,
+    /// This MAC was recently handed an iPXE binary.
+    pub(crate) recently_handed: bool,
+}
+
+/// The stage, or `None` for a client that is not network booting (no `PXEClient` or
+/// `HTTPClient` vendor class, and not iPXE).
+pub(crate) fn client_kind(signals: StageSignals) -> Option<ClientKind> {
+    if signals.http_client {
+        return Some(ClientKind::UefiHttpBoot);
+    }
+    if signals.chainload_marker {
+        return Some(ClientKind::ChainloadedIpxe);
+    }
+    if signals.ipxe {
+        return Some(if signals.recently_handed {
+            ClientKind::ChainloadedIpxe
+        } else {
+            ClientKind::FirmwareIpxe
+        });
+    }
+    signals.pxe_client.then_some(ClientKind::FirmwarePxe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_are_told_apart() {
+        let pxe = StageSignals {
+            pxe_client: true,
+            ..StageSignals::default()
+        };
+        assert_eq!(client_kind(pxe), Some(ClientKind::FirmwarePxe));
+        let rom_ipxe = StageSignals { ipxe: true, ..pxe };
+        assert_eq!(client_kind(rom_ipxe), Some(ClientKind::FirmwareIpxe));
+        let remembered = StageSignals {
+            recently_handed: true,
+            ..rom_ipxe
+        };
+        assert_eq!(client_kind(remembered), Some(ClientKind::ChainloadedIpxe));
+        let marked = StageSignals {
+            chainload_marker: true,
+            ..rom_ipxe
+        };
+        assert_eq!(client_kind(marked), Some(ClientKind::ChainloadedIpxe));
+        let http = StageSignals {
+            http_client: true,
+            ..StageSignals::default()
+        };
+        assert_eq!(client_kind(http), Some(ClientKind::UefiHttpBoot));
+        assert_eq!(client_kind(StageSignals::default()), None);
+    }
+
+    #[test]
+    fn memory_expires() {
+        let mut memory = ChainloadMemory::default();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        memory.remember(mac, t0, Duration::from_secs(300));
+        assert!(memory.recently_handed(mac, t0 + Duration::from_secs(299)));
+        assert!(!memory.recently_handed(mac, t0 + Duration::from_secs(300)));
+        assert!(!memory.recently_handed(MacAddr([2, 0, 0, 0, 0, 2]), t0));
+    }
+}

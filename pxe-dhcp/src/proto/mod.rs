@@ -1,0 +1,613 @@
+//! The serving decisions, as pure functions of a request, the configuration, the lease table
+//! and the time: request → (ask the policy) → reply. No sockets, no clock reads.
+//!
+//! A request goes through two steps, because the policy is asked in between and may be
+//! asynchronous:
+//!
+//! 1. [`Engine::accept`] checks the message, decides whether this server answers it at all
+//!    (proxy mode stays silent for clients that are not network booting), and gathers the
+//!    [`ClientFacts`] the policy is asked about.
+//! 2. [`Engine::respond`] takes the policy's [`BootDecision`] and produces the reply (with its
+//!    destination) and the lease changes to persist before the reply is sent.
+//!
+//! What goes into the replies, and why, follows `shared/FIRMWARE.md`: proxy offers carry
+//! yiaddr 0, option 60 echoed, server identifier 54, 97 echoed, and siaddr, sname/66 and
+//! file/67 together; UEFI HTTP Boot gets `HTTPClient` echoed and a URL; iPXE gets the script
+//! URL, and in authoritative mode option 175.0xb0 = 1 so it does not wait for proxy offers.
+
+mod chainload;
+mod config;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, SystemTime};
+
+use pxe_policy::{BootDecision, ClientFacts, ClientKind, MacAddr, RelayInfo};
+
+use crate::lease::{LeaseChange, LeaseClient, LeaseStore, Refusal};
+use crate::wire::options::{encode_encapsulated, IPXE_NO_PXEDHCP};
+use crate::wire::{
+    reply_destination, ClientRequest, DecodeError, MessageType, OptionCode, PacketBuilder,
+    PxeVendorOptions, ReplyDestination,
+};
+
+use chainload::{client_kind, ChainloadMemory, StageSignals};
+pub(crate) use config::expand_next_server;
+pub use config::{BootConfig, Mode, ProtoConfig, ProxyStrategy, Quirks};
+
+/// Which service a request reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Service {
+    /// DHCP, port 67.
+    Dhcp,
+    /// The PXE boot server, port 4011 (PXE 2.1 §2.2: the BINL path).
+    BootServer,
+}
+
+/// How a request arrived: the facts a socket with IP_PKTINFO reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Arrival {
+    /// The service (port) it reached.
+    pub service: Service,
+    /// The sender's address and port (a relay's, or the client's).
+    pub from: SocketAddrV4,
+    /// The receiving interface's index (0 when unknown).
+    pub ifindex: u32,
+    /// This server's address on the receiving interface (or the one the relay sent to): the
+    /// server identifier, and the default TFTP/HTTP server address.
+    pub local: Ipv4Addr,
+}
+
+impl Arrival {
+    /// A request to `service` from `from`, received on interface `ifindex` whose address is
+    /// `local`.
+    pub fn new(service: Service, from: SocketAddrV4, ifindex: u32, local: Ipv4Addr) -> Self {
+        Self {
+            service,
+            from,
+            ifindex,
+            local,
+        }
+    }
+}
+
+/// Why a request gets no reply. Every case is the peer's doing (or a deliberate silence), so
+/// the server logs it at `debug` and keeps serving.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Silence {
+    /// The bytes are not a DHCP client message (truncated, bad cookie, hlen > 16, an
+    /// option past the end, a BOOTREPLY…).
+    #[error("malformed message: {0}")]
+    Malformed(#[from] DecodeError),
+    /// No option 53: plain BOOTP, which this server does not serve.
+    #[error("no dhcp message type (bootp is not served)")]
+    NoMessageType,
+    /// Not an Ethernet client: leases and boot decisions are keyed on a 6-byte MAC.
+    #[error("hardware type {htype} length {hlen} is not ethernet")]
+    NotEthernet {
+        /// `htype`.
+        htype: u8,
+        /// `hlen`.
+        hlen: u8,
+    },
+    /// A message type this service does not answer.
+    #[error("{message_type} is not answered on this service")]
+    NotServed {
+        /// The message type.
+        message_type: MessageType,
+    },
+    /// Proxy mode and 4011 answer only network-boot clients.
+    #[error("not a network-boot client")]
+    NotNetworkBoot,
+    /// The policy chose silence for this client.
+    #[error("the policy ignores this client")]
+    PolicyIgnores,
+    /// The DHCPREQUEST names another server: the client chose its offer.
+    #[error("request for another server {server}")]
+    OtherServer {
+        /// Option 54 of the request.
+        server: Ipv4Addr,
+    },
+    /// No configured subnet contains the relay's or interface's address.
+    #[error("no subnet for {address}")]
+    NoSubnet {
+        /// giaddr, or the receiving interface's address.
+        address: Ipv4Addr,
+    },
+    /// Every pool address is bound or held.
+    #[error("address pool exhausted")]
+    PoolExhausted,
+    /// A DHCPREQUEST that names no address.
+    #[error("request names no address")]
+    NoAddress,
+    /// A message handled without a reply (DHCPRELEASE, DHCPDECLINE).
+    #[error("{message_type} needs no reply")]
+    NoReplyNeeded {
+        /// The message type.
+        message_type: MessageType,
+    },
+    /// The reply could not be laid out (too long for the client's size limit).
+    #[error("reply cannot be emitted: {0}")]
+    Emit(#[from] crate::wire::EmitError),
+}
+
+/// A request this server will answer (or act on), with the facts gathered from it.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    request: ClientRequest,
+    message_type: MessageType,
+    mac: MacAddr,
+    kind: Option<ClientKind>,
+    facts: Option<ClientFacts>,
+}
+
+impl Accepted {
+    /// The facts to ask the policy about, when the reply carries boot fields; `None` when the
+    /// request needs no boot decision (a non-network-boot client in authoritative mode, a
+    /// RELEASE or DECLINE).
+    pub fn facts(&self) -> Option<&ClientFacts> {
+        self.facts.as_ref()
+    }
+
+    /// The message type.
+    pub fn message_type(&self) -> MessageType {
+        self.message_type
+    }
+
+    /// The client's MAC.
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+}
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// The message.
+    pub packet: PacketBuilder,
+    /// Where it goes (for [`ReplyDestination::Hardware`] a sender without ARP injection
+    /// broadcasts instead).
+    pub destination: Destination,
+    /// Wait this long before sending (a quirk).
+    pub delay: Option<Duration>,
+}
+
+/// Where a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Destination {
+    /// RFC 2131 §4.1's choice for a reply on port 67.
+    Dhcp(ReplyDestination),
+    /// Straight back to the sender's address and port (the PXE boot server on 4011).
+    Sender(SocketAddrV4),
+}
+
+/// The outcome of a request: maybe a reply, and the lease changes to persist before it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The reply, or why there is none.
+    pub reply: Result<Reply, Silence>,
+    /// Bindings to persist before sending (authoritative mode).
+    pub lease_changes: Vec<LeaseChange>,
+}
+
+/// The serving state: configuration, lease table and chainload memory.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    config: ProtoConfig,
+    leases: Option<LeaseStore>,
+    chainload: ChainloadMemory,
+}
+
+/// Default lease-time fractions for T1 and T2 (RFC 2131 §4.4.5: 0.5 and 0.875).
+fn renewal_times(lease: Duration) -> (u32, u32) {
+    let secs = u32::try_from(lease.as_secs()).unwrap_or(u32::MAX);
+    (secs / 2, (u64::from(secs) * 7 / 8) as u32)
+}
+
+impl Engine {
+    /// An engine for `config`. In authoritative mode, the lease table starts empty: replay the
+    /// journal into [`Engine::leases_mut`] before serving.
+    pub fn new(config: ProtoConfig) -> Self {
+        let leases = match &config.mode {
+            Mode::Proxy => None,
+            Mode::Authoritative {
+                subnets,
+                reservations,
+            } => Some(LeaseStore::new(subnets.clone(), reservations.clone())),
+        };
+        Self {
+            config,
+            leases,
+            chainload: ChainloadMemory::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProtoConfig {
+        &self.config
+    }
+
+    /// The lease table (authoritative mode).
+    pub fn leases(&self) -> Option<&LeaseStore> {
+        self.leases.as_ref()
+    }
+
+    /// The lease table, to replay persisted bindings into (authoritative mode).
+    pub fn leases_mut(&mut self) -> Option<&mut LeaseStore> {
+        self.leases.as_mut()
+    }
+
+    /// Step 1: checks `bytes` and decides whether this server answers; gathers the facts for
+    /// the policy.
+    pub fn accept(
+        &self,
+        bytes: &[u8],
+        arrival: &Arrival,
+        now: SystemTime,
+    ) -> Result<Accepted, Silence> {
+        let request = ClientRequest::parse(bytes)?;
+        let message_type = request.message_type.ok_or(Silence::NoMessageType)?;
+        let (htype, hlen) = (request.htype, request.hlen);
+        let mac = request
+            .client_mac()
+            .ok_or(Silence::NotEthernet { htype, hlen })?;
+        let marker = &self.config.boot.chainload_marker;
+        let signals = StageSignals {
+            pxe_client: request.is_pxe_client(),
+            http_client: request.is_http_client(),
+            ipxe: request.is_ipxe(),
+            chainload_marker: !marker.is_empty()
+                && request
+                    .user_class
+                    .as_ref()
+                    .is_some_and(|u| u.contains(marker)),
+            recently_handed: self.chainload.recently_handed(mac, now),
+        };
+        let kind = client_kind(signals);
+
+        let authoritative = self.leases.is_some();
+        use MessageType::{Decline, Discover, Inform, Release, Request};
+        let served = match arrival.service {
+            Service::BootServer => matches!(message_type, Request | Inform),
+            Service::Dhcp if authoritative => {
+                matches!(
+                    message_type,
+                    Discover | Request | Decline | Release | Inform
+                )
+            }
+            Service::Dhcp => match message_type {
+                Discover => true,
+                Request => self.config.quirks_for(mac).answer_request,
+                _ => false,
+            },
+        };
+        if !served {
+            return Err(Silence::NotServed { message_type });
+        }
+        let needs_boot_client = !authoritative || arrival.service == Service::BootServer;
+        if needs_boot_client && kind.is_none() {
+            return Err(Silence::NotNetworkBoot);
+        }
+        if arrival.service == Service::Dhcp && authoritative && message_type == Request {
+            if let Some(server) = request.server_id {
+                if server != arrival.local {
+                    return Err(Silence::OtherServer { server });
+                }
+            }
+        }
+
+        let wants_boot = matches!(message_type, Discover | Request | Inform);
+        let facts = kind
+            .filter(|_| wants_boot)
+            .map(|kind| client_facts(&request, mac, kind));
+        Ok(Accepted {
+            request,
+            message_type,
+            mac,
+            kind,
+            facts,
+        })
+    }
+
+    /// Step 2: the reply to an accepted request, given the policy's decision (`None` when
+    /// [`Accepted::facts`] was `None` and the policy was not asked).
+    pub fn respond(
+        &mut self,
+        request: &Accepted,
+        arrival: &Arrival,
+        decision: Option<BootDecision>,
+        now: SystemTime,
+    ) -> Outcome {
+        let boot = match (request.kind, decision) {
+            (Some(kind), Some(BootDecision::Ipxe(binary))) => Some((kind, BootFile::Ipxe(binary))),
+            (Some(kind), Some(BootDecision::File(file))) => Some((kind, BootFile::Custom(file))),
+            _ => None,
+        };
+        if boot.is_none() && (self.leases.is_none() || arrival.service == Service::BootServer) {
+            return silent(Silence::PolicyIgnores);
+        }
+        match (&mut self.leases, arrival.service) {
+            (Some(_), Service::Dhcp) => self.respond_authoritative(request, arrival, boot, now),
+            _ => {
+                let Some(boot) = boot else {
+                    return silent(Silence::PolicyIgnores);
+                };
+                let message_type = match (arrival.service, request.message_type) {
+                    (Service::Dhcp, MessageType::Discover) => MessageType::Offer,
+                    _ => MessageType::Ack,
+                };
+                let mut reply = PacketBuilder::reply_to(&request.request, message_type);
+                reply.set_server_identifier(arrival.local);
+                self.add_boot_fields(&mut reply, request, arrival, &boot, true, now);
+                let destination = match arrival.service {
+                    Service::BootServer => Destination::Sender(arrival.from),
+                    Service::Dhcp => Destination::Dhcp(reply_destination(
+                        &request.request.addressing(),
+                        message_type,
+                        Ipv4Addr::UNSPECIFIED,
+                    )),
+                };
+                Outcome {
+                    reply: Ok(self.finish(reply, destination, request.mac)),
+                    lease_changes: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn respond_authoritative(
+        &mut self,
+        request: &Accepted,
+        arrival: &Arrival,
+        boot: Option<(ClientKind, BootFile)>,
+        now: SystemTime,
+    ) -> Outcome {
+        let Some(leases) = self.leases.as_mut() else {
+            return silent(Silence::NotServed {
+                message_type: request.message_type,
+            });
+        };
+        let packet = &request.request;
+        let client = LeaseClient {
+            mac: request.mac,
+            client_id: packet.client_id.as_ref().map(|id| id.as_bytes()),
+        };
+        let giaddr = packet.giaddr;
+        let segment = if giaddr.is_unspecified() {
+            arrival.local
+        } else {
+            giaddr
+        };
+        let Some(subnet) = leases.subnets().iter().position(|s| s.contains(segment)) else {
+            return silent(Silence::NoSubnet { address: segment });
+        };
+        let mut lease_changes = Vec::new();
+        let (message_type, yiaddr) = match request.message_type {
+            MessageType::Discover => match leases.offer(subnet, client, packet.requested_ip, now) {
+                Some(ip) => (MessageType::Offer, ip),
+                None => return silent(Silence::PoolExhausted),
+            },
+            MessageType::Request => {
+                let ciaddr = packet.ciaddr;
+                let Some(ip) = packet
+                    .requested_ip
+                    .or((!ciaddr.is_unspecified()).then_some(ciaddr))
+                else {
+                    return silent(Silence::NoAddress);
+                };
+                match leases.request(subnet, client, ip, now) {
+                    Ok((lease, changes)) => {
+                        lease_changes = changes;
+                        (MessageType::Ack, lease.ip)
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(mac = %request.mac, %ip, ?refusal, "nak");
+                        let _: Refusal = refusal;
+                        (MessageType::Nak, Ipv4Addr::UNSPECIFIED)
+                    }
+                }
+            }
+            MessageType::Release => {
+                return Outcome {
+                    reply: Err(Silence::NoReplyNeeded {
+                        message_type: request.message_type,
+                    }),
+                    lease_changes: leases
+                        .release(request.mac, packet.ciaddr, now)
+                        .into_iter()
+                        .collect(),
+                };
+            }
+            MessageType::Decline => {
+                let changes = packet
+                    .requested_ip
+                    .and_then(|ip| leases.decline(request.mac, ip, now));
+                return Outcome {
+                    reply: Err(Silence::NoReplyNeeded {
+                        message_type: request.message_type,
+                    }),
+                    lease_changes: changes.into_iter().collect(),
+                };
+            }
+            // DHCPINFORM: parameters only, no address (RFC 2131 §4.3.5).
+            _ => (MessageType::Ack, Ipv4Addr::UNSPECIFIED),
+        };
+        let subnet_def = &leases.subnets()[subnet];
+        let mut reply = PacketBuilder::reply_to(packet, message_type);
+        reply.set_server_identifier(arrival.local);
+        if message_type != MessageType::Nak {
+            reply.set_yiaddr(yiaddr);
+            reply.set_subnet_mask(subnet_def.mask());
+            reply.set_option(
+                OptionCode::BROADCAST_ADDRESS,
+                &subnet_def.broadcast().octets(),
+            );
+            if let Some(router) = subnet_def.router {
+                reply.set_routers(&[router]);
+            }
+            if !subnet_def.dns_servers.is_empty() {
+                reply.set_domain_name_servers(&subnet_def.dns_servers);
+            }
+            if request.message_type != MessageType::Inform {
+                let (t1, t2) = renewal_times(subnet_def.lease_time);
+                let secs = u32::try_from(subnet_def.lease_time.as_secs()).unwrap_or(u32::MAX);
+                reply.set_lease_time(secs);
+                reply.set_renewal_time(t1);
+                reply.set_rebinding_time(t2);
+            }
+            if let Some((kind, file)) = &boot {
+                let boot = (*kind, file.clone());
+                self.add_boot_fields(&mut reply, request, arrival, &boot, false, now);
+            }
+        }
+        let destination = Destination::Dhcp(reply_destination(
+            &packet.addressing(),
+            message_type,
+            yiaddr,
+        ));
+        Outcome {
+            reply: Ok(self.finish(reply, destination, request.mac)),
+            lease_changes,
+        }
+    }
+
+    /// siaddr, sname/66, file/67, 60 echoed, 97 echoed, 43 and 175 as the stage needs them.
+    fn add_boot_fields(
+        &mut self,
+        reply: &mut PacketBuilder,
+        request: &Accepted,
+        arrival: &Arrival,
+        (kind, file): &(ClientKind, BootFile),
+        proxy: bool,
+        now: SystemTime,
+    ) {
+        let boot = &self.config.boot;
+        let server = boot.tftp_server.unwrap_or(arrival.local);
+        let packet = &request.request;
+        let file_name = match (file, kind) {
+            (BootFile::Ipxe(_), kind) if kind.is_ipxe() => {
+                expand_next_server(&boot.script_url, arrival.local)
+            }
+            (BootFile::Ipxe(binary), ClientKind::UefiHttpBoot) => {
+                expand_next_server(&boot.http_boot_base, arrival.local) + binary.file_name()
+            }
+            (BootFile::Ipxe(binary), _) => binary.file_name().to_string(),
+            (BootFile::Custom(file), _) => file.clone(),
+        };
+        let hands_binary = matches!(file, BootFile::Ipxe(_)) && !kind.is_ipxe();
+        reply.set_siaddr(server);
+        let server_text = server.to_string();
+        // The 64-byte sname and 128-byte file fields cannot hold long names; options 66/67
+        // always carry them, the fixed fields only when they fit.
+        let _ = reply.set_sname(server_text.as_bytes());
+        reply.set_tftp_server_name(server_text.as_bytes());
+        if reply.set_file(file_name.as_bytes()).is_err() {
+            let _ = reply.set_file(b"");
+        }
+        reply.set_bootfile_name(file_name.as_bytes());
+        let class: &[u8] = if *kind == ClientKind::UefiHttpBoot {
+            b"HTTPClient"
+        } else {
+            b"PXEClient"
+        };
+        reply.set_vendor_class(class);
+        if let Some(guid) = packet.client_guid {
+            reply.set_client_guid(guid);
+        }
+        let strategy = self
+            .config
+            .quirks_for(request.mac)
+            .proxy_strategy
+            .unwrap_or_else(|| {
+                ProxyStrategy::default_for(request.facts.as_ref().and_then(|f| f.arch))
+            });
+        if arrival.service == Service::BootServer {
+            // Echo the boot item the client asked for (PXE 2.1 §2.2.5).
+            let item = packet.pxe_vendor_options.as_ref().and_then(|o| o.boot_item);
+            let options = PxeVendorOptions {
+                boot_item: Some(item.unwrap_or((0, 0))),
+                ..PxeVendorOptions::default()
+            };
+            reply.set_pxe_vendor_options(&options);
+        } else if *kind == ClientKind::FirmwarePxe
+            && (!proxy || strategy == ProxyStrategy::UseBootFile)
+            || (proxy && kind.is_ipxe())
+        {
+            let options = PxeVendorOptions {
+                discovery_control: Some(PxeVendorOptions::USE_BOOT_FILE),
+                ..PxeVendorOptions::default()
+            };
+            reply.set_pxe_vendor_options(&options);
+        }
+        if !proxy && kind.is_ipxe() {
+            reply.set_option(
+                OptionCode::IPXE_ENCAPSULATED,
+                &encode_encapsulated([(IPXE_NO_PXEDHCP, &[1u8][..])]),
+            );
+        }
+        if hands_binary {
+            if !boot.chainload_marker.is_empty() {
+                reply.set_user_class(&boot.chainload_marker);
+            }
+            let ttl = boot.chainload_memory;
+            self.chainload.remember(request.mac, now, ttl);
+        }
+    }
+
+    fn finish(&self, mut reply: PacketBuilder, destination: Destination, mac: MacAddr) -> Reply {
+        let quirks = self.config.quirks_for(mac);
+        reply.set_overload_allowed(!quirks.no_overload);
+        let destination = match destination {
+            Destination::Dhcp(ReplyDestination::Relay(_)) | Destination::Sender(_) => destination,
+            Destination::Dhcp(_) if quirks.force_broadcast => {
+                Destination::Dhcp(ReplyDestination::Broadcast)
+            }
+            other => other,
+        };
+        Reply {
+            packet: reply,
+            destination,
+            delay: quirks.reply_delay,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BootFile {
+    Ipxe(pxe_policy::IpxeBinary),
+    Custom(String),
+}
+
+/// What the policy is told about the client sending `request`.
+fn client_facts(request: &ClientRequest, mac: MacAddr, kind: ClientKind) -> ClientFacts {
+    let mut facts = ClientFacts::new(mac, kind);
+    facts.arch = request.arch();
+    facts.guid = request.client_guid.and_then(|guid| guid.meaningful());
+    facts.ipxe = request.ipxe_features;
+    facts.ip = (!request.ciaddr.is_unspecified()).then_some(request.ciaddr);
+    facts.hostname = request
+        .host_name
+        .as_ref()
+        .and_then(|name| String::from_utf8(name.clone()).ok());
+    if !request.giaddr.is_unspecified() {
+        let mut relay = RelayInfo::new(request.giaddr);
+        if let Some(info) = &request.relay_agent_info {
+            relay.circuit_id = info.circuit_id().map(<[u8]>::to_vec);
+            relay.remote_id = info.remote_id().map(<[u8]>::to_vec);
+        }
+        facts.relay = Some(relay);
+    }
+    facts
+}
+
+fn silent(reason: Silence) -> Outcome {
+    Outcome {
+        reply: Err(reason),
+        lease_changes: Vec::new(),
+    }
+}

@@ -1,0 +1,422 @@
+//! The DHCP server on tokio: proxyDHCP (the default) or authoritative DHCP with leases, plus
+//! the PXE boot server on port 4011, asking a [`Policy`] what each client boots.
+//!
+//! ```no_run
+//! use std::net::Ipv4Addr;
+//! use pxe_dhcp::lease::Subnet;
+//! use pxe_dhcp::server::DhcpServer;
+//! use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
+//!
+//! # async fn run() -> Result<(), pxe_dhcp::server::ServerError> {
+//! let policy = SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz")));
+//! // Proxy mode beside the site's DHCP server, on one interface:
+//! let server = DhcpServer::builder(policy.clone())
+//!     .interface("eth1")
+//!     .script_url("http://${next-server}/boot.ipxe")
+//!     .bind()
+//!     .await?;
+//! # drop(server);
+//! // Or the only DHCP server on its segment, leases kept in a file:
+//! let subnet = Subnet::new(
+//!     Ipv4Addr::new(192, 0, 2, 0), 24,
+//!     Ipv4Addr::new(192, 0, 2, 100), Ipv4Addr::new(192, 0, 2, 199),
+//! );
+//! let server = DhcpServer::builder(policy)
+//!     .authoritative(vec![subnet])
+//!     .lease_file("/var/lib/pxe/leases")
+//!     .bind()
+//!     .await?;
+//! server.run().await
+//! # }
+//! ```
+//!
+//! Each request is handled in its own task: parse, ask the policy, decide, persist lease
+//! changes (one `write` to the journal, before the reply leaves), send. Bad input is dropped
+//! with a `debug` log and never stops the server.
+
+mod socket;
+
+use std::future::Future;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use pxe_policy::{MacAddr, Policy, SharedPolicy};
+use tokio::task::JoinSet;
+
+use crate::lease::{LeaseJournal, Reservation, Subnet};
+use crate::proto::{
+    Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Service,
+};
+use crate::wire::ReplyDestination;
+use socket::PktInfoSocket;
+
+/// The largest datagram read: larger than any DHCP message a client may send (its option 57
+/// is at most 65535, and Ethernet frames are 1500), so a truncated read is always malformed.
+const RECV_BUFFER: usize = 4096;
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A socket could not be opened or bound.
+    #[error("cannot bind udp port {port}{}: {source}", interface.as_ref().map(|i| format!(" on {i}")).unwrap_or_default())]
+    Bind {
+        /// The port.
+        port: u16,
+        /// The interface, when bound to one.
+        interface: Option<String>,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The lease journal could not be opened or written.
+    #[error("lease file {path}: {source}")]
+    LeaseFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A socket failed while serving.
+    #[error("socket error: {0}")]
+    Socket(#[source] io::Error),
+}
+
+/// Configures and binds a [`DhcpServer`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct DhcpServerBuilder {
+    policy: SharedPolicy,
+    config: ProtoConfig,
+    interfaces: Vec<String>,
+    lease_file: Option<PathBuf>,
+    sync_leases: bool,
+    dhcp_port: u16,
+    boot_server_port: Option<u16>,
+}
+
+impl DhcpServerBuilder {
+    /// proxyDHCP (the default): answer only network-boot clients, hand out no addresses.
+    pub fn proxy(mut self) -> Self {
+        self.config.mode = Mode::Proxy;
+        self
+    }
+
+    /// Authoritative DHCP over `subnets`: addresses, leases and the boot fields.
+    pub fn authoritative(mut self, subnets: Vec<Subnet>) -> Self {
+        let reservations = match self.config.mode {
+            Mode::Authoritative { reservations, .. } => reservations,
+            _ => Vec::new(),
+        };
+        self.config.mode = Mode::Authoritative {
+            subnets,
+            reservations,
+        };
+        self
+    }
+
+    /// Adds a static reservation (authoritative mode; call after [`Self::authoritative`]).
+    pub fn reservation(mut self, reservation: Reservation) -> Self {
+        if let Mode::Authoritative { reservations, .. } = &mut self.config.mode {
+            reservations.push(reservation);
+        }
+        self
+    }
+
+    /// Persists leases in `path` (authoritative mode). Without it leases live in memory and
+    /// are lost on restart.
+    pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.lease_file = Some(path.into());
+        self
+    }
+
+    /// `fdatasync` the lease file after every change (survives power loss, not only a
+    /// process crash; much slower).
+    pub fn sync_lease_file(mut self, sync: bool) -> Self {
+        self.sync_leases = sync;
+        self
+    }
+
+    /// Serves only on this interface (by name). Call again for several; with none, the
+    /// server listens on every interface and answers each from its own address.
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interfaces.push(name.into());
+        self
+    }
+
+    /// The iPXE script URL (`${next-server}` becomes this server's address on the client's
+    /// segment; iPXE expands its own settings such as `${mac}`).
+    pub fn script_url(mut self, url: impl Into<String>) -> Self {
+        self.config.boot.script_url = url.into();
+        self
+    }
+
+    /// The URL prefix UEFI HTTP Boot clients fetch iPXE binaries from.
+    pub fn http_boot_base(mut self, url: impl Into<String>) -> Self {
+        self.config.boot.http_boot_base = url.into();
+        self
+    }
+
+    /// The TFTP server named in replies (default: this server's address on the segment).
+    pub fn tftp_server(mut self, server: Ipv4Addr) -> Self {
+        self.config.boot.tftp_server = Some(server);
+        self
+    }
+
+    /// Quirks for every client without its own entry.
+    pub fn default_quirks(mut self, quirks: Quirks) -> Self {
+        self.config.default_quirks = quirks;
+        self
+    }
+
+    /// Quirks for one client.
+    pub fn quirks(mut self, mac: MacAddr, quirks: Quirks) -> Self {
+        self.config.quirks.insert(mac, quirks);
+        self
+    }
+
+    /// The proxy strategy for every client without a per-client quirk (default: by
+    /// architecture, see [`ProxyStrategy::default_for`]).
+    pub fn proxy_strategy(mut self, strategy: ProxyStrategy) -> Self {
+        self.config.default_quirks.proxy_strategy = Some(strategy);
+        self
+    }
+
+    /// The DHCP port (default 67) and the PXE boot server port (default `Some(4011)`,
+    /// `None` to not serve it). Other values are for tests.
+    pub fn ports(mut self, dhcp: u16, boot_server: Option<u16>) -> Self {
+        self.dhcp_port = dhcp;
+        self.boot_server_port = boot_server;
+        self
+    }
+
+    /// Replaces the whole serving configuration.
+    pub fn config(mut self, config: ProtoConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Opens the sockets and the lease file (replaying it). Must run inside a tokio runtime.
+    pub async fn bind(self) -> Result<DhcpServer, ServerError> {
+        let mut engine = Engine::new(self.config);
+        let now = SystemTime::now();
+        let journal = match (&self.lease_file, engine.leases_mut()) {
+            (Some(path), Some(store)) => {
+                let lease_error = |source| ServerError::LeaseFile {
+                    path: path.clone(),
+                    source,
+                };
+                let (mut journal, skipped) =
+                    LeaseJournal::open(path, store, now).map_err(lease_error)?;
+                journal.sync_each_write(self.sync_leases);
+                if skipped > 0 {
+                    tracing::warn!(path = %path.display(), skipped, "unreadable lease lines skipped");
+                }
+                Some(journal)
+            }
+            _ => None,
+        };
+        let mut sockets = Vec::new();
+        let mut ports = vec![(self.dhcp_port, Service::Dhcp)];
+        if let Some(port) = self.boot_server_port {
+            ports.push((port, Service::BootServer));
+        }
+        let names: Vec<Option<&str>> = if self.interfaces.is_empty() {
+            vec![None]
+        } else {
+            self.interfaces
+                .iter()
+                .map(|name| Some(name.as_str()))
+                .collect()
+        };
+        for (port, service) in ports {
+            for name in &names {
+                let socket =
+                    PktInfoSocket::bind(port, *name).map_err(|source| ServerError::Bind {
+                        port,
+                        interface: name.map(str::to_string),
+                        source,
+                    })?;
+                sockets.push((Arc::new(socket), service));
+            }
+        }
+        Ok(DhcpServer {
+            shared: Arc::new(Shared {
+                engine: Mutex::new(engine),
+                journal: Mutex::new(journal),
+                policy: self.policy,
+            }),
+            sockets,
+        })
+    }
+}
+
+struct Shared {
+    engine: Mutex<Engine>,
+    journal: Mutex<Option<LeaseJournal>>,
+    policy: SharedPolicy,
+}
+
+/// A bound DHCP server; [`DhcpServer::run`] serves until an unrecoverable socket error.
+pub struct DhcpServer {
+    shared: Arc<Shared>,
+    sockets: Vec<(Arc<PktInfoSocket>, Service)>,
+}
+
+impl std::fmt::Debug for DhcpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhcpServer")
+            .field("sockets", &self.sockets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DhcpServer {
+    /// A builder for a proxy-mode server on every interface, ports 67 and 4011, asking
+    /// `policy`.
+    pub fn builder(policy: SharedPolicy) -> DhcpServerBuilder {
+        DhcpServerBuilder {
+            policy,
+            config: ProtoConfig::default(),
+            interfaces: Vec::new(),
+            lease_file: None,
+            sync_leases: false,
+            dhcp_port: 67,
+            boot_server_port: Some(4011),
+        }
+    }
+
+    /// Serves until a socket fails.
+    pub async fn run(self) -> Result<(), ServerError> {
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `shutdown` completes (or a socket fails).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let mut receivers = JoinSet::new();
+        for (socket, service) in &self.sockets {
+            receivers.spawn(receive_loop(
+                Arc::clone(&self.shared),
+                Arc::clone(socket),
+                *service,
+            ));
+        }
+        tokio::select! {
+            () = shutdown => Ok(()),
+            Some(result) = receivers.join_next() => {
+                match result {
+                    Ok(result) => result,
+                    Err(join) => Err(ServerError::Socket(io::Error::other(join))),
+                }
+            }
+        }
+    }
+}
+
+async fn receive_loop(
+    shared: Arc<Shared>,
+    socket: Arc<PktInfoSocket>,
+    service: Service,
+) -> Result<(), ServerError> {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        let arrival = match socket.recv(&mut buf).await {
+            Ok(arrival) => arrival,
+            // ICMP errors from earlier sends surface here on Linux; they are not ours to fix.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+            Err(e) => return Err(ServerError::Socket(e)),
+        };
+        let datagram = buf[..arrival.len.min(buf.len())].to_vec();
+        let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
+        let shared = Arc::clone(&shared);
+        let socket = Arc::clone(&socket);
+        tokio::spawn(async move {
+            handle(&shared, &socket, &datagram, request_arrival).await;
+        });
+    }
+}
+
+async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arrival: Arrival) {
+    let now = SystemTime::now();
+    let accepted = {
+        let engine = lock(&shared.engine);
+        engine.accept(datagram, &arrival, now)
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(silence) => {
+            tracing::debug!(from = %arrival.from, %silence, "request dropped");
+            return;
+        }
+    };
+    let decision = match accepted.facts() {
+        Some(facts) => Some(shared.policy.boot(facts).await),
+        None => None,
+    };
+    let outcome = {
+        let mut engine = lock(&shared.engine);
+        let outcome = engine.respond(&accepted, &arrival, decision, SystemTime::now());
+        // Persist under the engine lock, so the journal's order is the table's order.
+        if !outcome.lease_changes.is_empty() {
+            let mut journal = lock(&shared.journal);
+            if let Some(journal) = journal.as_mut() {
+                if let Err(e) = journal.append(&outcome.lease_changes) {
+                    // Without a durable binding the ACK must not go out.
+                    tracing::error!(path = %journal.path().display(), error = %e, "lease file write failed");
+                    return;
+                }
+                if journal.wants_compaction() {
+                    if let Some(store) = engine.leases() {
+                        if let Err(e) = journal.compact(store, now) {
+                            tracing::error!(error = %e, "lease file compaction failed");
+                        }
+                    }
+                }
+            }
+        }
+        outcome
+    };
+    let reply = match outcome.reply {
+        Ok(reply) => reply,
+        Err(silence) => {
+            tracing::debug!(mac = %accepted.mac(), %silence, "no reply");
+            return;
+        }
+    };
+    if let Some(delay) = reply.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut out = vec![0u8; reply.packet.buffer_len()];
+    let len = match reply.packet.emit(&mut out) {
+        Ok(len) => len,
+        Err(e) => {
+            tracing::debug!(mac = %accepted.mac(), error = %e, "reply cannot be emitted");
+            return;
+        }
+    };
+    let (to, ifindex, source) = match reply.destination {
+        Destination::Sender(to) => (to, 0, arrival.local),
+        Destination::Dhcp(ReplyDestination::Relay(to)) => (to, 0, arrival.local),
+        Destination::Dhcp(ReplyDestination::Client(to)) => (to, arrival.ifindex, arrival.local),
+        // Without ARP injection the unicast-to-chaddr case falls back to broadcast
+        // (RFC 2131 §4.1 allows it; FIRMWARE.md notes dnsmasq and dora inject instead).
+        Destination::Dhcp(_) => (
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT),
+            arrival.ifindex,
+            arrival.local,
+        ),
+    };
+    if let Err(e) = socket.send(&out[..len], to, ifindex, source).await {
+        tracing::debug!(%to, error = %e, "reply not sent");
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: every critical section leaves the state
+/// consistent before anything that could panic.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

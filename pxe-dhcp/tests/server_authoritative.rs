@@ -1,0 +1,244 @@
+//! Authoritative mode against real clients (ISC dhclient, busybox udhcpc) inside network
+//! namespaces: a lease with the boot file, renewal across a server restart, and release.
+
+mod server_lab;
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use std::time::Duration;
+
+use pxe_dhcp::lease::Subnet;
+use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
+use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
+use pxe_testkit::{prerequisites, ChildGuard, NetNs};
+use server_lab::{journal_binds, server_and_client, wait_for, RunningServer, SERVER_IP};
+
+const PXE_BIOS_CLASS: &str = "PXEClient:Arch:00000:UNDI:002001";
+
+fn authoritative(lease_file: &Path, lease_secs: u64) -> impl FnOnce() -> DhcpServerBuilder {
+    let lease_file = lease_file.to_path_buf();
+    move || {
+        let subnet = Subnet::new(
+            Ipv4Addr::new(192, 0, 2, 0),
+            24,
+            Ipv4Addr::new(192, 0, 2, 100),
+            Ipv4Addr::new(192, 0, 2, 199),
+        )
+        .router(SERVER_IP)
+        .lease_time(Duration::from_secs(lease_secs));
+        DhcpServer::builder(SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz"))))
+            .authoritative(vec![subnet])
+            .lease_file(lease_file)
+    }
+}
+
+/// A client hook script that records each event's environment and applies the address.
+fn write_hook(dir: &Path, ip_var: &str, mask_var: &str) -> std::path::PathBuf {
+    let path = dir.join("hook.sh");
+    let script = format!(
+        "#!/bin/sh\n\
+         env | sort > \"{dir}/event.$$\"\n\
+         mv \"{dir}/event.$$\" \"{dir}/event-$(date +%s%N)-${{reason:-$1}}\"\n\
+         case \"${{reason:-$1}}\" in\n\
+           BOUND|RENEW|REBIND|REBOOT|bound|renew)\n\
+             ip addr flush dev \"$interface\"\n\
+             ip addr add \"{ip_var}/{mask_var}\" dev \"$interface\" ;;\n\
+           RELEASE|EXPIRE|STOP|deconfig)\n\
+             ip addr flush dev \"$interface\" ;;\n\
+         esac\n\
+         exit 0\n",
+        dir = dir.display(),
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// The environments the hook recorded for events named `reason`, oldest first.
+fn events(dir: &Path, reason: &str) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("event-") && name.ends_with(&format!("-{reason}")))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|name| std::fs::read_to_string(dir.join(name)).unwrap())
+        .collect()
+}
+
+fn env_value(env: &str, key: &str) -> Option<String> {
+    env.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(|v| v.trim_matches('\'').to_string())
+}
+
+fn interface_address(ns: &NetNs) -> Option<String> {
+    let out = ns.ip(&["-4", "-o", "addr", "show", "dev", "cli0"]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .map(|cidr| cidr.split('/').next().unwrap_or_default().to_string())
+}
+
+#[test]
+fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
+    if !prerequisites("dhclient_lease", true, &["ip", "dhclient"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lease_file = dir.path().join("server-leases");
+    let (server_ns, client_ns) = server_and_client("dhcl");
+    let hook = write_hook(dir.path(), "$new_ip_address", "$new_subnet_mask");
+    let conf = dir.path().join("dhclient.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "send vendor-class-identifier \"{PXE_BIOS_CLASS}\";\n\
+             request subnet-mask, broadcast-address, routers;\n\
+             timeout 30; retry 1; initial-interval 1;\n"
+        ),
+    )
+    .unwrap();
+    let client_leases = dir.path().join("dhclient.leases");
+    let dhclient_args = |extra: &[&str]| {
+        let mut command = client_ns.command("dhclient");
+        command
+            .args(extra)
+            .arg("-cf")
+            .arg(&conf)
+            .arg("-lf")
+            .arg(&client_leases)
+            .arg("-pf")
+            .arg(dir.path().join("dhclient.pid"))
+            .arg("-sf")
+            .arg(&hook)
+            .arg("cli0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+
+    let server = RunningServer::start(&server_ns, authoritative(&lease_file, 8));
+    let _dhclient = ChildGuard::spawn(&mut dhclient_args(&["-d", "-v", "-4"]));
+    let ip = wait_for("dhclient's lease", Duration::from_secs(30), || {
+        interface_address(&client_ns)
+    });
+    let bound = events(dir.path(), "BOUND");
+    let env = bound.first().expect("a BOUND event");
+    assert_eq!(
+        env_value(env, "new_ip_address").as_deref(),
+        Some(ip.as_str())
+    );
+    assert_eq!(
+        env_value(env, "new_filename").as_deref(),
+        Some("undionly.kpxe")
+    );
+    assert_eq!(
+        env_value(env, "new_dhcp_server_identifier").as_deref(),
+        Some("192.0.2.1")
+    );
+    assert!(ip.starts_with("192.0.2."), "{ip}");
+    assert_eq!(journal_binds(&lease_file).len(), 1);
+
+    // Restart the server: the renewal (T1 = 4 s) is answered from the replayed lease file.
+    drop(server);
+    let _server = RunningServer::start(&server_ns, authoritative(&lease_file, 8));
+    let renew = wait_for("a renewal", Duration::from_secs(20), || {
+        events(dir.path(), "RENEW").into_iter().next()
+    });
+    assert_eq!(
+        env_value(&renew, "new_ip_address").as_deref(),
+        Some(ip.as_str())
+    );
+    let binds = journal_binds(&lease_file);
+    assert!(binds.len() >= 2, "{binds:?}");
+    assert!(binds.iter().all(|line| line.contains(&format!(" {ip} "))));
+
+    // Release: the server records the address as free.
+    drop(_dhclient);
+    let status = dhclient_args(&["-r", "-v", "-4"]).status().unwrap();
+    assert!(status.success());
+    wait_for(
+        "the release in the lease file",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&lease_file)
+                .unwrap()
+                .contains("free ")
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn udhcpc_lease_with_boot_file_renew_and_release() {
+    if !prerequisites("udhcpc_lease", true, &["ip", "udhcpc"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lease_file = dir.path().join("server-leases");
+    let (server_ns, client_ns) = server_and_client("udhc");
+    let hook = write_hook(dir.path(), "$ip", "$mask");
+    let _server = RunningServer::start(&server_ns, authoritative(&lease_file, 3600));
+    let udhcpc = ChildGuard::spawn(
+        client_ns
+            .command("udhcpc")
+            .args([
+                "-f",
+                "-i",
+                "cli0",
+                "-V",
+                PXE_BIOS_CLASS,
+                "-t",
+                "10",
+                "-T",
+                "1",
+            ])
+            .arg("-s")
+            .arg(&hook)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ip = wait_for("udhcpc's lease", Duration::from_secs(30), || {
+        interface_address(&client_ns)
+    });
+    let bound = events(dir.path(), "bound");
+    let env = bound.first().expect("a bound event");
+    assert_eq!(
+        env_value(env, "boot_file").as_deref(),
+        Some("undionly.kpxe")
+    );
+    assert_eq!(env_value(env, "siaddr").as_deref(), Some("192.0.2.1"));
+    assert_eq!(env_value(env, "serverid").as_deref(), Some("192.0.2.1"));
+    assert_eq!(env_value(env, "ip").as_deref(), Some(ip.as_str()));
+
+    // SIGUSR1: renew now (a unicast REQUEST from the bound address).
+    let pid = udhcpc.0.id().to_string();
+    Command::new("kill").args(["-USR1", &pid]).status().unwrap();
+    let renew = wait_for("a renewal", Duration::from_secs(15), || {
+        events(dir.path(), "renew").into_iter().next()
+    });
+    assert_eq!(env_value(&renew, "ip").as_deref(), Some(ip.as_str()));
+    assert!(journal_binds(&lease_file).len() >= 2);
+
+    // SIGUSR2: release.
+    Command::new("kill").args(["-USR2", &pid]).status().unwrap();
+    wait_for(
+        "the release in the lease file",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&lease_file)
+                .unwrap()
+                .contains("free ")
+                .then_some(())
+        },
+    );
+    drop(udhcpc);
+}

@@ -1,0 +1,187 @@
+//! Shared lab for the server's integration tests: namespaces, a server running in-process
+//! inside one, and a raw DHCP client socket.
+#![allow(dead_code, unreachable_pub)] // Each test file uses a different part.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pxe_dhcp::server::DhcpServerBuilder;
+use pxe_dhcp::wire::{MessageType, Packet};
+use pxe_testkit::NetNs;
+
+/// The server's address on the lab segment.
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// The site DHCP server's address (proxy tests).
+pub const SITE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+/// A server running in-process on its own thread inside a namespace; stopped when dropped.
+pub struct RunningServer {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Builds (inside the namespace, on a fresh multi-thread runtime), binds and runs the
+    /// server `make` returns; returns once it is bound.
+    pub fn start(
+        ns: &Arc<NetNs>,
+        make: impl FnOnce() -> DhcpServerBuilder + Send + 'static,
+    ) -> Self {
+        // RUST_LOG=pxe_dhcp=debug shows why each request was answered or dropped.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let ns = Arc::clone(ns);
+        let thread = std::thread::spawn(move || {
+            ns.enter(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let server = match make().bind().await {
+                        Ok(server) => server,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let result = server
+                        .run_until(async {
+                            let _ = shutdown_rx.await;
+                        })
+                        .await;
+                    if let Err(e) = result {
+                        panic!("server failed: {e}");
+                    }
+                });
+            });
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("server did not bind: {e}"),
+            Err(e) => panic!("server did not start: {e}"),
+        }
+        Self {
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join();
+            if !std::thread::panicking() {
+                result.expect("server thread panicked");
+            }
+        }
+    }
+}
+
+/// A server namespace (`srv0`, 192.0.2.1/24) and a client namespace (`cli0`, no address)
+/// joined by a veth pair.
+pub fn server_and_client(label: &str) -> (Arc<NetNs>, Arc<NetNs>) {
+    let server = Arc::new(NetNs::new(&format!("{label}-s")));
+    let client = Arc::new(NetNs::new(&format!("{label}-c")));
+    server.link(
+        "srv0",
+        Some(&format!("{SERVER_IP}/24")),
+        &client,
+        "cli0",
+        None,
+    );
+    (server, client)
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A DHCP client socket on port 68 (or `port`) inside the current namespace, able to send
+/// broadcasts, with a receive timeout.
+pub fn client_socket(port: u16) -> UdpSocket {
+    let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind");
+    socket.set_broadcast(true).expect("broadcast");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    socket
+}
+
+/// Every DHCP reply with transaction `xid` received on `socket` within `window`.
+pub fn collect_replies(socket: &UdpSocket, xid: u32, window: Duration) -> Vec<Vec<u8>> {
+    let deadline = Instant::now() + window;
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            let bytes = buf[..len].to_vec();
+            if Packet::new_checked(&bytes[..]).is_ok_and(|p| p.xid() == xid) {
+                replies.push(bytes);
+            }
+        }
+    }
+    replies
+}
+
+/// The first reply of `message_type` with transaction `xid` within `window`.
+pub fn await_reply(
+    socket: &UdpSocket,
+    xid: u32,
+    message_type: MessageType,
+    window: Duration,
+) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + window;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            let bytes = buf[..len].to_vec();
+            let matches = Packet::new_checked(&bytes[..])
+                .is_ok_and(|p| p.xid() == xid && p.message_type() == Some(message_type));
+            if matches {
+                return Some(bytes);
+            }
+        }
+    }
+    None
+}
+
+/// The `bind` lines of a lease journal.
+pub fn journal_binds(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.starts_with("bind "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A real capture from `testdata/dhcp/`.
+pub fn capture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/dhcp")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
