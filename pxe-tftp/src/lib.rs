@@ -1,2 +1,36 @@
-//! A read-only TFTP server for network boot (to come).
+//! A zero-copy, read-only TFTP server for network boot, and a small client.
+//!
+//! What it does: RFC 1350 read requests (octet and netascii), RFC 2347 option negotiation
+//! with blksize (RFC 2348), tsize and timeout (RFC 2349) and windowsize (RFC 7440); block
+//! number rollover past 65535; bounded retransmission with Sorcerer's Apprentice avoidance;
+//! EDK2's size probe (ERROR 8 after the OACK) ended quietly. Files come from a
+//! [`FileSource`] ([`Directory`] confined to its root, or [`MemoryFiles`]) as shared
+//! [`bytes::Bytes`]: every DATA block is a slice of one buffer per file.
+//!
+//! What it does not do: write requests (refused with ERROR 2), multicast (RFC 2090).
+//!
+//! Layers, each usable alone:
+//! - [`wire`]: packet parse and emit, no I/O.
+//! - [`options`]: option negotiation, a pure function.
+//! - [`Transfer`] (server) and [`Download`] (client): sans-IO state machines; time is an
+//!   argument, datagrams go in and out through `handle_*` and `poll_*`.
+//! - [`Server`] and [`download()`]: thin tokio drivers around them.
 #![forbid(unsafe_code)]
+
+mod client;
+mod download;
+mod error;
+pub mod netascii;
+pub mod options;
+mod server;
+mod source;
+mod transfer;
+pub mod wire;
+
+pub use client::download;
+pub use download::{Download, DownloadOptions, Downloaded};
+pub use error::{DecodeError, Error, ErrorCode};
+pub use options::{Rollover, TransferConfig};
+pub use server::{PortMode, Server, ServerConfig};
+pub use source::{normalize, Directory, FileSource, MemoryFiles};
+pub use transfer::{Event, Outcome, Transfer, Transmit};

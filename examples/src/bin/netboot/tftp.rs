@@ -1,23 +1,94 @@
-//! `netboot tftp`: the tftp server alone.
+//! `netboot tftp`: the TFTP server alone.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pxe_tftp::{Directory, PortMode, Rollover, Server, ServerConfig, TransferConfig};
 
 /// Flags of `netboot tftp`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Directory to serve.
+    /// Directory to serve (nothing outside it is ever read).
     #[arg(long)]
     root: PathBuf,
     /// Address and port to listen on.
     #[arg(long)]
     listen: SocketAddr,
+    /// Largest block size granted (RFC 2348); 1468 fits a 1500-byte MTU.
+    #[arg(long, default_value_t = 1468, value_parser = clap::value_parser!(u16).range(8..=65464))]
+    max_blksize: u16,
+    /// Largest window granted (RFC 7440).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
+    max_windowsize: u16,
+    /// Retransmission timeout in milliseconds when the client negotiates none.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Retransmissions before a silent client's transfer is dropped.
+    #[arg(long, default_value_t = 5)]
+    retries: u32,
+    /// Block number after 65535: 0 or 1.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    rollover: u8,
+    /// Serve every transfer from the listening port (told apart by client address).
+    #[arg(long, conflicts_with = "port_range")]
+    single_port: bool,
+    /// Take transfer ports from this range, e.g. `50000-50999`.
+    #[arg(long, value_parser = parse_range)]
+    port_range: Option<(u16, u16)>,
+    /// Most concurrent transfers overall.
+    #[arg(long, default_value_t = 4096)]
+    max_transfers: usize,
+    /// Most concurrent transfers per client address.
+    #[arg(long, default_value_t = 16)]
+    max_per_client: usize,
+    /// Match file names case-insensitively when no exact match exists.
+    #[arg(long)]
+    case_insensitive: bool,
+}
+
+fn parse_range(text: &str) -> Result<(u16, u16), String> {
+    let (start, end) = text
+        .split_once('-')
+        .ok_or_else(|| "expected START-END".to_string())?;
+    let start: u16 = start.trim().parse().map_err(|e| format!("start: {e}"))?;
+    let end: u16 = end.trim().parse().map_err(|e| format!("end: {e}"))?;
+    if start == 0 || start > end {
+        return Err("expected 1 <= START <= END".to_string());
+    }
+    Ok((start, end))
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "netboot tftp: not built yet (would serve {} on {})",
-        args.root.display(),
-        args.listen
-    )
+    let source = Directory::new(&args.root)
+        .with_context(|| format!("cannot serve {}", args.root.display()))?
+        .case_insensitive(args.case_insensitive);
+    let ports = match (args.single_port, args.port_range) {
+        (true, _) => PortMode::Single,
+        (false, Some((start, end))) => PortMode::Range(start..=end),
+        (false, None) => PortMode::Ephemeral,
+    };
+    let config = ServerConfig {
+        transfer: TransferConfig {
+            max_blksize: args.max_blksize,
+            max_windowsize: args.max_windowsize,
+            timeout: Duration::from_millis(args.timeout_ms.max(1)),
+            max_retries: args.retries,
+            rollover: if args.rollover == 1 {
+                Rollover::ToOne
+            } else {
+                Rollover::ToZero
+            },
+        },
+        ports,
+        max_transfers: args.max_transfers,
+        max_transfers_per_client: args.max_per_client,
+    };
+    let server = Server::bind(args.listen, source, config)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(listen = %server.local_addr(), root = %args.root.display(), "tftp serving");
+    server.run().await?;
+    Ok(())
 }

@@ -1,0 +1,428 @@
+//! The tokio server: a short loop around [`Transfer`].
+//!
+//! The listening socket takes requests. Each accepted read request becomes a task that owns
+//! a [`Transfer`] and either its own socket (a new port per transfer as RFC 1350 describes,
+//! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
+//! the datagrams the listener routes to it by client address.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, ErrorCode};
+use crate::options::{negotiate, TransferConfig};
+use crate::source::FileSource;
+use crate::transfer::{Event, Outcome, Transfer, Transmit};
+use crate::wire::{Mode, Packet};
+
+/// Which local ports transfers use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PortMode {
+    /// A new ephemeral port per transfer (RFC 1350's transfer IDs).
+    #[default]
+    Ephemeral,
+    /// A new port per transfer, from this range (for firewalls, NAT and containers).
+    Range(RangeInclusive<u16>),
+    /// Every transfer on the listening port, told apart by client address.
+    Single,
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Transfer limits and defaults.
+    pub transfer: TransferConfig,
+    /// Which ports transfers use.
+    pub ports: PortMode,
+    /// Most transfers at once, overall (default 4096).
+    pub max_transfers: usize,
+    /// Most transfers at once from one client address (default 16).
+    pub max_transfers_per_client: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            transfer: TransferConfig::default(),
+            ports: PortMode::Ephemeral,
+            max_transfers: 4096,
+            max_transfers_per_client: 16,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Active {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+    /// Single-port mode: where to hand each client's datagrams.
+    routes: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+}
+
+struct Shared {
+    source: Box<dyn FileSource>,
+    config: ServerConfig,
+    active: Mutex<Active>,
+}
+
+impl Shared {
+    fn active(&self) -> std::sync::MutexGuard<'_, Active> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A read-only TFTP server.
+pub struct Server {
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("socket", &self.socket)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends one datagram with a vectored write: header and shared payload, no copy.
+pub(crate) async fn send(socket: &UdpSocket, transmit: &Transmit) -> io::Result<()> {
+    let destination = socket2::SockAddr::from(transmit.destination);
+    let parts = [
+        IoSlice::new(transmit.header()),
+        IoSlice::new(&transmit.payload),
+    ];
+    socket
+        .async_io(Interest::WRITABLE, || {
+            socket2::SockRef::from(socket).send_to_vectored(&parts, &destination)
+        })
+        .await
+        .map(|_| ())
+}
+
+impl Server {
+    /// Binds the listening socket.
+    pub async fn bind(
+        addr: SocketAddr,
+        source: impl FileSource,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let socket = UdpSocket::bind(addr).await.map_err(|source| Error::Io {
+            action: "binding the listening socket",
+            source,
+        })?;
+        Ok(Self {
+            socket: Arc::new(socket),
+            shared: Arc::new(Shared {
+                source: Box::new(source),
+                config,
+                active: Mutex::new(Active::default()),
+            }),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket
+            .local_addr()
+            .expect("a bound socket has a local address")
+    }
+
+    /// Serves until the task is dropped; only a failing listening socket ends it.
+    pub async fn run(self) -> Result<(), Error> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut buf).await {
+                Ok(received) => received,
+                // ICMP errors of earlier sends surface here on some systems: not ours to end on.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(source) => {
+                    return Err(Error::Io {
+                        action: "receiving on the listening socket",
+                        source,
+                    })
+                }
+            };
+            self.handle(from, &buf[..len]).await;
+        }
+    }
+
+    async fn handle(&self, from: SocketAddr, datagram: &[u8]) {
+        if self.shared.config.ports == PortMode::Single {
+            let route = self.shared.active().routes.get(&from).cloned();
+            if let Some(route) = route {
+                // A full inbox means the task is behind; UDP may drop, so do we.
+                let _ = route.try_send(Bytes::copy_from_slice(datagram));
+                return;
+            }
+        }
+        let reply = match Packet::parse(datagram) {
+            Ok(Packet::Rrq(_)) => return self.accept(from, datagram),
+            Ok(Packet::Wrq(request)) => {
+                tracing::debug!(%from, file = request.filename, "write request refused");
+                Transmit::error(from, ErrorCode::ACCESS_VIOLATION, "server is read-only")
+            }
+            // Never answer an error with an error (RFC 1350 §7).
+            Ok(Packet::Error { .. }) => return,
+            Ok(_) => Transmit::error(from, ErrorCode::UNKNOWN_TRANSFER_ID, "unknown transfer id"),
+            Err(error) => {
+                tracing::debug!(%from, %error, "malformed request");
+                Transmit::error(from, ErrorCode::ILLEGAL_OPERATION, "malformed request")
+            }
+        };
+        if let Err(error) = send(&self.socket, &reply).await {
+            tracing::debug!(%from, %error, "cannot send error reply");
+        }
+    }
+
+    fn accept(&self, from: SocketAddr, datagram: &[u8]) {
+        let config = &self.shared.config;
+        let mut active = self.shared.active();
+        let for_client = active.per_client.get(&from.ip()).copied().unwrap_or(0);
+        let limit = if active.total >= config.max_transfers {
+            Some(("overall", config.max_transfers))
+        } else if for_client >= config.max_transfers_per_client {
+            Some(("per client", config.max_transfers_per_client))
+        } else {
+            None
+        };
+        if let Some((which, max)) = limit {
+            drop(active);
+            tracing::warn!(%from, which, max, "transfer limit reached; request refused");
+            let socket = self.socket.clone();
+            tokio::spawn(async move {
+                let busy = Transmit::error(from, ErrorCode::NOT_DEFINED, "server busy, try again");
+                let _ = send(&socket, &busy).await;
+            });
+            return;
+        }
+        active.total += 1;
+        *active.per_client.entry(from.ip()).or_default() += 1;
+        let inbox = if config.ports == PortMode::Single {
+            let (sender, receiver) = mpsc::channel(256);
+            active.routes.insert(from, sender);
+            Some(receiver)
+        } else {
+            None
+        };
+        drop(active);
+        let slot = Slot {
+            shared: self.shared.clone(),
+            peer: from,
+        };
+        let listener = self.socket.clone();
+        let request = datagram.to_vec();
+        tokio::spawn(async move {
+            serve_transfer(slot, listener, request, inbox).await;
+        });
+    }
+}
+
+/// One transfer's place in the limits; given back when the task ends, however it ends.
+struct Slot {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut active = self.shared.active();
+        active.total -= 1;
+        if let Some(count) = active.per_client.get_mut(&self.peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                active.per_client.remove(&self.peer.ip());
+            }
+        }
+        active.routes.remove(&self.peer);
+    }
+}
+
+async fn bind_transfer_socket(
+    local: IpAddr,
+    ports: &PortMode,
+    peer: SocketAddr,
+) -> io::Result<UdpSocket> {
+    let PortMode::Range(range) = ports else {
+        return UdpSocket::bind(SocketAddr::new(local, 0)).await;
+    };
+    let (start, end) = (u32::from(*range.start()), u32::from(*range.end()));
+    let span = end.saturating_sub(start) + 1;
+    // Start at a spot that differs per client so that concurrent transfers rarely collide.
+    let offset = u32::from(peer.port()) % span;
+    for i in 0..span {
+        let port = start + (offset + i) % span;
+        if let Ok(socket) = UdpSocket::bind(SocketAddr::new(local, port as u16)).await {
+            return Ok(socket);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port in the transfer range",
+    ))
+}
+
+async fn refuse(socket: &UdpSocket, peer: SocketAddr, error: &Error) {
+    tracing::debug!(%peer, %error, "request refused");
+    let reply = Transmit::error(peer, error.code(), error.wire_message());
+    if let Err(e) = send(socket, &reply).await {
+        tracing::debug!(%peer, error = %e, "cannot send error reply");
+    }
+}
+
+async fn serve_transfer(
+    slot: Slot,
+    listener: Arc<UdpSocket>,
+    request: Vec<u8>,
+    mut inbox: Option<mpsc::Receiver<Bytes>>,
+) {
+    let peer = slot.peer;
+    let shared = slot.shared.clone();
+    let Ok(Packet::Rrq(request)) = Packet::parse(&request) else {
+        return;
+    };
+    let Some(mode) = request.transfer_mode() else {
+        let error = Error::UnsupportedMode {
+            mode: request.mode.to_string(),
+        };
+        return refuse(&listener, peer, &error).await;
+    };
+    let negotiated = match negotiate(&request.options, &shared.config.transfer) {
+        Ok(negotiated) => negotiated,
+        Err(error) => return refuse(&listener, peer, &error).await,
+    };
+    let filename = request.filename.to_string();
+    let opened = {
+        let shared = shared.clone();
+        let filename = filename.clone();
+        tokio::task::spawn_blocking(move || shared.source.open(&filename, peer)).await
+    };
+    let content = match opened {
+        Ok(Ok(content)) => content,
+        Ok(Err(error)) => return refuse(&listener, peer, &error).await,
+        Err(join) => {
+            tracing::warn!(%peer, file = filename, error = %join, "file source panicked");
+            let error = Error::Io {
+                action: "opening a file",
+                source: io::Error::other("file source failed"),
+            };
+            return refuse(&listener, peer, &error).await;
+        }
+    };
+    let content = match mode {
+        Mode::Octet => content,
+        Mode::Netascii => Bytes::from(crate::netascii::encode(&content)),
+    };
+    let own_socket = match inbox {
+        Some(_) => None,
+        None => {
+            let local = listener.local_addr().map(|a| a.ip());
+            let bound = match local {
+                Ok(ip) => bind_transfer_socket(ip, &shared.config.ports, peer).await,
+                Err(e) => Err(e),
+            };
+            match bound {
+                Ok(socket) => Some(socket),
+                Err(source) => {
+                    tracing::warn!(%peer, error = %source, "cannot open a transfer socket");
+                    let error = Error::Io {
+                        action: "opening a transfer socket",
+                        source,
+                    };
+                    return refuse(&listener, peer, &error).await;
+                }
+            }
+        }
+    };
+    let socket: &UdpSocket = own_socket.as_ref().unwrap_or(&listener);
+    let started = Instant::now();
+    let mut transfer = Transfer::new(
+        peer,
+        content,
+        &request.options,
+        &negotiated,
+        &shared.config.transfer,
+    );
+    tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    let mut buf = [0u8; 2048];
+    loop {
+        let now = Instant::now();
+        while let Some(transmit) = transfer.poll_transmit(now) {
+            if let Err(error) = send(socket, &transmit).await {
+                tracing::debug!(%peer, %error, "send failed");
+            }
+        }
+        while let Some(Event::Finished(outcome)) = transfer.poll_event() {
+            log_outcome(peer, &filename, started, &outcome);
+        }
+        if transfer.is_finished() {
+            return;
+        }
+        let deadline = transfer.poll_timeout().map(tokio::time::Instant::from_std);
+        let timer = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            received = receive(peer, own_socket.as_ref(), inbox.as_mut(), &mut buf) => match received {
+                Some((from, datagram)) => transfer.handle_datagram(Instant::now(), from, datagram),
+                None => return,
+            },
+            () = timer => transfer.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// The next datagram for a transfer, from its own socket or its route from the listener.
+async fn receive<'b>(
+    peer: SocketAddr,
+    socket: Option<&UdpSocket>,
+    inbox: Option<&mut mpsc::Receiver<Bytes>>,
+    buf: &'b mut [u8],
+) -> Option<(SocketAddr, &'b [u8])> {
+    match (socket, inbox) {
+        (Some(socket), _) => loop {
+            match socket.recv_from(buf).await {
+                Ok((len, from)) => return Some((from, &buf[..len])),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(error) => {
+                    tracing::debug!(%error, "transfer socket failed");
+                    return None;
+                }
+            }
+        },
+        (None, Some(inbox)) => {
+            let datagram = inbox.recv().await?;
+            let len = datagram.len().min(buf.len());
+            buf[..len].copy_from_slice(&datagram[..len]);
+            // The listener routes by address: the sender is the peer by construction.
+            Some((peer, &buf[..len]))
+        }
+        (None, None) => None,
+    }
+}
+
+fn log_outcome(peer: SocketAddr, file: &str, started: Instant, outcome: &Outcome) {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Outcome::Completed {
+            bytes,
+            retransmitted,
+        } => {
+            tracing::info!(%peer, file, bytes, retransmitted, elapsed_ms, "transfer complete");
+        }
+        Outcome::SizeProbe => tracing::debug!(%peer, file, "size probe answered"),
+        Outcome::Failed(error) => tracing::debug!(%peer, file, %error, "transfer failed"),
+    }
+}

@@ -1,0 +1,315 @@
+//! Where served files come from: the [`FileSource`] trait and two ready sources, a
+//! [`Directory`] confined to its root and an in-memory [`MemoryFiles`] map.
+//!
+//! Content is [`Bytes`]: a source hands out clones of one buffer, so a file served to a
+//! thousand clients is in memory once and every DATA block is a slice of it.
+//!
+//! Request paths are normalised the same way by both sources ([`normalize`]): `\` is read as
+//! `/`, leading `/` name the root (as tftpd-hpa's `--secure` does), empty and `.` components
+//! are skipped, and `..`, NUL bytes and drive prefixes (`C:`) are refused outright.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+
+/// A provider of files by request path.
+pub trait FileSource: Send + Sync + 'static {
+    /// Opens `path` (as the client sent it) for `client`: the whole content, shared.
+    ///
+    /// May block (file I/O); the server calls it off its event loop.
+    fn open(&self, path: &str, client: SocketAddr) -> Result<Bytes, Error>;
+}
+
+impl<S: FileSource + ?Sized> FileSource for std::sync::Arc<S> {
+    fn open(&self, path: &str, client: SocketAddr) -> Result<Bytes, Error> {
+        (**self).open(path, client)
+    }
+}
+
+/// Splits a request path into safe components, or refuses it.
+pub fn normalize(path: &str) -> Result<Vec<&str>, Error> {
+    let denied = |reason| Error::AccessDenied {
+        path: path.to_string(),
+        reason,
+    };
+    if path.contains('\0') {
+        return Err(denied("nul byte in path"));
+    }
+    let mut components = Vec::new();
+    for component in path.split(['/', '\\']) {
+        match component {
+            "" | "." => {}
+            ".." => return Err(denied("parent directory component")),
+            c if c.len() >= 2 && c.as_bytes()[1] == b':' && components.is_empty() => {
+                return Err(denied("drive prefix"));
+            }
+            c => components.push(c),
+        }
+    }
+    if components.is_empty() {
+        return Err(Error::NotFound {
+            path: path.to_string(),
+        });
+    }
+    Ok(components)
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    len: u64,
+    modified: Option<SystemTime>,
+    content: Bytes,
+}
+
+/// Files under one directory, and nothing outside it.
+///
+/// Each file is read once into memory and shared until its size or modification time
+/// changes. A resolved path that leaves the root through a symlink is refused.
+#[derive(Debug)]
+pub struct Directory {
+    root: PathBuf,
+    case_insensitive: bool,
+    cache: Mutex<HashMap<PathBuf, Cached>>,
+}
+
+impl Directory {
+    /// Serves the files under `root` (which must exist).
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, Error> {
+        let root = root.as_ref().canonicalize().map_err(|source| Error::Io {
+            action: "resolving the root directory",
+            source,
+        })?;
+        Ok(Self {
+            root,
+            case_insensitive: false,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Matches names case-insensitively when no exact match exists (Windows-style clients).
+    pub fn case_insensitive(mut self, yes: bool) -> Self {
+        self.case_insensitive = yes;
+        self
+    }
+
+    /// The canonical root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn resolve(&self, path: &str, components: &[&str]) -> Result<PathBuf, Error> {
+        let not_found = || Error::NotFound {
+            path: path.to_string(),
+        };
+        let mut candidate = self.root.clone();
+        for component in components {
+            let exact = candidate.join(component);
+            if !self.case_insensitive || exact.symlink_metadata().is_ok() {
+                candidate = exact;
+                continue;
+            }
+            let entries = std::fs::read_dir(&candidate).map_err(|_| not_found())?;
+            let found = entries
+                .filter_map(Result::ok)
+                .find(|entry| {
+                    entry
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(component))
+                })
+                .ok_or_else(not_found)?;
+            candidate = found.path();
+        }
+        let canonical = candidate.canonicalize().map_err(|_| not_found())?;
+        // Symlinks are followed only while they stay inside the root.
+        if !canonical.starts_with(&self.root) {
+            return Err(Error::AccessDenied {
+                path: path.to_string(),
+                reason: "resolves outside the root",
+            });
+        }
+        Ok(canonical)
+    }
+}
+
+impl FileSource for Directory {
+    fn open(&self, path: &str, _client: SocketAddr) -> Result<Bytes, Error> {
+        let components = normalize(path)?;
+        let resolved = self.resolve(path, &components)?;
+        let not_found = || Error::NotFound {
+            path: path.to_string(),
+        };
+        let metadata = std::fs::metadata(&resolved).map_err(|_| not_found())?;
+        if !metadata.is_file() {
+            return Err(not_found());
+        }
+        let modified = metadata.modified().ok();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(&resolved) {
+            if hit.len == metadata.len() && hit.modified == modified {
+                return Ok(hit.content.clone());
+            }
+        }
+        // Reading under the lock makes concurrent first requests share one read.
+        let content = Bytes::from(std::fs::read(&resolved).map_err(|source| Error::Io {
+            action: "reading a file",
+            source,
+        })?);
+        cache.insert(
+            resolved,
+            Cached {
+                len: content.len() as u64,
+                modified,
+                content: content.clone(),
+            },
+        );
+        Ok(content)
+    }
+}
+
+/// Files held in memory by name.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryFiles {
+    files: HashMap<String, Bytes>,
+    case_insensitive: bool,
+}
+
+impl MemoryFiles {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the file `path`; its name is normalised like a request.
+    pub fn insert(&mut self, path: &str, content: impl Into<Bytes>) -> &mut Self {
+        self.files
+            .insert(Self::key(path, self.case_insensitive), content.into());
+        self
+    }
+
+    /// Matches names case-insensitively. Set it before inserting.
+    pub fn case_insensitive(mut self, yes: bool) -> Self {
+        self.case_insensitive = yes;
+        self
+    }
+
+    fn key(path: &str, case_insensitive: bool) -> String {
+        let joined = normalize(path).map(|c| c.join("/")).unwrap_or_default();
+        if case_insensitive {
+            joined.to_ascii_lowercase()
+        } else {
+            joined
+        }
+    }
+}
+
+impl FileSource for MemoryFiles {
+    fn open(&self, path: &str, _client: SocketAddr) -> Result<Bytes, Error> {
+        normalize(path)?;
+        self.files
+            .get(&Self::key(path, self.case_insensitive))
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                path: path.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn directory_serves_inside_and_refuses_escapes() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("root");
+        std::fs::create_dir_all(root.join("EFI/Boot")).unwrap();
+        std::fs::write(root.join("EFI/Boot/bootx64.efi"), b"efi").unwrap();
+        std::fs::write(outer.path().join("secret"), b"secret").unwrap();
+        std::os::unix::fs::symlink(outer.path().join("secret"), root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("EFI/Boot/bootx64.efi", root.join("inside")).unwrap();
+        let dir = Directory::new(&root).unwrap();
+        assert_eq!(
+            &dir.open("EFI/Boot/bootx64.efi", client()).unwrap()[..],
+            b"efi"
+        );
+        assert_eq!(
+            &dir.open("\\EFI\\Boot\\bootx64.efi", client()).unwrap()[..],
+            b"efi"
+        );
+        assert_eq!(
+            &dir.open("/EFI//./Boot/bootx64.efi", client()).unwrap()[..],
+            b"efi"
+        );
+        assert_eq!(&dir.open("inside", client()).unwrap()[..], b"efi");
+        assert!(matches!(
+            dir.open("efi/boot/BOOTX64.EFI", client()),
+            Err(Error::NotFound { .. })
+        ));
+        for evil in [
+            "../secret",
+            "..\\secret",
+            "EFI/../../secret",
+            "EFI\\..\\..\\secret",
+            "C:\\secret",
+            "escape",
+            "a\0b",
+        ] {
+            let err = dir.open(evil, client()).unwrap_err();
+            assert_eq!(
+                err.code(),
+                crate::ErrorCode::ACCESS_VIOLATION,
+                "{evil:?}: {err}"
+            );
+        }
+        assert!(matches!(
+            dir.open("EFI", client()),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            dir.open("", client()),
+            Err(Error::NotFound { .. })
+        ));
+        let insensitive = Directory::new(&root).unwrap().case_insensitive(true);
+        assert_eq!(
+            &insensitive
+                .open("efi\\boot\\BOOTX64.EFI", client())
+                .unwrap()[..],
+            b"efi"
+        );
+    }
+
+    #[test]
+    fn directory_shares_one_buffer_until_the_file_changes() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"one").unwrap();
+        let dir = Directory::new(root.path()).unwrap();
+        let a = dir.open("f", client()).unwrap();
+        let b = dir.open("f", client()).unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        std::fs::write(root.path().join("f"), b"three").unwrap();
+        assert_eq!(&dir.open("f", client()).unwrap()[..], b"three");
+    }
+
+    #[test]
+    fn memory_files_normalise_names() {
+        let mut files = MemoryFiles::new().case_insensitive(true);
+        files.insert("/Boot/undionly.kpxe", Bytes::from_static(b"x"));
+        assert_eq!(
+            &files.open("boot\\UNDIONLY.kpxe", client()).unwrap()[..],
+            b"x"
+        );
+        assert!(files.open("../boot/undionly.kpxe", client()).is_err());
+        assert!(files.open("nope", client()).is_err());
+    }
+}
