@@ -406,7 +406,11 @@ fn http_idle_connections_are_closed() {
 
 #[test]
 fn http_clients_that_stop_reading_are_dropped() {
-    if !prerequisites("http_clients_that_stop_reading_are_dropped", false, &["curl"]) {
+    if !prerequisites(
+        "http_clients_that_stop_reading_are_dropped",
+        false,
+        &["curl"],
+    ) {
         return;
     }
     let server = Server::start(&["--write-timeout", "1"]);
@@ -428,5 +432,8 @@ fn http_clients_that_stop_reading_are_dropped() {
             Err(e) => panic!("connection neither closed nor served: {e} after {total} bytes"),
         }
     }
-    assert!(total < 5 << 30, "the whole file arrived: the stall was not noticed");
+    assert!(
+        total < 5 << 30,
+        "the whole file arrived: the stall was not noticed"
+    );
 }
