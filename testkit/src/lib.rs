@@ -10,7 +10,15 @@
 //! - [`NetNs::enter`] runs a closure on a thread that has joined the namespace, so a test can
 //!   run a library server (a tokio runtime) inside it without a subprocess.
 //!
+//! - [`lab`]: the firmware lab, a bridge in a namespace ([`Lab`]) and QEMU machines on it
+//!   ([`Vm`]) booting SeaBIOS + iPXE, OVMF's own PXE, OVMF + iPXE, or UEFI HTTP Boot, with
+//!   [`Vm::wait_for_marker`] on the serial console.
+//!
 //! What it does not do: install packages, or touch the root namespace's addresses and routes.
+
+pub mod lab;
+
+pub use lab::{Firmware, Lab, MarkerMissing, MarkerSeen, Nic, Vm, VmConfig};
 
 use std::ffi::OsStr;
 use std::fs::File;
