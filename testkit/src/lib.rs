@@ -13,12 +13,18 @@
 //! - [`lab`]: the firmware lab, a bridge in a namespace ([`Lab`]) and QEMU machines on it
 //!   ([`Vm`]) booting SeaBIOS + iPXE, OVMF's own PXE, OVMF + iPXE, or UEFI HTTP Boot, with
 //!   [`Vm::wait_for_marker`] on the serial console.
+//! - [`reference`]: dnsmasq and nginx as real peer servers inside a namespace.
+//! - [`payload`]: the kernel + busybox initrd those machines boot, built once and cached.
 //!
 //! What it does not do: install packages, or touch the root namespace's addresses and routes.
 
 pub mod lab;
+pub mod payload;
+pub mod reference;
 
 pub use lab::{Firmware, Lab, MarkerMissing, MarkerSeen, Nic, Vm, VmConfig};
+pub use payload::{boot_payload, BootPayload};
+pub use reference::{Dnsmasq, Nginx};
 
 use std::ffi::OsStr;
 use std::fs::File;
