@@ -3,130 +3,60 @@
 //! marker reaches the serial console.
 //!
 //! These are the baseline the pxe servers are compared against: each case prints its time
-//! from VM start to the marker (`reference case N … s`) and appends it to
-//! `<target>/lab-times.tsv`. Time is reported, never asserted.
+//! from VM start to the marker (`boot time: case N … served by dnsmasq+nginx`) and appends it
+//! to `<target>/lab-times.tsv` (testkit's `record_boot_time`). Time is reported, never
+//! asserted.
 //!
 //! The cases run one at a time (a lock), since two TCG machines on two cores would each
 //! measure the other.
 
 use std::fs;
-use std::io::Write as _;
 use std::net::SocketAddrV4;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, Nic, VmConfig};
-use pxe_testkit::payload::{boot_payload, target_dir, PAYLOAD_TOOLS};
+use pxe_testkit::cases::{record_boot_time, BootCase, IPXE_DIR};
+use pxe_testkit::lab::{vm_prerequisites, Lab, VmConfig};
+use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::{Dnsmasq, Nginx, REFERENCE_TOOLS};
 
-/// Debian's iPXE builds (package `ipxe`).
-const IPXE_DIR: &str = "/usr/lib/ipxe";
 /// From VM start to the marker; the slowest case takes about a minute under TCG.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// The five ways a client reaches the kernel (issue 6, "Evidence in CI").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Case {
-    /// 1. SeaBIOS with QEMU's iPXE ROM → HTTP script → kernel.
-    BiosIpxeRom,
-    /// 2. SeaBIOS ROM → TFTP undionly.kpxe → the chained iPXE → HTTP script.
-    BiosChainUndionly,
-    /// 3. OVMF, ROM disabled: EDK2's PXE → TFTP snponly.efi → iPXE → HTTP → kernel.
-    UefiPxeChainSnponly,
-    /// 4. OVMF with QEMU's iPXE EFI ROM → HTTP script → kernel.
-    UefiIpxeRom,
-    /// 5. OVMF UEFI HTTP Boot → snponly.efi over HTTP → iPXE → HTTP script → kernel.
-    UefiHttpBoot,
-}
-
-impl Case {
-    fn number(self) -> u8 {
-        match self {
-            Self::BiosIpxeRom => 1,
-            Self::BiosChainUndionly => 2,
-            Self::UefiPxeChainSnponly => 3,
-            Self::UefiIpxeRom => 4,
-            Self::UefiHttpBoot => 5,
-        }
-    }
-
-    fn firmware(self) -> Firmware {
-        match self {
-            Self::BiosIpxeRom | Self::BiosChainUndionly => Firmware::SeaBiosIpxe(Nic::E1000),
-            Self::UefiPxeChainSnponly => Firmware::OvmfPxe,
-            Self::UefiIpxeRom => Firmware::OvmfIpxe,
-            Self::UefiHttpBoot => Firmware::OvmfHttpBoot,
-        }
-    }
-
-    /// The dnsmasq lines that route this case's clients, after the common tags.
-    ///
-    /// Every iPXE (firmware ROM or chained) sends option 175, which breaks the chainload loop
-    /// in cases 3 and 5: the EDK2 stage has no 175 and gets snponly.efi, the iPXE it loads
-    /// has one and gets the script. In case 2 both the ROM and undionly.kpxe are iPXE with
-    /// identical options; the ROM's ACK carries user class (77) `iPXE-chained`, which the
-    /// chained undionly.kpxe then sends itself, and that tag gets the script.
-    fn dnsmasq_rules(self, server: &str) -> String {
-        let script = format!("http://{server}/boot.ipxe");
-        match self {
-            Self::BiosIpxeRom | Self::UefiIpxeRom => format!("dhcp-boot=tag:ipxe,{script}\n"),
-            Self::BiosChainUndionly => format!(
-                "dhcp-userclass=set:chained,iPXE-chained\n\
-                 dhcp-option-force=tag:ipxe,tag:!chained,77,iPXE-chained\n\
-                 dhcp-boot=tag:ipxe,tag:!chained,undionly.kpxe,,{server}\n\
-                 dhcp-boot=tag:chained,{script}\n"
-            ),
-            Self::UefiPxeChainSnponly => format!(
-                "dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,{server}\n\
-                 dhcp-boot=tag:ipxe,{script}\n"
-            ),
-            // UEFI HTTP Boot only takes an offer that echoes vendor class HTTPClient.
-            Self::UefiHttpBoot => format!(
-                "dhcp-option-force=tag:httpboot,60,HTTPClient\n\
-                 dhcp-boot=tag:httpboot,http://{server}/snponly.efi\n\
-                 dhcp-boot=tag:ipxe,{script}\n"
-            ),
-        }
-    }
-}
-
-/// What each case must have fetched, to show it took its path and not a shortcut.
-struct ExpectedPath {
-    tftp: Option<&'static str>,
-    http: &'static [&'static str],
-}
-
-fn expected_path(case: Case) -> ExpectedPath {
-    const SCRIPT_AND_KERNEL: &[&str] = &["GET /boot.ipxe", "GET /vmlinuz", "GET /initrd.img"];
+/// The dnsmasq lines that route `case`'s clients, after the common tags.
+///
+/// Every iPXE (firmware ROM or chained) sends option 175, which breaks the chainload loop in
+/// cases 3 and 5: the EDK2 stage has no 175 and gets snponly.efi, the iPXE it loads has one
+/// and gets the script. In case 2 both the ROM and undionly.kpxe are iPXE with identical
+/// options; the ROM's ACK carries user class (77) `iPXE-chained`, which the chained
+/// undionly.kpxe then sends itself, and that tag gets the script.
+fn dnsmasq_rules(case: BootCase, server: &str) -> String {
+    let script = format!("http://{server}/boot.ipxe");
     match case {
-        Case::BiosIpxeRom | Case::UefiIpxeRom => ExpectedPath {
-            tftp: None,
-            http: SCRIPT_AND_KERNEL,
-        },
-        Case::BiosChainUndionly => ExpectedPath {
-            tftp: Some("undionly.kpxe"),
-            http: SCRIPT_AND_KERNEL,
-        },
-        Case::UefiPxeChainSnponly => ExpectedPath {
-            tftp: Some("snponly.efi"),
-            http: SCRIPT_AND_KERNEL,
-        },
-        Case::UefiHttpBoot => ExpectedPath {
-            tftp: None,
-            http: &[
-                "GET /snponly.efi",
-                "GET /boot.ipxe",
-                "GET /vmlinuz",
-                "GET /initrd.img",
-            ],
-        },
+        BootCase::BiosIpxeRom | BootCase::UefiIpxeRom => format!("dhcp-boot=tag:ipxe,{script}\n"),
+        BootCase::BiosChainUndionly => format!(
+            "dhcp-userclass=set:chained,iPXE-chained\n\
+             dhcp-option-force=tag:ipxe,tag:!chained,77,iPXE-chained\n\
+             dhcp-boot=tag:ipxe,tag:!chained,undionly.kpxe,,{server}\n\
+             dhcp-boot=tag:chained,{script}\n"
+        ),
+        BootCase::UefiPxeChainSnponly => format!(
+            "dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi,,{server}\n\
+             dhcp-boot=tag:ipxe,{script}\n"
+        ),
+        // UEFI HTTP Boot only takes an offer that echoes vendor class HTTPClient.
+        BootCase::UefiHttpBoot => format!(
+            "dhcp-option-force=tag:httpboot,60,HTTPClient\n\
+             dhcp-boot=tag:httpboot,http://{server}/snponly.efi\n\
+             dhcp-boot=tag:ipxe,{script}\n"
+        ),
     }
 }
 
-fn reference_boot(case: Case) {
+fn reference_boot(case: BootCase) {
     let test = format!("reference_case_{}", case.number());
     let firmware = case.firmware();
     let mut tools = REFERENCE_TOOLS.to_vec();
@@ -187,11 +117,10 @@ fn reference_boot(case: Case) {
          dhcp-vendorclass=set:httpboot,HTTPClient\n",
         tftp_root.display()
     ));
-    config.push_str(&case.dnsmasq_rules(&server));
+    config.push_str(&dnsmasq_rules(case, &server));
     let dnsmasq = Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config);
 
-    let uuid = format!("9e0c1ab0-0000-4000-8000-00000000000{}", case.number());
-    let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&uuid));
+    let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
     // The end marker follows the command line; the marker itself is a few lines earlier.
     let seen = vm
         .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
@@ -216,8 +145,7 @@ fn reference_boot(case: Case) {
     // The path taken: TFTP files as dnsmasq logged them, HTTP requests as nginx did.
     let dnsmasq_log = dnsmasq.log();
     let access = nginx.access_log();
-    let path = expected_path(case);
-    match path.tftp {
+    match case.chained_ipxe().filter(|_| case.chains_over_tftp()) {
         Some(file) => assert!(
             dnsmasq_log.contains(&format!("sent {}", tftp_root.join(file).display())),
             "case {}: no TFTP transfer of {file}:\n{dnsmasq_log}",
@@ -229,9 +157,15 @@ fn reference_boot(case: Case) {
             case.number()
         ),
     }
+    // In order: the chained iPXE over HTTP (case 5), the script, the kernel, the initrd.
+    let mut requests = Vec::new();
+    if let Some(file) = case.chained_ipxe().filter(|_| !case.chains_over_tftp()) {
+        requests.push(format!("GET /{file}"));
+    }
+    requests.extend(["GET /boot.ipxe", "GET /vmlinuz", "GET /initrd.img"].map(String::from));
     let mut from = 0;
-    for request in path.http {
-        let at = access[from..].find(request).unwrap_or_else(|| {
+    for request in &requests {
+        let at = access[from..].find(request.as_str()).unwrap_or_else(|| {
             panic!(
                 "case {}: no {request:?} (in order) in nginx's access log:\n{access}",
                 case.number()
@@ -239,53 +173,30 @@ fn reference_boot(case: Case) {
         });
         from += at + request.len();
     }
-    report(case, firmware, seen.elapsed);
-}
-
-/// Prints the time past the test harness's capture, and records it for the note.
-fn report(case: Case, firmware: Firmware, elapsed: Duration) {
-    let line = format!(
-        "reference case {} ({firmware}) via dnsmasq + nginx: marker after {:.1} s\n",
-        case.number(),
-        elapsed.as_secs_f64()
-    );
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let times = target_dir().join("lab-times.tsv");
-    if let Ok(mut file) = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&times)
-    {
-        let _ = writeln!(
-            file,
-            "reference\t{}\t{firmware}\t{:.1}",
-            case.number(),
-            elapsed.as_secs_f64()
-        );
-    }
+    record_boot_time("dnsmasq+nginx", case, "authoritative", seen.elapsed);
 }
 
 #[test]
 fn reference_case_1_bios_ipxe_rom_http() {
-    reference_boot(Case::BiosIpxeRom);
+    reference_boot(BootCase::BiosIpxeRom);
 }
 
 #[test]
 fn reference_case_2_bios_tftp_undionly_then_http() {
-    reference_boot(Case::BiosChainUndionly);
+    reference_boot(BootCase::BiosChainUndionly);
 }
 
 #[test]
 fn reference_case_3_uefi_pxe_tftp_snponly_then_http() {
-    reference_boot(Case::UefiPxeChainSnponly);
+    reference_boot(BootCase::UefiPxeChainSnponly);
 }
 
 #[test]
 fn reference_case_4_uefi_ipxe_rom_http() {
-    reference_boot(Case::UefiIpxeRom);
+    reference_boot(BootCase::UefiIpxeRom);
 }
 
 #[test]
 fn reference_case_5_uefi_http_boot_snponly() {
-    reference_boot(Case::UefiHttpBoot);
+    reference_boot(BootCase::UefiHttpBoot);
 }

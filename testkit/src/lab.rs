@@ -562,6 +562,27 @@ impl LabProcess {
             .unwrap_or_default()
     }
 
+    /// Waits (at most `timeout`) until the log contains `needle`, and returns the log then;
+    /// `None` on timeout or if the process ended without logging it.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log_text();
+            if log.contains(needle) {
+                return Some(log);
+            }
+            if self.exited().is_some() {
+                // It may have logged the line on its way out.
+                let log = self.log_text();
+                return log.contains(needle).then_some(log);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the process has ended, with its status in words.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.0.try_wait() {
@@ -649,6 +670,95 @@ mod tests {
             .qemu_args("tap0", console)
             .join(" ");
         assert!(with_uuid.ends_with("-uuid 9e0c1ab0-0000-4000-8000-000000000001"));
+    }
+
+    /// The payload itself, booted straight from QEMU (`-kernel`), prints the marker and a
+    /// command line holding iPXE syntax verbatim: what a network boot shows can be compared
+    /// with what was sent.
+    #[test]
+    fn payload_prints_its_command_line_verbatim() {
+        let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+        let mut tools = crate::payload::PAYLOAD_TOOLS.to_vec();
+        tools.push("qemu-system-x86_64");
+        if !vm_prerequisites(
+            "payload_prints_its_command_line_verbatim",
+            &[firmware],
+            &tools,
+        ) {
+            return;
+        }
+        let payload = crate::payload::boot_payload();
+        let cmdline = r#"console=ttyS0 "pxe.note=two words" #not-a-comment && || ; pxe.x=${y}"#;
+        let mut config = VmConfig::new(firmware);
+        config.extra_args = vec![
+            "-kernel".into(),
+            payload.kernel.display().to_string(),
+            "-initrd".into(),
+            payload.initrd.display().to_string(),
+            "-append".into(),
+            cmdline.into(),
+        ];
+        let lab = Lab::new("tk-payload");
+        let mut vm = lab.vm(&config);
+        let seen = vm
+            .wait_for_marker(&payload.end_marker(), Duration::from_secs(120))
+            .unwrap_or_else(|missing| panic!("{missing}"));
+        assert_eq!(
+            payload.printed_cmdline(&seen.console).as_deref(),
+            Some(cmdline)
+        );
+        // /init powers the machine off, which ends QEMU (-no-reboot).
+        assert!(
+            vm.wait_for_exit(Duration::from_secs(30)),
+            "QEMU still running"
+        );
+        eprintln!("direct kernel boot: marker after {:.1?}", seen.elapsed);
+    }
+
+    /// A second host on the segment (the site DHCP server of a proxy-mode test) reaches the
+    /// VMs: its dnsmasq, with no PXE options at all, leases an address to the firmware.
+    #[test]
+    fn site_dhcp_server_on_a_second_host_leases_to_firmware() {
+        let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+        let test = "site_dhcp_server_on_a_second_host_leases_to_firmware";
+        if !vm_prerequisites(test, &[firmware], &["dnsmasq"]) {
+            return;
+        }
+        let mut lab = Lab::new("tk-site");
+        let dir = lab.dir().join("site");
+        let config = crate::reference::Dnsmasq::site_config(
+            &dir,
+            "eth0",
+            Ipv4Addr::new(192, 0, 2, 50),
+            Ipv4Addr::new(192, 0, 2, 59),
+        );
+        let site = lab.add_host("tk-site-dhcp", "192.0.2.2/24");
+        let mut dnsmasq = crate::reference::Dnsmasq::start(site, &dir, &config);
+        let vm = lab.vm(&VmConfig::new(firmware));
+        let ack = "DHCPACK(eth0) ";
+        let mac = format_mac(vm.mac());
+        let log = dnsmasq
+            .wait_for_log_line(&[ack, &mac], Duration::from_secs(90))
+            .unwrap_or_else(|| panic!("no DHCPACK to {mac} within 90 s:\n{}", dnsmasq.log()));
+        assert!(
+            log.contains("192.0.2.5"),
+            "lease outside the site range: {log}"
+        );
+        // The lab's own address answers from the second host: one segment.
+        crate::run_checked(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                lab.hosts[0].name(),
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "192.0.2.1",
+            ],
+        );
     }
 
     #[test]

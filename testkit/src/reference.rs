@@ -26,7 +26,6 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Dnsmasq {
     process: LabProcess,
-    config: PathBuf,
 }
 
 impl Dnsmasq {
@@ -67,33 +66,36 @@ impl Dnsmasq {
         command
             .arg("--keep-in-foreground")
             .arg(format!("--conf-file={}", path.display()));
-        let process = LabProcess::spawn(command, dir.join("dnsmasq.log"));
-        let mut server = Self {
-            process,
-            config: path,
-        };
-        server.wait_until(|log| log.contains("DHCP, IP range"));
-        server
+        let mut process = LabProcess::spawn(command, dir.join("dnsmasq.log"));
+        if process
+            .wait_for_log("DHCP, IP range", STARTUP_TIMEOUT)
+            .is_none()
+        {
+            panic!(
+                "dnsmasq ({}) not up after {STARTUP_TIMEOUT:?} ({}):\n{}",
+                path.display(),
+                process.exited().unwrap_or_else(|| "still running".into()),
+                process.log_text()
+            );
+        }
+        Self { process }
     }
 
-    fn wait_until(&mut self, ready: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+    /// Waits (at most `timeout`) for a log line holding every one of `parts` (a message and a
+    /// MAC, say) and returns that line.
+    pub fn wait_for_log_line(&mut self, parts: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
         loop {
             let log = self.process.log_text();
-            if ready(&log) {
-                return;
+            if let Some(line) = log
+                .lines()
+                .find(|line| parts.iter().all(|part| line.contains(part)))
+            {
+                return Some(line.to_string());
             }
-            if let Some(status) = self.process.exited() {
-                panic!(
-                    "dnsmasq ({}) exited ({status}):\n{log}",
-                    self.config.display()
-                );
+            if self.process.exited().is_some() || Instant::now() >= deadline {
+                return None;
             }
-            assert!(
-                Instant::now() < deadline,
-                "dnsmasq ({}) not up after {STARTUP_TIMEOUT:?}:\n{log}",
-                self.config.display()
-            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
