@@ -10,6 +10,31 @@
 //! A [`Vm`] is QEMU under TCG (never KVM: nested KVM fails on firmware code on these machines)
 //! with one of the [`Firmware`] set-ups real clients use, its serial console written to a file
 //! that [`Vm::wait_for_marker`] watches. Dropping the `Vm` kills QEMU by its id.
+//!
+//! A boot test, in outline (`netboot` stands for any server binary):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pxe_testkit::lab::{vm_prerequisites, Lab, LabProcess, VmConfig};
+//! use pxe_testkit::{boot_payload, record_boot_time, BootCase};
+//!
+//! let case = BootCase::UefiPxeChainSnponly;
+//! if !vm_prerequisites("my_boot_test", &[case.firmware()], &[]) {
+//!     return;
+//! }
+//! let payload = boot_payload(); // built once, cached under the target dir
+//! let lab = Lab::new("mine");
+//! payload.copy_to(&lab.dir().join("files")).unwrap(); // vmlinuz, initrd.img
+//! let mut server = lab.ns().command("/path/to/netboot");
+//! server.args(["boot", "--interface", lab.bridge(), "--listen", "192.0.2.1"]);
+//! let _server = LabProcess::spawn(server, lab.dir().join("server.log"));
+//! let mut vm = lab.vm(&VmConfig::new(case.firmware()).uuid(&case.uuid()));
+//! let seen = vm
+//!     .wait_for_marker(&payload.end_marker(), Duration::from_secs(300))
+//!     .unwrap_or_else(|missing| panic!("{missing}"));
+//! let cmdline = payload.printed_cmdline(&seen.console);
+//! record_boot_time("pxe", case, "authoritative", seen.elapsed);
+//! ```
 
 use std::fmt;
 use std::fs;

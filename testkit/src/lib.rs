@@ -13,7 +13,7 @@
 //!   ([`Vm`]) booting SeaBIOS + iPXE, OVMF's own PXE, OVMF + iPXE, or UEFI HTTP Boot, with
 //!   [`Vm::wait_for_marker`] on the serial console.
 //! - [`cases`]: the five firmware paths of issue 6 ([`BootCase`]) and [`record_boot_time`].
-//! - [`reference`]: dnsmasq and nginx as real peer servers inside a namespace.
+//! - [`reference`](mod@reference): dnsmasq and nginx as real peer servers inside a namespace.
 //! - [`payload`]: the kernel + busybox initrd those machines boot, built once and cached.
 //!
 //! What it does not do: install packages, or touch the root namespace's addresses and routes.
