@@ -367,8 +367,16 @@ fn http_keep_alive_serves_script_kernel_and_initrd_on_one_connection() {
     );
     assert!(script.contains("initrd --name initrd0"), "{script}");
 
-    // A query without a MAC is refused.
-    let (status, _, body) = server.curl(&[], "/boot.ipxe?uuid=x");
+    // A request without facts gets a script that chains back with them.
+    let (status, _, body) = server.curl(&[], "/boot.ipxe");
+    assert_eq!(status, 200);
+    let bootstrap = String::from_utf8(body).unwrap();
+    assert!(
+        bootstrap.starts_with("#!ipxe\nchain /boot.ipxe?mac=${mac:hexhyp}&"),
+        "{bootstrap}"
+    );
+    // An empty MAC (iPXE had none to expand) is refused, not answered with another chain.
+    let (status, _, body) = server.curl(&[], "/boot.ipxe?mac=&uuid=x");
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("missing mac"));
 }

@@ -3,7 +3,8 @@
 //! [`BootService`] answers two kinds of request:
 //!
 //! - **Scripts** at one path (`/boot.ipxe` by default): the query carries what iPXE knows
-//!   about itself ([`SCRIPT_QUERY`] lists the parameters to put in the script URL); it becomes
+//!   about itself ([`facts_url`]; a request without one gets a script that chains to the
+//!   same path with it, so DHCP can hand out the short URL); it becomes
 //!   [`ClientFacts`](pxe_policy::ClientFacts), the [`Policy`](pxe_policy::Policy) decides, and
 //!   [`render_decision`] writes the `#!ipxe` script with the injection-safe builder of
 //!   [`pxe_policy::Script`]. A value iPXE cannot carry (a `${` in a kernel command line) is a
@@ -33,7 +34,7 @@ mod service;
 pub use body::Body;
 pub use error::{Error, PathError, QueryError};
 pub use files::{parse_range, relative_path, FileBody, RangeAnswer};
-pub use query::{arch_of, facts_from_query, SCRIPT_QUERY};
+pub use query::{arch_of, facts_from_query, facts_url};
 pub use script::render_decision;
 pub use serve::{serve, ServeConfig};
 pub use service::{BootService, BootServiceBuilder, ClientAddr};

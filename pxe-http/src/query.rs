@@ -2,17 +2,39 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use pxe_policy::{Arch, ClientFacts, ClientGuid, ClientKind, MacAddr};
+use pxe_policy::{
+    Arch, ClientFacts, ClientGuid, ClientKind, MacAddr, ScriptError, Setting, SettingType, Url,
+};
 
 use crate::error::QueryError;
 use crate::percent;
 
-/// The query a script URL should carry for [`facts_from_query`] to know the client: iPXE fills
-/// each `${…}` in when it fetches the script.
-pub const SCRIPT_QUERY: &str = "mac=${mac:hexhyp}&uuid=${uuid}&serial=${serial:uristring}\
-&asset=${asset:uristring}&manufacturer=${manufacturer:uristring}\
-&product=${product:uristring}&buildarch=${buildarch}&platform=${platform}\
-&hostname=${hostname:uristring}&ip=${ip}";
+/// The client settings a script URL carries, as (query key, setting, how iPXE formats it).
+const FACT_SETTINGS: [(&str, SettingType); 10] = [
+    ("mac", SettingType::Hexhyp),
+    ("uuid", SettingType::Uuid),
+    ("serial", SettingType::Uristring),
+    ("asset", SettingType::Uristring),
+    ("manufacturer", SettingType::Uristring),
+    ("product", SettingType::Uristring),
+    ("buildarch", SettingType::Uristring),
+    ("platform", SettingType::Uristring),
+    ("hostname", SettingType::Uristring),
+    ("ip", SettingType::Ipv4),
+];
+
+/// `base` with the query that tells [`facts_from_query`] who the client is: iPXE fills each
+/// `${…}` in when it fetches the URL (`/boot.ipxe?mac=${mac:hexhyp}&uuid=${uuid}&…`).
+///
+/// A URL this long (about 280 bytes) does not fit in one DHCP option, so the service hands it
+/// out itself: a script request with no `mac` gets a script that chains to this URL.
+pub fn facts_url(base: &str) -> Result<Url, ScriptError> {
+    let mut url = Url::new(base)?;
+    for (key, ty) in FACT_SETTINGS {
+        url = url.query_setting(key, Setting::new(key, ty)?)?;
+    }
+    Ok(url)
+}
 
 /// Turns the query of a script request (`mac=…&uuid=…&buildarch=…`) into client facts.
 ///
@@ -166,6 +188,17 @@ mod tests {
         assert_eq!(
             facts_from_query("mac=52:54:00:12:34:56&x=%4", None),
             Err(QueryError::Encoding { offset: 24 })
+        );
+    }
+
+    #[test]
+    fn facts_url_names_every_fact() {
+        assert_eq!(
+            facts_url("/boot.ipxe").unwrap().to_string(),
+            "/boot.ipxe?mac=${mac:hexhyp}&uuid=${uuid:uuid}&serial=${serial:uristring}\
+             &asset=${asset:uristring}&manufacturer=${manufacturer:uristring}\
+             &product=${product:uristring}&buildarch=${buildarch:uristring}\
+             &platform=${platform:uristring}&hostname=${hostname:uristring}&ip=${ip:ipv4}"
         );
     }
 

@@ -43,6 +43,14 @@ pub fn render_decision(
     script.render()
 }
 
+/// The script for a request that does not say who the client is: chain to the script path
+/// with every fact in the query ([`crate::facts_url`]).
+pub(crate) fn bootstrap(script_path: &str) -> Result<String, ScriptError> {
+    let mut script = Script::new();
+    script.push(Command::chain(crate::facts_url(script_path)?));
+    script.render()
+}
+
 fn linux_boot(script: &mut Script, linux: &LinuxBoot, client: &ClientFacts) {
     let names: Vec<String> = (0..linux.initrds.len())
         .map(|i| format!("initrd{i}"))

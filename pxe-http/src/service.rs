@@ -133,7 +133,21 @@ impl BootService {
 
     async fn script(&self, policy: &SharedPolicy, request: &Parts) -> Response<Body> {
         let peer = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        let facts = match query::facts_from_query(request.uri.query().unwrap_or(""), peer) {
+        let query = request.uri.query().unwrap_or("");
+        if !query
+            .split('&')
+            .any(|pair| pair == "mac" || pair.starts_with("mac="))
+        {
+            // DHCP handed out the bare URL: come back with the facts in the query.
+            return match script::bootstrap(&self.inner.script_path) {
+                Ok(script) => script_response(&script),
+                Err(error) => {
+                    warn!(%error, "cannot build the bootstrap script");
+                    text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
+                }
+            };
+        }
+        let facts = match query::facts_from_query(query, peer) {
             Ok(facts) => facts,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused script query");
@@ -243,6 +257,15 @@ fn finish(builder: http::response::Builder, body: Body) -> Response<Body> {
     builder
         .body(body)
         .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "bad response\n"))
+}
+
+/// A script: per client and per moment, so never cached.
+fn script_response(script: &str) -> Response<Body> {
+    let mut response = text(StatusCode::OK, script);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Body> {

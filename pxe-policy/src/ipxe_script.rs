@@ -254,6 +254,19 @@ impl From<Label> for Word {
     }
 }
 
+impl fmt::Display for Url {
+    /// The URL as the script writes it, client settings as `${name:type}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for piece in &self.word.0 {
+            match piece {
+                Piece::Text(text) | Piece::Plain(text) => f.write_str(text)?,
+                Piece::Setting(setting) => write!(f, "{setting}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 impl From<Url> for Word {
     fn from(url: Url) -> Self {
         url.word
@@ -361,9 +374,10 @@ impl Url {
         Ok(self)
     }
 
-    /// Appends a query pair whose value the client fills in: `key=${name:uristring}`.
-    pub fn query_setting(mut self, key: &str, name: &str) -> Result<Self, ScriptError> {
-        let setting = Setting::new(name, SettingType::Uristring)?;
+    /// Appends a query pair whose value the client fills in: `key=${name:type}`. Use
+    /// [`SettingType::Uristring`] for text settings, and a type whose output needs no
+    /// encoding (`Hexhyp`, `Uuid`, `Ipv4`) for binary ones.
+    pub fn query_setting(mut self, key: &str, setting: Setting) -> Result<Self, ScriptError> {
         self.query_key(key)?;
         self.word.0.push(Piece::Setting(setting));
         Ok(self)
@@ -1423,7 +1437,7 @@ mod tests {
     fn client_settings_render_as_expansions() {
         let url = Url::new("http://192.0.2.1/boot.ipxe")
             .unwrap()
-            .query_setting("mac", "mac")
+            .query_setting("mac", Setting::new("mac", SettingType::Uristring).unwrap())
             .unwrap()
             .query("arch", "x86 64")
             .unwrap();
