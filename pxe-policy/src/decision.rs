@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::Arch;
+use crate::{Arch, Script};
 
 /// An iPXE binary to hand to firmware, by file name relative to the iPXE directory (Debian's
 /// `ipxe` package installs them in `/usr/lib/ipxe`).
@@ -134,4 +134,6 @@ pub enum ScriptDecision {
     ExitToDisk,
     /// Nothing to boot for this client: the script says so and exits.
     Ignore,
+    /// Run this script, built by the policy with the injection-safe builder.
+    Custom(Script),
 }

@@ -15,6 +15,8 @@
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
 //!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML;
 //!   [`delegate::DelegatePolicy`] asks an external service, with a fallback.
+//! - [`Script`]: an iPXE script builder in which data can never become syntax, so that a
+//!   policy can answer with a custom script ([`ScriptDecision::Custom`]).
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
@@ -27,6 +29,7 @@ mod error;
 mod facts;
 mod guid;
 mod ipxe_features;
+mod ipxe_script;
 mod kind;
 mod mac;
 mod policy;
@@ -38,6 +41,9 @@ pub use error::ParseError;
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
+pub use ipxe_script::{
+    Chain, Command, Label, Script, ScriptError, Setting, SettingType, Url, Word,
+};
 pub use kind::ClientKind;
 pub use mac::MacAddr;
 pub use policy::{BootEveryone, BoxFuture, DynPolicy, Policy, SharedPolicy};

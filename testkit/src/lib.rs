@@ -9,8 +9,24 @@
 //!   documentation ranges 192.0.2.0/24 and 198.18.0.0/15, and only ever inside namespaces.
 //! - [`NetNs::enter`] runs a closure on a thread that has joined the namespace, so a test can
 //!   run a library server (a tokio runtime) inside it without a subprocess.
+//! - [`lab`]: the firmware lab, a bridge in a namespace ([`Lab`]) and QEMU machines on it
+//!   ([`Vm`]) booting SeaBIOS + iPXE, OVMF's own PXE, OVMF + iPXE, or UEFI HTTP Boot, with
+//!   [`Vm::wait_for_marker`] on the serial console.
+//! - [`cases`]: the five firmware paths of issue 6 ([`BootCase`]) and [`record_boot_time`].
+//! - [`reference`](mod@reference): dnsmasq and nginx as real peer servers inside a namespace.
+//! - [`payload`]: the kernel + busybox initrd those machines boot, built once and cached.
 //!
 //! What it does not do: install packages, or touch the root namespace's addresses and routes.
+
+pub mod cases;
+pub mod lab;
+pub mod payload;
+pub mod reference;
+
+pub use cases::{record_boot_time, BootCase};
+pub use lab::{Firmware, Lab, MarkerMissing, MarkerSeen, Nic, Vm, VmConfig};
+pub use payload::{boot_payload, BootPayload};
+pub use reference::{Dnsmasq, Nginx};
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -165,18 +181,34 @@ impl NetNs {
     /// Sockets opened by `f` (including a tokio runtime built inside it) live in the
     /// namespace. Panics in `f` propagate.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
+        let path = self.path();
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                    join_namespace(&path);
                     f()
                 })
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+
+    /// Runs `f` on a new background thread that has joined this namespace, e.g. a library
+    /// server that must keep serving while the test boots a VM; join the handle for its
+    /// result. Stop it through a channel or a shutdown signal of its own.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = self.path();
+        std::thread::spawn(move || {
+            join_namespace(&path);
+            f()
+        })
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.name)
     }
 
     /// The ids of the processes still running inside the namespace.
@@ -193,6 +225,13 @@ impl NetNs {
             })
             .unwrap_or_default()
     }
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+fn join_namespace(path: &str) {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("setns {path}: {e}"));
 }
 
 impl Drop for NetNs {

@@ -2,6 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use pxe_http::{BootService, ServeConfig};
+use pxe_policy::{BootEveryone, LinuxBoot};
 
 /// Flags of `netboot http`.
 #[derive(Debug, clap::Args)]
@@ -12,12 +17,49 @@ pub(crate) struct Args {
     /// Address and port to listen on.
     #[arg(long)]
     listen: SocketAddr,
+    /// Answer script requests (at --script-path) by booting this kernel URL on every client.
+    #[arg(long)]
+    kernel: Option<String>,
+    /// Initrd URLs for --kernel, in load order.
+    #[arg(long, requires = "kernel")]
+    initrd: Vec<String>,
+    /// Kernel command line for --kernel, passed exactly.
+    #[arg(long, requires = "kernel", default_value = "")]
+    cmdline: String,
+    /// Path of the script endpoint.
+    #[arg(long, default_value = "/boot.ipxe")]
+    script_path: String,
+    /// Seconds a connection may take to send request headers (and may sit idle).
+    #[arg(long, default_value_t = 30)]
+    header_timeout: u64,
+    /// Seconds a response write may make no progress before the connection is dropped.
+    #[arg(long, default_value_t = 60)]
+    write_timeout: u64,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "netboot http: not built yet (would serve {} on {})",
-        args.root.display(),
-        args.listen
-    )
+    let mut builder = BootService::builder()
+        .root(&args.root)
+        .script_path(args.script_path.clone());
+    if let Some(kernel) = &args.kernel {
+        let mut linux = LinuxBoot::new(kernel.clone()).cmdline(args.cmdline.clone());
+        for initrd in &args.initrd {
+            linux = linux.initrd(initrd.clone());
+        }
+        builder = builder.policy(BootEveryone(linux));
+    }
+    let service = builder.build()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(
+        root = %args.root.display(),
+        listen = %listener.local_addr()?,
+        "serving boot files over http"
+    );
+    let config = ServeConfig::default()
+        .header_timeout(Duration::from_secs(args.header_timeout))
+        .write_timeout(Duration::from_secs(args.write_timeout));
+    pxe_http::serve(listener, service, config).await;
+    Ok(())
 }

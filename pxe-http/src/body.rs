@@ -1,0 +1,65 @@
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use crate::files::FileBody;
+
+/// The body of every response the service gives: nothing, a small buffer (a script, an
+/// error message) or a file streamed from disk.
+#[derive(Debug)]
+pub struct Body(Kind);
+
+#[derive(Debug)]
+enum Kind {
+    Full(Option<Bytes>),
+    File(Box<FileBody>),
+}
+
+impl Body {
+    /// No body (HEAD, 304, 416).
+    pub fn empty() -> Self {
+        Self(Kind::Full(None))
+    }
+
+    /// A body held in memory.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self(Kind::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    pub(crate) fn file(file: FileBody) -> Self {
+        Self(Kind::File(Box::new(file)))
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match &mut self.get_mut().0 {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::File(file) => Pin::new(file.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::File(file) => file.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::File(file) => file.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Boot files: request paths confined to the root, single byte ranges, validators, and a body
+//! that streams a file from disk.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::{Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, Take};
+use tokio_util::io::ReaderStream;
+
+use crate::error::PathError;
+use crate::percent;
+
+/// How much of a file one read takes: large enough that a gigabyte is a few thousand reads,
+/// small enough that sixteen downloads hold a few megabytes.
+const CHUNK: usize = 256 * 1024;
+
+/// The path below the root that a request path names: percent-decoded, `.` and empty
+/// segments dropped. A `..` segment in any spelling (`..`, `%2e%2E`, `.%2e`), a NUL, a
+/// backslash or invalid UTF-8 is refused rather than interpreted.
+pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
+    if !request_path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = percent::decode(request_path).map_err(|offset| PathError::Encoding { offset })?;
+    let decoded = String::from_utf8(decoded).map_err(|_| PathError::Character)?;
+    let mut relative = PathBuf::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => return Err(PathError::Parent),
+            s if s.contains(['\0', '\\']) => return Err(PathError::Character),
+            s => relative.push(s),
+        }
+    }
+    Ok(relative)
+}
+
+/// Opens `relative` under `root` (already canonical) if, once every symbolic link is
+/// resolved, it is a regular file that is still inside the root.
+pub(crate) async fn open_confined(
+    root: &Path,
+    relative: &Path,
+) -> io::Result<(tokio::fs::File, std::fs::Metadata)> {
+    let canonical = tokio::fs::canonicalize(root.join(relative)).await?;
+    if !canonical.starts_with(root) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "resolves outside the root",
+        ));
+    }
+    let file = tokio::fs::File::open(&canonical).await?;
+    let metadata = file.metadata().await?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "not a regular file",
+        ));
+    }
+    Ok((file, metadata))
+}
+
+/// A file's validators: a strong ETag from size and modification time, and Last-Modified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Validators {
+    pub(crate) etag: String,
+    pub(crate) last_modified: Option<SystemTime>,
+}
+
+impl Validators {
+    pub(crate) fn of(metadata: &std::fs::Metadata) -> Self {
+        let modified = metadata.modified().ok();
+        let stamp = modified
+            .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        Self {
+            etag: format!(
+                "\"{:x}-{:x}.{:x}\"",
+                metadata.len(),
+                stamp.as_secs(),
+                stamp.subsec_nanos()
+            ),
+            last_modified: modified,
+        }
+    }
+
+    /// Whether an `If-None-Match` value matches (weak comparison, as RFC 9110 §13.1.2 asks).
+    pub(crate) fn none_match(&self, header: &str) -> bool {
+        header
+            .split(',')
+            .map(str::trim)
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag.as_str())
+    }
+
+    /// Whether the file is unchanged since an `If-Modified-Since` / `If-Range` date.
+    pub(crate) fn not_modified_since(&self, header: &str) -> bool {
+        match (self.last_modified, httpdate::parse_http_date(header)) {
+            (Some(modified), Ok(since)) => truncate(modified) <= since,
+            _ => false,
+        }
+    }
+
+    /// Whether an `If-Range` value (an ETag or a date) still names this version.
+    pub(crate) fn if_range(&self, header: &str) -> bool {
+        if header.starts_with('"') {
+            header == self.etag
+        } else {
+            self.last_modified.is_some_and(|m| {
+                httpdate::parse_http_date(header).is_ok_and(|date| truncate(m) == date)
+            })
+        }
+    }
+}
+
+/// HTTP dates have whole seconds.
+fn truncate(time: SystemTime) -> SystemTime {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs())
+}
+
+/// The answer to a `Range` header for a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAnswer {
+    /// Serve the whole file (no Range, a Range we do not serve, or one that is malformed).
+    Full,
+    /// Serve bytes `start..=end` with 206.
+    Partial {
+        /// First byte.
+        start: u64,
+        /// Last byte, inclusive.
+        end: u64,
+    },
+    /// 416: no byte of the range exists.
+    Unsatisfiable,
+}
+
+/// Reads a `Range` header. One range is served; several ranges, units other than bytes and
+/// malformed values are ignored (RFC 9110 §14.2: a server may ignore Range), so the client
+/// gets the whole file.
+pub fn parse_range(header: &str, len: u64) -> RangeAnswer {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Full;
+    };
+    let spec = spec.trim();
+    if spec.contains(',') {
+        return RangeAnswer::Full;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return RangeAnswer::Full;
+    };
+    let number = |s: &str| -> Option<u64> {
+        let s = s.trim();
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            // Longer than u64: larger than any file, which the checks below treat as such.
+            Some(s.parse().unwrap_or(u64::MAX))
+        }
+    };
+    match (first.trim().is_empty(), number(first), number(last)) {
+        // bytes=-N: the last N bytes.
+        (true, _, Some(suffix)) => {
+            if suffix == 0 || len == 0 {
+                RangeAnswer::Unsatisfiable
+            } else {
+                RangeAnswer::Partial {
+                    start: len.saturating_sub(suffix),
+                    end: len - 1,
+                }
+            }
+        }
+        // bytes=A- and bytes=A-B.
+        (false, Some(start), last) if last.is_some() || last_is_empty(last, spec) => {
+            if let Some(end) = last {
+                if end < start {
+                    return RangeAnswer::Full;
+                }
+            }
+            if start >= len {
+                return RangeAnswer::Unsatisfiable;
+            }
+            let end = last.map_or(len - 1, |end| end.min(len - 1));
+            RangeAnswer::Partial { start, end }
+        }
+        _ => RangeAnswer::Full,
+    }
+}
+
+fn last_is_empty(last: Option<u64>, spec: &str) -> bool {
+    last.is_none() && spec.trim_end().ends_with('-')
+}
+
+/// A response body that reads `len` bytes of a file, starting where the file is positioned,
+/// in chunks, as the connection accepts them.
+#[derive(Debug)]
+pub struct FileBody {
+    stream: ReaderStream<Take<tokio::fs::File>>,
+    remaining: u64,
+}
+
+impl FileBody {
+    pub(crate) async fn new(mut file: tokio::fs::File, start: u64, len: u64) -> io::Result<Self> {
+        if start > 0 {
+            file.seek(io::SeekFrom::Start(start)).await?;
+        }
+        file.set_max_buf_size(CHUNK);
+        Ok(Self {
+            stream: ReaderStream::with_capacity(file.take(len), CHUNK),
+            remaining: len,
+        })
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match Pin::new(&mut self.stream).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) if self.remaining > 0 => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was served",
+            )))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeAnswer::*;
+        assert_eq!(parse_range("bytes=0-0", 10), Partial { start: 0, end: 0 });
+        assert_eq!(parse_range("bytes=2-", 10), Partial { start: 2, end: 9 });
+        assert_eq!(parse_range("bytes=-3", 10), Partial { start: 7, end: 9 });
+        assert_eq!(parse_range("bytes=-30", 10), Partial { start: 0, end: 9 });
+        assert_eq!(parse_range("bytes=5-100", 10), Partial { start: 5, end: 9 });
+        assert_eq!(parse_range("bytes=10-", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 10), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999999-", 10),
+            Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=5-2", 10), Full);
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), Full);
+        assert_eq!(parse_range("items=0-1", 10), Full);
+        assert_eq!(parse_range("bytes=a-b", 10), Full);
+        assert_eq!(parse_range("bytes=-", 10), Full);
+        assert_eq!(parse_range("bytes=1", 10), Full);
+    }
+
+    #[test]
+    fn paths_stay_below_the_root() {
+        assert_eq!(relative_path("/a/./b//c").unwrap(), PathBuf::from("a/b/c"));
+        assert_eq!(relative_path("/").unwrap(), PathBuf::new());
+        assert_eq!(relative_path("/a%20b").unwrap(), PathBuf::from("a b"));
+        for bad in [
+            "/..",
+            "/a/../b",
+            "/%2e%2e/x",
+            "/.%2E/x",
+            "/a/%2e./b",
+            "/a%2f..%2fb",
+        ] {
+            assert_eq!(relative_path(bad), Err(PathError::Parent), "{bad}");
+        }
+        for bad in ["/a%00b", "/a\\..\\b", "/%5c..", "/%ff"] {
+            assert_eq!(relative_path(bad), Err(PathError::Character), "{bad}");
+        }
+        assert_eq!(relative_path("a"), Err(PathError::NotAbsolute));
+        assert_eq!(
+            relative_path("/%zz"),
+            Err(PathError::Encoding { offset: 1 })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranges_stay_inside_the_file(header in "bytes=[0-9-]{0,8}", len in 0u64..20) {
+            if let RangeAnswer::Partial { start, end } = parse_range(&header, len) {
+                proptest::prop_assert!(start <= end && end < len);
+            }
+        }
+
+        #[test]
+        fn relative_paths_have_no_parent(path in "/[a-z./%25e2E]{0,20}") {
+            if let Ok(relative) = relative_path(&path) {
+                proptest::prop_assert!(relative
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))));
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A policy's [`ScriptDecision`] as an iPXE script: the one place that knows how each decision
+//! is spelled in iPXE, and how to leave network boot on each firmware.
+
+use pxe_policy::{ClientFacts, Command, LinuxBoot, Script, ScriptDecision, ScriptError, Setting};
+
+/// The first BIOS hard disk, as `sanboot --drive` numbers it.
+const FIRST_BIOS_DISK: u32 = 0x80;
+
+/// Builds the script for `decision`, given what is known about the client.
+///
+/// - `Linux`: `kernel`, one `initrd --name initrdN` per initrd, `boot`. UEFI kernels (and
+///   clients of unknown firmware) also get `initrd=initrdN` on the command line, which the
+///   EFI stub needs to find them; the command line is otherwise passed exactly.
+/// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit` on UEFI; when the
+///   firmware is unknown, the script asks iPXE's `${platform}`.
+/// - `Ignore`: says so and exits, so the firmware tries its next boot device.
+///
+/// Fails when a value cannot be carried to iPXE verbatim (a `${` in a command line).
+pub fn render_decision(
+    decision: &ScriptDecision,
+    client: &ClientFacts,
+) -> Result<String, ScriptError> {
+    let mut script = Script::new();
+    match decision {
+        ScriptDecision::Linux(linux) => linux_boot(&mut script, linux, client),
+        ScriptDecision::Chain(url) => {
+            script.push(Command::chain(url));
+        }
+        ScriptDecision::Sanboot(url) => {
+            script.push(Command::sanboot(url));
+        }
+        ScriptDecision::ExitToDisk => exit_to_disk(&mut script, client.is_uefi())?,
+        ScriptDecision::Custom(custom) => return custom.render(),
+        // `Ignore`, and decisions this version does not know: boot nothing.
+        _ => {
+            script
+                .push(
+                    Command::echo("pxe:").args(["nothing", "to", "boot", "for", "this", "client"]),
+                )
+                .push(Command::exit(None));
+        }
+    }
+    script.render()
+}
+
+/// The script for a request that does not say who the client is: chain to the script path
+/// with every fact in the query ([`crate::facts_url`]).
+pub(crate) fn bootstrap(script_path: &str) -> Result<String, ScriptError> {
+    let mut script = Script::new();
+    script.push(Command::chain(crate::facts_url(script_path)?));
+    script.render()
+}
+
+fn linux_boot(script: &mut Script, linux: &LinuxBoot, client: &ClientFacts) {
+    let names: Vec<String> = (0..linux.initrds.len())
+        .map(|i| format!("initrd{i}"))
+        .collect();
+    let mut cmdline = linux.cmdline.clone();
+    if client.is_uefi() != Some(false) {
+        for name in &names {
+            if !cmdline.is_empty() {
+                cmdline.push(' ');
+            }
+            cmdline.push_str("initrd=");
+            cmdline.push_str(name);
+        }
+    }
+    script.push(Command::kernel(&linux.kernel).cmdline(&cmdline));
+    for (url, name) in linux.initrds.iter().zip(&names) {
+        script.push(
+            Command::initrd(url)
+                .name(name)
+                .expect("initrdN is a valid image name"),
+        );
+    }
+    script.push(Command::boot());
+}
+
+fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
+    let bios_disk = Command::sanboot_drive(FIRST_BIOS_DISK).no_describe();
+    match uefi {
+        Some(true) => script.push(Command::exit(None)),
+        Some(false) => script.push(bios_disk),
+        None => script
+            .push(
+                Command::iseq(Setting::named("platform")?, "efi")
+                    .and(Command::exit(None))
+                    .or_continue(),
+            )
+            .push(bios_disk),
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pxe_policy::{Arch, ClientKind, MacAddr};
+
+    fn client(arch: Option<Arch>) -> ClientFacts {
+        let mut facts = ClientFacts::new(MacAddr([2, 0, 0, 0, 0, 1]), ClientKind::ChainloadedIpxe);
+        facts.arch = arch;
+        facts
+    }
+
+    #[test]
+    fn linux_on_uefi_names_its_initrds() {
+        let linux = LinuxBoot::new("http://192.0.2.1/vmlinuz")
+            .initrd("http://192.0.2.1/initrd.img")
+            .cmdline("console=ttyS0 quiet");
+        let decision = ScriptDecision::Linux(linux.clone());
+        assert_eq!(
+            render_decision(&decision, &client(Some(Arch::X64_UEFI))).unwrap(),
+            "#!ipxe\n\
+             kernel http://192.0.2.1/vmlinuz console=ttyS0 quiet initrd=initrd0\n\
+             initrd --name initrd0 http://192.0.2.1/initrd.img\n\
+             boot\n"
+        );
+        assert_eq!(
+            render_decision(&decision, &client(Some(Arch::X86_BIOS))).unwrap(),
+            "#!ipxe\n\
+             kernel http://192.0.2.1/vmlinuz console=ttyS0 quiet\n\
+             initrd --name initrd0 http://192.0.2.1/initrd.img\n\
+             boot\n"
+        );
+    }
+
+    #[test]
+    fn exit_to_disk_per_firmware() {
+        let exit = ScriptDecision::ExitToDisk;
+        assert_eq!(
+            render_decision(&exit, &client(Some(Arch::X86_BIOS))).unwrap(),
+            "#!ipxe\nsanboot --drive 0x80 --no-describe\n"
+        );
+        assert_eq!(
+            render_decision(&exit, &client(Some(Arch::X64_UEFI))).unwrap(),
+            "#!ipxe\nexit\n"
+        );
+        assert_eq!(
+            render_decision(&exit, &client(None)).unwrap(),
+            "#!ipxe\niseq -- ${platform} efi && exit ||\nsanboot --drive 0x80 --no-describe\n"
+        );
+    }
+
+    #[test]
+    fn expansions_in_a_command_line_are_refused() {
+        let linux = LinuxBoot::new("vmlinuz").cmdline("root=${root}");
+        assert!(matches!(
+            render_decision(&ScriptDecision::Linux(linux), &client(None)),
+            Err(ScriptError::Expansion { .. })
+        ));
+    }
+
+    #[test]
+    fn other_decisions() {
+        let c = client(None);
+        assert_eq!(
+            render_decision(&ScriptDecision::Chain("http://192.0.2.1/x.ipxe".into()), &c).unwrap(),
+            "#!ipxe\nchain http://192.0.2.1/x.ipxe\n"
+        );
+        assert_eq!(
+            render_decision(
+                &ScriptDecision::Sanboot("http://192.0.2.1/d.iso".into()),
+                &c
+            )
+            .unwrap(),
+            "#!ipxe\nsanboot http://192.0.2.1/d.iso\n"
+        );
+        let ignore = render_decision(&ScriptDecision::Ignore, &c).unwrap();
+        assert!(ignore.starts_with("#!ipxe\n") && ignore.ends_with("exit\n"));
+    }
+}

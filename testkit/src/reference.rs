@@ -1,0 +1,198 @@
+//! Real peer servers for the firmware lab: dnsmasq (DHCP + TFTP) and nginx (HTTP), started
+//! inside a namespace with configs in a scratch directory (never `/etc`), stopped by their
+//! process ids when dropped.
+//!
+//! The reference boots (`examples/tests/firmware_reference.rs`) serve every firmware case
+//! with them, to compare the pxe servers against; a proxy-mode test runs [`Dnsmasq`] with
+//! only [`Dnsmasq::site_config`] as the site's plain DHCP server.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::lab::LabProcess;
+use crate::NetNs;
+
+/// The tools the reference servers need, for [`crate::prerequisites`].
+pub const REFERENCE_TOOLS: &[&str] = &["dnsmasq", "nginx"];
+
+/// How long a server gets to come up before the test fails.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// dnsmasq running in the foreground inside a namespace (DNS off), logging every DHCP
+/// exchange (`log-dhcp`) to [`Dnsmasq::log`].
+#[derive(Debug)]
+pub struct Dnsmasq {
+    process: LabProcess,
+}
+
+impl Dnsmasq {
+    /// The lines every lab dnsmasq starts with: no DNS, no `/etc` files, root kept (its files
+    /// sit in a root-only scratch directory), logs to stderr, DHCP on `interface` handing out
+    /// `first`–`last` in a /24 with a lease file in `dir`.
+    pub fn site_config(dir: &Path, interface: &str, first: Ipv4Addr, last: Ipv4Addr) -> String {
+        let mut config = String::new();
+        for line in [
+            "port=0",
+            "no-resolv",
+            "no-hosts",
+            "user=root",
+            "group=root",
+            "pid-file=",
+            "log-facility=-",
+            "log-dhcp",
+            "dhcp-authoritative",
+        ] {
+            config.push_str(line);
+            config.push('\n');
+        }
+        let _ = writeln!(config, "interface={interface}");
+        let _ = writeln!(config, "dhcp-range={first},{last},255.255.255.0,10m");
+        let _ = writeln!(config, "dhcp-leasefile={}", dir.join("leases").display());
+        config
+    }
+
+    /// Writes `config` to `dir/dnsmasq.conf` and starts dnsmasq in `ns` with it, waiting
+    /// until it reports that DHCP is up.
+    ///
+    /// Panics (with its log) if it exits or does not come up within 10 s.
+    pub fn start(ns: &NetNs, dir: &Path, config: &str) -> Self {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let path = dir.join("dnsmasq.conf");
+        fs::write(&path, config).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let mut command = ns.command("dnsmasq");
+        command
+            .arg("--keep-in-foreground")
+            .arg(format!("--conf-file={}", path.display()));
+        let mut process = LabProcess::spawn(command, dir.join("dnsmasq.log"));
+        if process
+            .wait_for_log("DHCP, IP range", STARTUP_TIMEOUT)
+            .is_none()
+        {
+            panic!(
+                "dnsmasq ({}) not up after {STARTUP_TIMEOUT:?} ({}):\n{}",
+                path.display(),
+                process.exited().unwrap_or_else(|| "still running".into()),
+                process.log_text()
+            );
+        }
+        Self { process }
+    }
+
+    /// Waits (at most `timeout`) for a log line holding every one of `parts` (a message and a
+    /// MAC, say) and returns that line.
+    pub fn wait_for_log_line(&mut self, parts: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.process.log_text();
+            if let Some(line) = log
+                .lines()
+                .find(|line| parts.iter().all(|part| line.contains(part)))
+            {
+                return Some(line.to_string());
+            }
+            if self.process.exited().is_some() || Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything dnsmasq logged so far (each DHCP and TFTP exchange).
+    pub fn log(&self) -> String {
+        self.process.log_text()
+    }
+
+    /// dnsmasq's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.child.0.id()
+    }
+}
+
+/// nginx as one foreground process (`master_process off`) inside a namespace, serving a
+/// directory as static files with Content-Length and keep-alive, as iPXE and UEFI HTTP Boot
+/// expect.
+#[derive(Debug)]
+pub struct Nginx {
+    process: LabProcess,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Writes a config to `dir/nginx/` and starts nginx in `ns` serving `root` on `listen`,
+    /// waiting until it accepts connections.
+    ///
+    /// Panics (with its log) if it exits or does not come up within 10 s.
+    pub fn start(ns: &NetNs, dir: &Path, root: &Path, listen: SocketAddrV4) -> Self {
+        let prefix = dir.join("nginx");
+        fs::create_dir_all(&prefix).unwrap_or_else(|e| panic!("create {}: {e}", prefix.display()));
+        let config = format!(
+            "worker_processes 1;\n\
+             daemon off;\n\
+             master_process off;\n\
+             pid {prefix}/nginx.pid;\n\
+             error_log stderr info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             \x20   access_log {prefix}/access.log;\n\
+             \x20   default_type application/octet-stream;\n\
+             \x20   sendfile on;\n\
+             \x20   keepalive_timeout 65;\n\
+             \x20   client_body_temp_path {prefix}/body;\n\
+             \x20   proxy_temp_path {prefix}/proxy;\n\
+             \x20   server {{\n\
+             \x20       listen {listen};\n\
+             \x20       root {root};\n\
+             \x20   }}\n\
+             }}\n",
+            prefix = prefix.display(),
+            root = root.display(),
+        );
+        let path = prefix.join("nginx.conf");
+        fs::write(&path, config).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let mut command = ns.command("nginx");
+        command
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&path)
+            // The error log before the config is read would otherwise go to /var/log/nginx.
+            .args(["-e", "stderr"]);
+        let mut process = LabProcess::spawn(command, prefix.join("nginx.log"));
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        while !ns.enter(|| {
+            TcpStream::connect_timeout(&listen.into(), Duration::from_millis(200)).is_ok()
+        }) {
+            if let Some(status) = process.exited() {
+                panic!("nginx exited ({status}):\n{}", process.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nginx not listening on {listen} after {STARTUP_TIMEOUT:?}:\n{}",
+                process.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            process,
+            dir: prefix,
+        }
+    }
+
+    /// The access log so far: one line per request, with status and bytes.
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+
+    /// nginx's own log (errors) so far.
+    pub fn log(&self) -> String {
+        self.process.log_text()
+    }
+
+    /// nginx's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.child.0.id()
+    }
+}
