@@ -56,8 +56,34 @@ fn dnsmasq_rules(case: BootCase, server: &str) -> String {
     }
 }
 
-fn reference_boot(case: BootCase) {
-    let test = format!("reference_case_{}", case.number());
+/// The `pxe-service` lines of the ProxyDHCP reference for `case` (cases 1 and 3), after the
+/// common tags: in proxy mode dnsmasq sends only its PXE menu, and with a zero-second prompt
+/// the client boots the one item that matches it at once.
+fn dnsmasq_proxy_rules(case: BootCase, server: &str) -> String {
+    let script = format!("http://{server}/boot.ipxe");
+    let rules = match case {
+        BootCase::BiosIpxeRom => format!("pxe-service=tag:ipxe,x86PC,\"script\",{script}\n"),
+        BootCase::UefiPxeChainSnponly => format!(
+            "pxe-service=tag:!ipxe,x86-64_EFI,\"snponly\",snponly.efi\n\
+             pxe-service=tag:ipxe,x86-64_EFI,\"script\",{script}\n"
+        ),
+        other => panic!("no proxy-mode reference for {other}"),
+    };
+    format!("pxe-prompt=\"reference\",0\n{rules}")
+}
+
+/// Who hands out addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The reference dnsmasq leases addresses and says what to boot.
+    Authoritative,
+    /// A site dnsmasq on a second host (192.0.2.2) leases addresses with no PXE options; the
+    /// reference dnsmasq answers as ProxyDHCP.
+    Proxy,
+}
+
+fn reference_boot(case: BootCase, mode: Mode) {
+    let test = format!("reference_case_{}_{mode:?}", case.number());
     let firmware = case.firmware();
     let mut tools = REFERENCE_TOOLS.to_vec();
     tools.extend_from_slice(PAYLOAD_TOOLS);
@@ -68,7 +94,7 @@ fn reference_boot(case: BootCase) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let payload = boot_payload();
-    let lab = Lab::new(&format!("ref{}", case.number()));
+    let mut lab = Lab::new(&format!("ref{}", case.number()));
     let server = lab.server_addr().to_string();
 
     // HTTP root: the script, the payload, and snponly.efi for UEFI HTTP Boot.
@@ -102,12 +128,16 @@ fn reference_boot(case: BootCase) {
         &http_root,
         SocketAddrV4::new(lab.server_addr(), 80),
     );
-    let mut config = Dnsmasq::site_config(
-        lab.dir(),
-        lab.bridge(),
-        "192.0.2.100".parse().unwrap(),
-        "192.0.2.199".parse().unwrap(),
-    );
+    let dnsmasq_dir = lab.dir().join("dnsmasq");
+    let mut config = match mode {
+        Mode::Authoritative => Dnsmasq::site_config(
+            &dnsmasq_dir,
+            lab.bridge(),
+            "192.0.2.100".parse().unwrap(),
+            "192.0.2.199".parse().unwrap(),
+        ),
+        Mode::Proxy => Dnsmasq::proxy_config(&dnsmasq_dir, lab.bridge(), lab.server_addr()),
+    };
     config.push_str(&format!(
         "enable-tftp\n\
          tftp-root={}\n\
@@ -117,8 +147,22 @@ fn reference_boot(case: BootCase) {
          dhcp-vendorclass=set:httpboot,HTTPClient\n",
         tftp_root.display()
     ));
-    config.push_str(&dnsmasq_rules(case, &server));
-    let dnsmasq = Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config);
+    config.push_str(&match mode {
+        Mode::Authoritative => dnsmasq_rules(case, &server),
+        Mode::Proxy => dnsmasq_proxy_rules(case, &server),
+    });
+    let site = (mode == Mode::Proxy).then(|| {
+        let site_dir = lab.dir().join("site");
+        let site_config = Dnsmasq::site_config(
+            &site_dir,
+            "eth0",
+            "192.0.2.100".parse().unwrap(),
+            "192.0.2.199".parse().unwrap(),
+        );
+        let host = lab.add_host(&format!("ref{}-site", case.number()), "192.0.2.2/24");
+        Dnsmasq::start(host, &site_dir, &site_config)
+    });
+    let dnsmasq = Dnsmasq::start(lab.ns(), &dnsmasq_dir, &config);
 
     let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
     // The end marker follows the command line; the marker itself is a few lines earlier.
@@ -126,9 +170,9 @@ fn reference_boot(case: BootCase) {
         .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
         .unwrap_or_else(|missing| {
             panic!(
-                "case {} ({firmware}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
-                case.number(),
+                "{case} ({firmware}, {mode:?}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- site dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
                 dnsmasq.log(),
+                site.as_ref().map(Dnsmasq::log).unwrap_or_default(),
                 nginx.access_log(),
                 nginx.log()
             )
@@ -173,30 +217,55 @@ fn reference_boot(case: BootCase) {
         });
         from += at + request.len();
     }
-    record_boot_time("dnsmasq+nginx", case, "authoritative", seen.elapsed);
+    if let Some(site) = &site {
+        // The address came from the site server, the boot from the proxy.
+        let mac = pxe_testkit::lab::format_mac(vm.mac());
+        assert!(
+            site.log()
+                .lines()
+                .any(|l| l.contains("DHCPACK(eth0)") && l.contains(&mac)),
+            "{case}: the site server leased nothing to {mac}:\n{}",
+            site.log()
+        );
+    }
+    let mode_name = match mode {
+        Mode::Authoritative => "authoritative",
+        Mode::Proxy => "proxy",
+    };
+    record_boot_time("dnsmasq+nginx", case, mode_name, seen.elapsed);
 }
 
 #[test]
 fn reference_case_1_bios_ipxe_rom_http() {
-    reference_boot(BootCase::BiosIpxeRom);
+    reference_boot(BootCase::BiosIpxeRom, Mode::Authoritative);
 }
 
 #[test]
 fn reference_case_2_bios_tftp_undionly_then_http() {
-    reference_boot(BootCase::BiosChainUndionly);
+    reference_boot(BootCase::BiosChainUndionly, Mode::Authoritative);
 }
 
 #[test]
 fn reference_case_3_uefi_pxe_tftp_snponly_then_http() {
-    reference_boot(BootCase::UefiPxeChainSnponly);
+    reference_boot(BootCase::UefiPxeChainSnponly, Mode::Authoritative);
 }
 
 #[test]
 fn reference_case_4_uefi_ipxe_rom_http() {
-    reference_boot(BootCase::UefiIpxeRom);
+    reference_boot(BootCase::UefiIpxeRom, Mode::Authoritative);
 }
 
 #[test]
 fn reference_case_5_uefi_http_boot_snponly() {
-    reference_boot(BootCase::UefiHttpBoot);
+    reference_boot(BootCase::UefiHttpBoot, Mode::Authoritative);
+}
+
+#[test]
+fn reference_case_1_proxy_beside_site_dhcp() {
+    reference_boot(BootCase::BiosIpxeRom, Mode::Proxy);
+}
+
+#[test]
+fn reference_case_3_proxy_beside_site_dhcp() {
+    reference_boot(BootCase::UefiPxeChainSnponly, Mode::Proxy);
 }
