@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pxe_testkit::cases::{record_boot_time, BootCase, IPXE_DIR};
+use pxe_testkit::cases::{record_boot_time, BootCase, DhcpMode, IPXE_DIR};
 use pxe_testkit::lab::{vm_prerequisites, Lab, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::{Dnsmasq, Nginx, REFERENCE_TOOLS};
@@ -72,18 +72,8 @@ fn dnsmasq_proxy_rules(case: BootCase, server: &str) -> String {
     format!("pxe-prompt=\"reference\",0\n{rules}")
 }
 
-/// Who hands out addresses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// The reference dnsmasq leases addresses and says what to boot.
-    Authoritative,
-    /// A site dnsmasq on a second host (192.0.2.2) leases addresses with no PXE options; the
-    /// reference dnsmasq answers as ProxyDHCP.
-    Proxy,
-}
-
-fn reference_boot(case: BootCase, mode: Mode) {
-    let test = format!("reference_case_{}_{mode:?}", case.number());
+fn reference_boot(case: BootCase, mode: DhcpMode) {
+    let test = format!("reference_case_{}_{mode}", case.number());
     let firmware = case.firmware();
     let mut tools = REFERENCE_TOOLS.to_vec();
     tools.extend_from_slice(PAYLOAD_TOOLS);
@@ -130,13 +120,13 @@ fn reference_boot(case: BootCase, mode: Mode) {
     );
     let dnsmasq_dir = lab.dir().join("dnsmasq");
     let mut config = match mode {
-        Mode::Authoritative => Dnsmasq::site_config(
+        DhcpMode::Authoritative => Dnsmasq::site_config(
             &dnsmasq_dir,
             lab.bridge(),
             "192.0.2.100".parse().unwrap(),
             "192.0.2.199".parse().unwrap(),
         ),
-        Mode::Proxy => Dnsmasq::proxy_config(&dnsmasq_dir, lab.bridge(), lab.server_addr()),
+        DhcpMode::Proxy => Dnsmasq::proxy_config(&dnsmasq_dir, lab.bridge(), lab.server_addr()),
     };
     config.push_str(&format!(
         "enable-tftp\n\
@@ -148,10 +138,10 @@ fn reference_boot(case: BootCase, mode: Mode) {
         tftp_root.display()
     ));
     config.push_str(&match mode {
-        Mode::Authoritative => dnsmasq_rules(case, &server),
-        Mode::Proxy => dnsmasq_proxy_rules(case, &server),
+        DhcpMode::Authoritative => dnsmasq_rules(case, &server),
+        DhcpMode::Proxy => dnsmasq_proxy_rules(case, &server),
     });
-    let site = (mode == Mode::Proxy).then(|| {
+    let site = (mode == DhcpMode::Proxy).then(|| {
         let site_dir = lab.dir().join("site");
         let site_config = Dnsmasq::site_config(
             &site_dir,
@@ -170,7 +160,7 @@ fn reference_boot(case: BootCase, mode: Mode) {
         .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
         .unwrap_or_else(|missing| {
             panic!(
-                "{case} ({firmware}, {mode:?}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- site dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
+                "{case} ({firmware}, {mode}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- site dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
                 dnsmasq.log(),
                 site.as_ref().map(Dnsmasq::log).unwrap_or_default(),
                 nginx.access_log(),
@@ -228,44 +218,40 @@ fn reference_boot(case: BootCase, mode: Mode) {
             site.log()
         );
     }
-    let mode_name = match mode {
-        Mode::Authoritative => "authoritative",
-        Mode::Proxy => "proxy",
-    };
-    record_boot_time("dnsmasq+nginx", case, mode_name, seen.elapsed);
+    record_boot_time("dnsmasq+nginx", case, mode, seen.elapsed);
 }
 
 #[test]
 fn reference_case_1_bios_ipxe_rom_http() {
-    reference_boot(BootCase::BiosIpxeRom, Mode::Authoritative);
+    reference_boot(BootCase::BiosIpxeRom, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_2_bios_tftp_undionly_then_http() {
-    reference_boot(BootCase::BiosChainUndionly, Mode::Authoritative);
+    reference_boot(BootCase::BiosChainUndionly, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_3_uefi_pxe_tftp_snponly_then_http() {
-    reference_boot(BootCase::UefiPxeChainSnponly, Mode::Authoritative);
+    reference_boot(BootCase::UefiPxeChainSnponly, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_4_uefi_ipxe_rom_http() {
-    reference_boot(BootCase::UefiIpxeRom, Mode::Authoritative);
+    reference_boot(BootCase::UefiIpxeRom, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_5_uefi_http_boot_snponly() {
-    reference_boot(BootCase::UefiHttpBoot, Mode::Authoritative);
+    reference_boot(BootCase::UefiHttpBoot, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_1_proxy_beside_site_dhcp() {
-    reference_boot(BootCase::BiosIpxeRom, Mode::Proxy);
+    reference_boot(BootCase::BiosIpxeRom, DhcpMode::Proxy);
 }
 
 #[test]
 fn reference_case_3_proxy_beside_site_dhcp() {
-    reference_boot(BootCase::UefiPxeChainSnponly, Mode::Proxy);
+    reference_boot(BootCase::UefiPxeChainSnponly, DhcpMode::Proxy);
 }

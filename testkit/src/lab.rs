@@ -16,7 +16,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use pxe_testkit::lab::{vm_prerequisites, Lab, LabProcess, VmConfig};
-//! use pxe_testkit::{boot_payload, record_boot_time, BootCase};
+//! use pxe_testkit::{boot_payload, record_boot_time, BootCase, DhcpMode};
 //!
 //! let case = BootCase::UefiPxeChainSnponly;
 //! if !vm_prerequisites("my_boot_test", &[case.firmware()], &[]) {
@@ -33,7 +33,7 @@
 //!     .wait_for_marker(&payload.end_marker(), Duration::from_secs(300))
 //!     .unwrap_or_else(|missing| panic!("{missing}"));
 //! let cmdline = payload.printed_cmdline(&seen.console);
-//! record_boot_time("pxe", case, "authoritative", seen.elapsed);
+//! record_boot_time("pxe", case, DhcpMode::Authoritative, seen.elapsed);
 //! ```
 
 use std::fmt;
