@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pxe_testkit::cases::{record_boot_time, BootCase, IPXE_DIR};
+use pxe_testkit::cases::{record_boot_time, BootCase, DhcpMode, IPXE_DIR};
 use pxe_testkit::lab::{vm_prerequisites, Lab, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::{Dnsmasq, Nginx, REFERENCE_TOOLS};
@@ -56,8 +56,24 @@ fn dnsmasq_rules(case: BootCase, server: &str) -> String {
     }
 }
 
-fn reference_boot(case: BootCase) {
-    let test = format!("reference_case_{}", case.number());
+/// The `pxe-service` lines of the ProxyDHCP reference for `case` (cases 1 and 3), after the
+/// common tags: in proxy mode dnsmasq sends only its PXE menu, and with a zero-second prompt
+/// the client boots the one item that matches it at once.
+fn dnsmasq_proxy_rules(case: BootCase, server: &str) -> String {
+    let script = format!("http://{server}/boot.ipxe");
+    let rules = match case {
+        BootCase::BiosIpxeRom => format!("pxe-service=tag:ipxe,x86PC,\"script\",{script}\n"),
+        BootCase::UefiPxeChainSnponly => format!(
+            "pxe-service=tag:!ipxe,x86-64_EFI,\"snponly\",snponly.efi\n\
+             pxe-service=tag:ipxe,x86-64_EFI,\"script\",{script}\n"
+        ),
+        other => panic!("no proxy-mode reference for {other}"),
+    };
+    format!("pxe-prompt=\"reference\",0\n{rules}")
+}
+
+fn reference_boot(case: BootCase, mode: DhcpMode) {
+    let test = format!("reference_case_{}_{mode}", case.number());
     let firmware = case.firmware();
     let mut tools = REFERENCE_TOOLS.to_vec();
     tools.extend_from_slice(PAYLOAD_TOOLS);
@@ -68,7 +84,7 @@ fn reference_boot(case: BootCase) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let payload = boot_payload();
-    let lab = Lab::new(&format!("ref{}", case.number()));
+    let mut lab = Lab::new(&format!("ref{}", case.number()));
     let server = lab.server_addr().to_string();
 
     // HTTP root: the script, the payload, and snponly.efi for UEFI HTTP Boot.
@@ -102,12 +118,16 @@ fn reference_boot(case: BootCase) {
         &http_root,
         SocketAddrV4::new(lab.server_addr(), 80),
     );
-    let mut config = Dnsmasq::site_config(
-        lab.dir(),
-        lab.bridge(),
-        "192.0.2.100".parse().unwrap(),
-        "192.0.2.199".parse().unwrap(),
-    );
+    let dnsmasq_dir = lab.dir().join("dnsmasq");
+    let mut config = match mode {
+        DhcpMode::Authoritative => Dnsmasq::site_config(
+            &dnsmasq_dir,
+            lab.bridge(),
+            "192.0.2.100".parse().unwrap(),
+            "192.0.2.199".parse().unwrap(),
+        ),
+        DhcpMode::Proxy => Dnsmasq::proxy_config(&dnsmasq_dir, lab.bridge(), lab.server_addr()),
+    };
     config.push_str(&format!(
         "enable-tftp\n\
          tftp-root={}\n\
@@ -117,8 +137,22 @@ fn reference_boot(case: BootCase) {
          dhcp-vendorclass=set:httpboot,HTTPClient\n",
         tftp_root.display()
     ));
-    config.push_str(&dnsmasq_rules(case, &server));
-    let dnsmasq = Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config);
+    config.push_str(&match mode {
+        DhcpMode::Authoritative => dnsmasq_rules(case, &server),
+        DhcpMode::Proxy => dnsmasq_proxy_rules(case, &server),
+    });
+    let site = (mode == DhcpMode::Proxy).then(|| {
+        let site_dir = lab.dir().join("site");
+        let site_config = Dnsmasq::site_config(
+            &site_dir,
+            "eth0",
+            "192.0.2.100".parse().unwrap(),
+            "192.0.2.199".parse().unwrap(),
+        );
+        let host = lab.add_host(&format!("ref{}-site", case.number()), "192.0.2.2/24");
+        Dnsmasq::start(host, &site_dir, &site_config)
+    });
+    let dnsmasq = Dnsmasq::start(lab.ns(), &dnsmasq_dir, &config);
 
     let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
     // The end marker follows the command line; the marker itself is a few lines earlier.
@@ -126,9 +160,9 @@ fn reference_boot(case: BootCase) {
         .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
         .unwrap_or_else(|missing| {
             panic!(
-                "case {} ({firmware}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
-                case.number(),
+                "{case} ({firmware}, {mode}) did not boot: {missing}\n--- dnsmasq ---\n{}\n--- site dnsmasq ---\n{}\n--- nginx access ---\n{}\n--- nginx ---\n{}",
                 dnsmasq.log(),
+                site.as_ref().map(Dnsmasq::log).unwrap_or_default(),
                 nginx.access_log(),
                 nginx.log()
             )
@@ -173,30 +207,51 @@ fn reference_boot(case: BootCase) {
         });
         from += at + request.len();
     }
-    record_boot_time("dnsmasq+nginx", case, "authoritative", seen.elapsed);
+    if let Some(site) = &site {
+        // The address came from the site server, the boot from the proxy.
+        let mac = pxe_testkit::lab::format_mac(vm.mac());
+        assert!(
+            site.log()
+                .lines()
+                .any(|l| l.contains("DHCPACK(eth0)") && l.contains(&mac)),
+            "{case}: the site server leased nothing to {mac}:\n{}",
+            site.log()
+        );
+    }
+    record_boot_time("dnsmasq+nginx", case, mode, seen.elapsed);
 }
 
 #[test]
 fn reference_case_1_bios_ipxe_rom_http() {
-    reference_boot(BootCase::BiosIpxeRom);
+    reference_boot(BootCase::BiosIpxeRom, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_2_bios_tftp_undionly_then_http() {
-    reference_boot(BootCase::BiosChainUndionly);
+    reference_boot(BootCase::BiosChainUndionly, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_3_uefi_pxe_tftp_snponly_then_http() {
-    reference_boot(BootCase::UefiPxeChainSnponly);
+    reference_boot(BootCase::UefiPxeChainSnponly, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_4_uefi_ipxe_rom_http() {
-    reference_boot(BootCase::UefiIpxeRom);
+    reference_boot(BootCase::UefiIpxeRom, DhcpMode::Authoritative);
 }
 
 #[test]
 fn reference_case_5_uefi_http_boot_snponly() {
-    reference_boot(BootCase::UefiHttpBoot);
+    reference_boot(BootCase::UefiHttpBoot, DhcpMode::Authoritative);
+}
+
+#[test]
+fn reference_case_1_proxy_beside_site_dhcp() {
+    reference_boot(BootCase::BiosIpxeRom, DhcpMode::Proxy);
+}
+
+#[test]
+fn reference_case_3_proxy_beside_site_dhcp() {
+    reference_boot(BootCase::UefiPxeChainSnponly, DhcpMode::Proxy);
 }

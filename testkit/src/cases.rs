@@ -93,10 +93,29 @@ impl fmt::Display for BootCase {
     }
 }
 
+/// Who hands out addresses in a boot test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DhcpMode {
+    /// The boot server leases addresses and says what to boot.
+    Authoritative,
+    /// A site DHCP server on a second host ([`crate::Lab::add_host`]) leases addresses with
+    /// no PXE options; the boot server answers as ProxyDHCP.
+    Proxy,
+}
+
+impl fmt::Display for DhcpMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Authoritative => "authoritative",
+            Self::Proxy => "proxy",
+        })
+    }
+}
+
 /// Reports a boot's time from VM start to the marker: printed to stderr past the test
 /// harness's capture (so it shows in CI logs), and appended to `<target>/lab-times.tsv` as
 /// `server  case  mode  seconds` for the note that compares servers. Never asserted.
-pub fn record_boot_time(server: &str, case: BootCase, mode: &str, elapsed: Duration) {
+pub fn record_boot_time(server: &str, case: BootCase, mode: DhcpMode, elapsed: Duration) {
     let seconds = elapsed.as_secs_f64();
     let line =
         format!("boot time: {case} served by {server} ({mode}): marker after {seconds:.1} s\n");

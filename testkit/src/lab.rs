@@ -16,7 +16,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use pxe_testkit::lab::{vm_prerequisites, Lab, LabProcess, VmConfig};
-//! use pxe_testkit::{boot_payload, record_boot_time, BootCase};
+//! use pxe_testkit::{boot_payload, record_boot_time, BootCase, DhcpMode};
 //!
 //! let case = BootCase::UefiPxeChainSnponly;
 //! if !vm_prerequisites("my_boot_test", &[case.firmware()], &[]) {
@@ -33,7 +33,7 @@
 //!     .wait_for_marker(&payload.end_marker(), Duration::from_secs(300))
 //!     .unwrap_or_else(|missing| panic!("{missing}"));
 //! let cmdline = payload.printed_cmdline(&seen.console);
-//! record_boot_time("pxe", case, "authoritative", seen.elapsed);
+//! record_boot_time("pxe", case, DhcpMode::Authoritative, seen.elapsed);
 //! ```
 
 use std::fmt;
@@ -159,18 +159,20 @@ impl Lab {
     pub fn vm(&self, config: &VmConfig) -> Vm {
         let tap = self.add_tap();
         let console = self.dir().join(format!("{tap}-console.log"));
+        let qemu_log = self.dir().join(format!("{tap}-qemu.log"));
         let args = config.qemu_args(&tap, &console);
         let mut command = self.ns.command("qemu-system-x86_64");
-        command
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        // QEMU's own messages go to a file: a pipe nobody reads could fill and stall it.
+        let log_file = fs::File::create(&qemu_log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", qemu_log.display()));
+        command.args(&args).stdout(Stdio::null()).stderr(log_file);
         let started = Instant::now();
         // `ip netns exec` execs QEMU in place, so the child's id is QEMU's own.
         let child = ChildGuard::spawn(&mut command);
         Vm {
             child,
             console,
+            qemu_log,
             started,
             tap,
             mac: config.mac,
@@ -369,6 +371,7 @@ pub fn format_mac(mac: [u8; 6]) -> String {
 pub struct Vm {
     child: ChildGuard,
     console: PathBuf,
+    qemu_log: PathBuf,
     started: Instant,
     tap: String,
     mac: [u8; 6],
@@ -516,12 +519,8 @@ impl Vm {
         false
     }
 
-    fn exit_report(&mut self, status: std::process::ExitStatus) -> String {
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.child.0.stderr.take() {
-            use std::io::Read;
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+    fn exit_report(&self, status: std::process::ExitStatus) -> String {
+        let stderr = fs::read_to_string(&self.qemu_log).unwrap_or_default();
         format!("{status}: {}", stderr.trim())
     }
 }
@@ -784,6 +783,27 @@ mod tests {
                 "192.0.2.1",
             ],
         );
+    }
+
+    /// A QEMU that ends early is reported with its own message, at once, not after the
+    /// timeout.
+    #[test]
+    fn qemu_that_ends_early_is_reported() {
+        let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+        if !vm_prerequisites("qemu_that_ends_early_is_reported", &[firmware], &[]) {
+            return;
+        }
+        let lab = Lab::new("tk-bad");
+        let mut config = VmConfig::new(firmware);
+        config.extra_args = vec!["-no-such-option".into()];
+        let mut vm = lab.vm(&config);
+        let missing = vm
+            .wait_for_marker("never", Duration::from_secs(60))
+            .expect_err("QEMU rejects the option");
+        let exited = missing.exited.as_deref().expect("QEMU ended");
+        assert!(exited.contains("no-such-option"), "{exited}");
+        assert!(missing.to_string().contains("QEMU ended first"));
+        assert!(vm.elapsed() < Duration::from_secs(60));
     }
 
     #[test]

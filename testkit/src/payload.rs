@@ -4,8 +4,9 @@
 //!
 //! `scripts/lab/build-payload.sh` builds it (`apt-get download` + `dpkg -x`, cpio); this
 //! module runs that script once and caches the result under the cargo target directory
-//! (`lab-payload/`), so every test after the first reuses it.
+//! (`lab-payload-<hash of the script>/`), so every test after the first reuses it.
 
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -65,21 +66,26 @@ fn workspace_root() -> PathBuf {
 }
 
 /// The boot payload, built on first use (a few seconds plus a ~70 MB kernel package
-/// download) and cached in `<target>/lab-payload/`.
+/// download) and cached in `<target>/lab-payload-<hash>/`.
 ///
 /// Panics with the script's output if it cannot be built (check [`PAYLOAD_TOOLS`] and root
 /// with [`crate::prerequisites`] first).
 pub fn boot_payload() -> &'static BootPayload {
     static PAYLOAD: OnceLock<BootPayload> = OnceLock::new();
     PAYLOAD.get_or_init(|| {
-        let dir = target_dir().join("lab-payload");
+        let script = workspace_root().join("scripts/lab/build-payload.sh");
+        let source = std::fs::read(&script)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", script.display()));
+        // Keyed by the script's text, so a changed script never reuses an old payload.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        source.hash(&mut hasher);
+        let dir = target_dir().join(format!("lab-payload-{:016x}", hasher.finish()));
         if let Some(payload) = read_cached(&dir) {
             return payload;
         }
         // Build beside the cache and rename into place, so a concurrent test process never
         // sees half a payload.
-        let staging = target_dir().join(format!("lab-payload.{}", std::process::id()));
-        let script = workspace_root().join("scripts/lab/build-payload.sh");
+        let staging = dir.with_extension(std::process::id().to_string());
         let output = Command::new("bash")
             .arg(&script)
             .arg(&staging)

@@ -4,7 +4,8 @@
 //!
 //! The reference boots (`examples/tests/firmware_reference.rs`) serve every firmware case
 //! with them, to compare the pxe servers against; a proxy-mode test runs [`Dnsmasq`] with
-//! only [`Dnsmasq::site_config`] as the site's plain DHCP server.
+//! only [`Dnsmasq::site_config`] on a second host ([`crate::Lab::add_host`]) as the site's
+//! plain DHCP server.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -30,9 +31,9 @@ pub struct Dnsmasq {
 
 impl Dnsmasq {
     /// The lines every lab dnsmasq starts with: no DNS, no `/etc` files, root kept (its files
-    /// sit in a root-only scratch directory), logs to stderr, DHCP on `interface` handing out
-    /// `first`–`last` in a /24 with a lease file in `dir`.
-    pub fn site_config(dir: &Path, interface: &str, first: Ipv4Addr, last: Ipv4Addr) -> String {
+    /// sit in a root-only scratch directory), logs to stderr, DHCP on `interface` with its
+    /// lease file in `dir`. Add a `dhcp-range` (a pool, or `proxy`) and the boot rules.
+    pub fn base_config(dir: &Path, interface: &str) -> String {
         let mut config = String::new();
         for line in [
             "port=0",
@@ -43,14 +44,31 @@ impl Dnsmasq {
             "pid-file=",
             "log-facility=-",
             "log-dhcp",
-            "dhcp-authoritative",
         ] {
             config.push_str(line);
             config.push('\n');
         }
         let _ = writeln!(config, "interface={interface}");
-        let _ = writeln!(config, "dhcp-range={first},{last},255.255.255.0,10m");
         let _ = writeln!(config, "dhcp-leasefile={}", dir.join("leases").display());
+        config
+    }
+
+    /// A plain authoritative DHCP server handing out `first`–`last` in a /24 (with itself as
+    /// router) and no PXE options at all: the site server beside a proxy, or, with boot rules
+    /// added, an all-in-one reference.
+    pub fn site_config(dir: &Path, interface: &str, first: Ipv4Addr, last: Ipv4Addr) -> String {
+        let mut config = Self::base_config(dir, interface);
+        config.push_str("dhcp-authoritative\n");
+        let _ = writeln!(config, "dhcp-range={first},{last},255.255.255.0,10m");
+        config
+    }
+
+    /// A ProxyDHCP server for the /24 holding `server` (no addresses handed out): add
+    /// `pxe-service` lines, which is all dnsmasq sends in this mode.
+    pub fn proxy_config(dir: &Path, interface: &str, server: Ipv4Addr) -> String {
+        let mut config = Self::base_config(dir, interface);
+        let network = Ipv4Addr::from(u32::from(server) & 0xffff_ff00);
+        let _ = writeln!(config, "dhcp-range={network},proxy,255.255.255.0");
         config
     }
 
@@ -67,10 +85,7 @@ impl Dnsmasq {
             .arg("--keep-in-foreground")
             .arg(format!("--conf-file={}", path.display()));
         let mut process = LabProcess::spawn(command, dir.join("dnsmasq.log"));
-        if process
-            .wait_for_log("DHCP, IP range", STARTUP_TIMEOUT)
-            .is_none()
-        {
+        if process.wait_for_log("DHCP, ", STARTUP_TIMEOUT).is_none() {
             panic!(
                 "dnsmasq ({}) not up after {STARTUP_TIMEOUT:?} ({}):\n{}",
                 path.display(),
