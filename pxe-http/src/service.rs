@@ -2,7 +2,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,7 +22,8 @@ use crate::{query, script, Body, Error};
 pub struct ClientAddr(pub SocketAddr);
 
 /// The HTTP stage as a `tower::Service`: iPXE scripts from the policy at the script path,
-/// and boot files from the root everywhere else (GET and HEAD).
+/// and boot files everywhere else (GET and HEAD): from the root, from directories mounted
+/// under a path prefix, and from single files mounted at a path.
 ///
 /// Mount it in hyper or axum, or run it with [`crate::serve`]. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -32,23 +33,73 @@ pub struct BootService {
 
 #[derive(Debug)]
 struct Inner {
-    root: Option<PathBuf>,
+    /// Most specific first: files, then directories by decreasing prefix depth.
+    mounts: Vec<Mount>,
     policy: Option<SharedPolicy>,
     script_path: String,
+}
+
+/// Where a part of the URL space is served from.
+#[derive(Debug)]
+struct Mount {
+    /// The URL path's segments (`/ipxe/` is `["ipxe"]`, the root is empty).
+    at: PathBuf,
+    /// A directory (canonical) served below `at`, or a single file served at `at` exactly.
+    target: MountTarget,
+}
+
+#[derive(Debug)]
+enum MountTarget {
+    Directory(PathBuf),
+    /// A file: its canonical directory and its name within it.
+    File {
+        dir: PathBuf,
+        name: PathBuf,
+    },
+}
+
+impl Mount {
+    /// The confined root and the path below it that serve `relative`, if this mount covers it.
+    fn resolve(&self, relative: &Path) -> Option<(&Path, PathBuf)> {
+        match &self.target {
+            MountTarget::Directory(dir) => relative
+                .strip_prefix(&self.at)
+                .ok()
+                .map(|rest| (dir.as_path(), rest.to_path_buf())),
+            MountTarget::File { dir, name } => {
+                (relative == self.at).then(|| (dir.as_path(), name.clone()))
+            }
+        }
+    }
 }
 
 /// Configures a [`BootService`].
 #[derive(Debug)]
 pub struct BootServiceBuilder {
-    root: Option<PathBuf>,
+    /// (URL path, file-system path, is a single file)
+    mounts: Vec<(String, PathBuf, bool)>,
     policy: Option<SharedPolicy>,
     script_path: String,
 }
 
 impl BootServiceBuilder {
-    /// Serves the files below `root` (symbolic links that lead outside it are refused).
-    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
-        self.root = Some(root.into());
+    /// Serves the files below `root` at `/` (symbolic links that lead outside it are
+    /// refused).
+    pub fn root(self, root: impl Into<PathBuf>) -> Self {
+        self.mount("/", root)
+    }
+
+    /// Serves the files below `dir` under the URL path `prefix` (`/ipxe/` serves
+    /// `dir/snponly.efi` as `/ipxe/snponly.efi`). The most specific mount wins.
+    pub fn mount(mut self, prefix: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        self.mounts.push((prefix.into(), dir.into(), false));
+        self
+    }
+
+    /// Serves one file at the URL path `at` (a kernel given on the command line, say),
+    /// without exposing the rest of its directory.
+    pub fn file(mut self, at: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        self.mounts.push((at.into(), file.into(), true));
         self
     }
 
@@ -64,27 +115,52 @@ impl BootServiceBuilder {
         self
     }
 
-    /// The service; fails if the root is not a readable directory.
+    /// The service; fails if a mounted directory or file cannot be read or a mount path is
+    /// not a clean absolute URL path.
     pub fn build(self) -> Result<BootService, Error> {
-        let root = match self.root {
-            Some(path) => {
-                let canonical = std::fs::canonicalize(&path).map_err(|source| Error::Root {
-                    path: path.clone(),
-                    source,
-                })?;
-                if !canonical.is_dir() {
-                    return Err(Error::Root {
-                        path,
-                        source: io::Error::new(io::ErrorKind::NotADirectory, "not a directory"),
-                    });
+        let mut mounts = Vec::with_capacity(self.mounts.len());
+        for (at, path, single_file) in self.mounts {
+            let root_error = |source| Error::Root {
+                path: path.clone(),
+                source,
+            };
+            let at = files::relative_path(&at).map_err(|reason| {
+                root_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("mount path {at:?}: {reason}"),
+                ))
+            })?;
+            let canonical = std::fs::canonicalize(&path).map_err(root_error)?;
+            let target = if single_file {
+                match (canonical.parent(), canonical.file_name()) {
+                    (Some(dir), Some(name)) if canonical.is_file() => MountTarget::File {
+                        dir: dir.to_path_buf(),
+                        name: PathBuf::from(name),
+                    },
+                    _ => {
+                        return Err(root_error(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "not a regular file",
+                        )))
+                    }
                 }
-                Some(canonical)
-            }
-            None => None,
-        };
+            } else if canonical.is_dir() {
+                MountTarget::Directory(canonical)
+            } else {
+                return Err(root_error(io::Error::new(
+                    io::ErrorKind::NotADirectory,
+                    "not a directory",
+                )));
+            };
+            mounts.push(Mount { at, target });
+        }
+        mounts.sort_by_key(|mount| {
+            let is_dir = matches!(mount.target, MountTarget::Directory(_));
+            (is_dir, std::cmp::Reverse(mount.at.components().count()))
+        });
         Ok(BootService {
             inner: Arc::new(Inner {
-                root,
+                mounts,
                 policy: self.policy,
                 script_path: self.script_path,
             }),
@@ -96,7 +172,7 @@ impl BootService {
     /// A builder with no root and no policy (everything is 404 until one is set).
     pub fn builder() -> BootServiceBuilder {
         BootServiceBuilder {
-            root: None,
+            mounts: Vec::new(),
             policy: None,
             script_path: "/boot.ipxe".to_string(),
         }
@@ -120,10 +196,7 @@ impl BootService {
                 None => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         } else {
-            match &self.inner.root {
-                Some(root) => self.file(root, &request).await,
-                None => text(StatusCode::NOT_FOUND, "not found\n"),
-            }
+            self.file(&request).await
         };
         if head {
             *response.body_mut() = Body::empty();
@@ -176,14 +249,23 @@ impl BootService {
         }
     }
 
-    async fn file(&self, root: &std::path::Path, request: &Parts) -> Response<Body> {
-        let relative = match files::relative_path(request.uri.path()) {
+    async fn file(&self, request: &Parts) -> Response<Body> {
+        let requested = match files::relative_path(request.uri.path()) {
             Ok(relative) => relative,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused path");
                 let error = Error::Path { reason };
                 return text(StatusCode::BAD_REQUEST, &format!("{error}\n"));
             }
+        };
+        let Some((root, relative)) = self
+            .inner
+            .mounts
+            .iter()
+            .find_map(|mount| mount.resolve(&requested))
+        else {
+            debug!(path = %requested.display(), "no mount serves this path");
+            return text(StatusCode::NOT_FOUND, "not found\n");
         };
         let (file, metadata) = match files::open_confined(root, &relative).await {
             Ok(opened) => opened,
