@@ -1,11 +1,17 @@
 //! `netboot`: the all-in-one network-boot server, and each protocol on its own.
 //!
+//! - `netboot boot KERNEL [INITRD…] --cmdline "…"`: DHCP + TFTP + HTTP, every client boots
+//!   that kernel.
+//! - `netboot serve --config FILE`: DHCP + TFTP + HTTP, clients matched against a TOML table.
 //! - `netboot tftp --root DIR --listen ADDR:PORT`: the TFTP server alone.
 //! - `netboot http --root DIR --listen ADDR:PORT`: the HTTP boot-file server alone.
 //!
 //! Each subcommand lives in its own module.
 
+mod allinone;
+mod boot;
 mod http;
+mod serve;
 mod tftp;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +26,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Boot every client into one kernel: DHCP, TFTP (iPXE) and HTTP (script, kernel, initrds).
+    Boot(boot::Args),
+    /// Boot clients by a table of groups and profiles (TOML).
+    Serve(serve::Args),
     /// Serve a directory over TFTP, read-only.
     Tftp(tftp::Args),
     /// Serve a directory of boot files over HTTP.
@@ -35,11 +45,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
+        Some(Command::Boot(args)) => boot::run(args).await,
+        Some(Command::Serve(args)) => serve::run(args).await,
         Some(Command::Tftp(args)) => tftp::run(args).await,
         Some(Command::Http(args)) => http::run(args).await,
         None => anyhow::bail!(
-            "netboot: the all-in-one server is not built yet; `netboot tftp` and `netboot http` \
-             run each protocol alone (see --help)"
+            "netboot: choose a mode: `netboot boot KERNEL [INITRD…]` or `netboot serve --config \
+             FILE` (or `tftp` / `http` alone); `netboot --help` says more, and `bash \
+             scripts/demo` boots a VM end to end"
         ),
     }
 }
