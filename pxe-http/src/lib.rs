@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod delegate;
 mod error;
 mod files;
 mod percent;
@@ -32,6 +33,7 @@ mod serve;
 mod service;
 
 pub use body::Body;
+pub use delegate::HttpDelegate;
 pub use error::{Error, PathError, QueryError};
 pub use files::{parse_range, relative_path, FileBody, RangeAnswer};
 pub use query::{arch_of, facts_from_query, facts_url};
