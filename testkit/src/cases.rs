@@ -12,6 +12,14 @@ use crate::payload::target_dir;
 /// Debian's iPXE builds (package `ipxe`): `undionly.kpxe`, `snponly.efi`, `ipxe.efi`.
 pub const IPXE_DIR: &str = "/usr/lib/ipxe";
 
+/// Kernel command-line arguments that iPXE's script parser treats as syntax, which a boot
+/// must carry verbatim (issue 6): an argument starting with `#` (a comment to iPXE), bare
+/// `&&`, `||` and `;` (command chaining), quotes, and a quoted value holding spaces that the
+/// kernel keeps as one argument. It holds no `${…}`: iPXE always expands that, so a server
+/// must refuse it rather than serve it.
+pub const SYNTAX_CMDLINE: &str =
+    r#"pxe.hash=#not-a-comment && || ; pxe.quote='single' "pxe.note=two words" pxe.tail=end"#;
+
 /// One way a client reaches the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BootCase {

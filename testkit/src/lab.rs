@@ -49,7 +49,10 @@ use crate::{ChildGuard, NetNs};
 /// The tools a firmware test needs on the path, for [`crate::prerequisites`].
 pub const VM_TOOLS: &[&str] = &["ip", "qemu-system-x86_64"];
 
-/// Debian's SeaBIOS-side iPXE option ROMs for QEMU (package `ipxe-qemu`).
+/// Debian's iPXE option ROMs for QEMU (package `ipxe-qemu`). QEMU's defaults are the
+/// `efi-<nic>.rom` images, which hold both a legacy (BIOS) and an EFI iPXE. The lab uses
+/// QEMU's default: with `romfile=` naming a ROM explicitly (`pxe-virtio.rom`, or even the
+/// default `efi-virtio.rom`), SeaBIOS's virtio iPXE never sends a DHCPDISCOVER here.
 const IPXE_QEMU_DIR: &str = "/usr/lib/ipxe/qemu";
 /// Debian's OVMF firmware image with its variable store built in (package `ovmf`).
 const OVMF_IMAGE: &str = "/usr/share/ovmf/OVMF.fd";
@@ -198,6 +201,11 @@ impl Nic {
         }
     }
 
+    /// QEMU's default iPXE ROM for this NIC (legacy + EFI images in one file).
+    fn ipxe_rom(self) -> PathBuf {
+        Path::new(IPXE_QEMU_DIR).join(format!("efi-{}.rom", self.rom_stem()))
+    }
+
     fn rom_stem(self) -> &'static str {
         match self {
             Self::E1000 => "e1000",
@@ -209,7 +217,8 @@ impl Nic {
 /// Which firmware boots the machine, and so which client speaks first on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Firmware {
-    /// SeaBIOS with QEMU's iPXE option ROM (`ipxe-qemu`'s `pxe-<nic>.rom`): a BIOS iPXE that
+    /// SeaBIOS with QEMU's iPXE option ROM (`ipxe-qemu`'s `efi-<nic>.rom`, QEMU's default,
+    /// whose legacy image runs under SeaBIOS): a BIOS iPXE that
     /// sends option 175 and user class `iPXE`.
     SeaBiosIpxe(Nic),
     /// OVMF with the NIC's option ROM disabled (`romfile=`): EDK2's own PXE client (virtio).
@@ -240,13 +249,10 @@ impl Firmware {
     pub fn required_files(self) -> Vec<PathBuf> {
         match self {
             Self::SeaBiosIpxe(nic) => {
-                vec![Path::new(IPXE_QEMU_DIR).join(format!("pxe-{}.rom", nic.rom_stem()))]
+                vec![nic.ipxe_rom()]
             }
             Self::OvmfPxe | Self::OvmfHttpBoot => vec![PathBuf::from(OVMF_IMAGE)],
-            Self::OvmfIpxe => vec![
-                PathBuf::from(OVMF_IMAGE),
-                Path::new(IPXE_QEMU_DIR).join("efi-virtio.rom"),
-            ],
+            Self::OvmfIpxe => vec![PathBuf::from(OVMF_IMAGE), Nic::Virtio.ipxe_rom()],
         }
     }
 }
@@ -330,18 +336,16 @@ impl VmConfig {
         args.push("-netdev".into());
         args.push(format!("tap,id=net0,ifname={tap},script=no,downscript=no"));
         let nic = self.firmware.nic();
-        let romfile = match self.firmware {
-            Firmware::SeaBiosIpxe(nic) => format!("{}/pxe-{}.rom", IPXE_QEMU_DIR, nic.rom_stem()),
-            Firmware::OvmfIpxe => format!("{IPXE_QEMU_DIR}/efi-virtio.rom"),
+        let mut device = format!("{},netdev=net0,mac={}", nic.device(), format_mac(self.mac));
+        match self.firmware {
+            // QEMU's default ROM (Debian: /usr/lib/ipxe/qemu/efi-<nic>.rom). Naming that same
+            // file in `romfile=` leaves SeaBIOS's virtio iPXE silent here, so it is not named.
+            Firmware::SeaBiosIpxe(_) | Firmware::OvmfIpxe => {}
             // An empty romfile disables the option ROM: EDK2's own network stack drives the NIC.
-            Firmware::OvmfPxe | Firmware::OvmfHttpBoot => String::new(),
-        };
+            Firmware::OvmfPxe | Firmware::OvmfHttpBoot => device.push_str(",romfile="),
+        }
         args.push("-device".into());
-        args.push(format!(
-            "{},netdev=net0,mac={},romfile={romfile}",
-            nic.device(),
-            format_mac(self.mac)
-        ));
+        args.push(device);
         if self.firmware.is_uefi() {
             args.push("-bios".into());
             args.push(OVMF_IMAGE.into());
@@ -677,7 +681,7 @@ mod tests {
         let args = |fw| VmConfig::new(fw).qemu_args("tap0", console).join(" ");
         let bios = args(Firmware::SeaBiosIpxe(Nic::E1000));
         assert!(bios.contains("-device e1000,netdev=net0,"));
-        assert!(bios.contains("romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom"));
+        assert!(!bios.contains("romfile"), "QEMU's default iPXE ROM: {bios}");
         assert!(!bios.contains("-bios"));
         assert!(bios.contains("-accel tcg"));
         assert!(bios.contains("ifname=tap0,script=no,downscript=no"));
@@ -685,7 +689,7 @@ mod tests {
         assert!(pxe.contains("virtio-net-pci,netdev=net0,mac=52:54:00:"));
         assert!(pxe.ends_with("romfile= -bios /usr/share/ovmf/OVMF.fd"));
         let ipxe = args(Firmware::OvmfIpxe);
-        assert!(ipxe.contains("romfile=/usr/lib/ipxe/qemu/efi-virtio.rom"));
+        assert!(!ipxe.contains("romfile") && ipxe.contains("-bios /usr/share/ovmf/OVMF.fd"));
         let http = args(Firmware::OvmfHttpBoot);
         assert!(http.contains("-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=no"));
         assert!(!pxe.contains("IPv4PXESupport"));
@@ -712,7 +716,12 @@ mod tests {
             return;
         }
         let payload = crate::payload::boot_payload();
-        let cmdline = r#"console=ttyS0 "pxe.note=two words" #not-a-comment && || ; pxe.x=${y}"#;
+        // What a network boot must carry, plus `${…}` (which iPXE would expand, but the
+        // payload does not care): the payload prints any of it unchanged.
+        let cmdline = format!(
+            "console=ttyS0 {} pxe.expand=${{y}}",
+            crate::cases::SYNTAX_CMDLINE
+        );
         let mut config = VmConfig::new(firmware);
         config.extra_args = vec![
             "-kernel".into(),
@@ -720,17 +729,14 @@ mod tests {
             "-initrd".into(),
             payload.initrd.display().to_string(),
             "-append".into(),
-            cmdline.into(),
+            cmdline.clone(),
         ];
         let lab = Lab::new("tk-payload");
         let mut vm = lab.vm(&config);
         let seen = vm
             .wait_for_marker(&payload.end_marker(), Duration::from_secs(120))
             .unwrap_or_else(|missing| panic!("{missing}"));
-        assert_eq!(
-            payload.printed_cmdline(&seen.console).as_deref(),
-            Some(cmdline)
-        );
+        assert_eq!(payload.printed_cmdline(&seen.console), Some(cmdline));
         // /init powers the machine off, which ends QEMU (-no-reboot).
         assert!(
             vm.wait_for_exit(Duration::from_secs(30)),
@@ -816,10 +822,11 @@ mod tests {
 
     /// The harness itself, with no boot server: SeaBIOS's iPXE ROM on a tap in the lab
     /// broadcasts a DHCPDISCOVER that a socket on the bridge's side receives, and nothing of
-    /// the lab is left behind.
+    /// the lab is left behind. (virtio here; the reference boots run e1000 and the OVMF
+    /// set-ups.)
     #[test]
     fn firmware_dhcpdiscover_reaches_the_bridge() {
-        let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+        let firmware = Firmware::SeaBiosIpxe(Nic::Virtio);
         if !vm_prerequisites("firmware_dhcpdiscover_reaches_the_bridge", &[firmware], &[]) {
             return;
         }
@@ -845,8 +852,11 @@ mod tests {
                 format_mac(vm.mac()),
                 discover.len()
             );
-            // Option 60 of a PXE client starts with "PXEClient".
-            assert!(discover.windows(9).any(|w| w == b"PXEClient"));
+            // Option 60 of a BIOS PXE client (FIRMWARE.md): x86 BIOS, UNDI 2.1.
+            let vendor_class = b"PXEClient:Arch:00000:UNDI:002001";
+            assert!(discover
+                .windows(vendor_class.len())
+                .any(|w| w == vendor_class));
             drop(vm);
             // Killed by its id and reaped: no such process any more.
             assert!(!Path::new(&format!("/proc/{pid}")).exists());

@@ -23,7 +23,7 @@ pub mod lab;
 pub mod payload;
 pub mod reference;
 
-pub use cases::{record_boot_time, BootCase, DhcpMode};
+pub use cases::{record_boot_time, BootCase, DhcpMode, SYNTAX_CMDLINE};
 pub use lab::{Firmware, Lab, MarkerMissing, MarkerSeen, Nic, Vm, VmConfig};
 pub use payload::{boot_payload, BootPayload};
 pub use reference::{Dnsmasq, Nginx};
