@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use pxe_testkit::cases::{record_boot_time, BootCase, DhcpMode, IPXE_DIR};
+use pxe_testkit::cases::{record_boot_time, BootCase, DhcpMode, IPXE_DIR, SYNTAX_CMDLINE};
 use pxe_testkit::lab::{format_mac, vm_prerequisites, Lab, LabProcess, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::Dnsmasq;
@@ -21,13 +21,11 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
 
 static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// A command line full of what iPXE's parser would take as syntax: a `#` that would start a
-/// comment, bare `&&`, `||` and `;`, quotes, and a quoted value with a space that the kernel
-/// must see as one parameter.
+/// The command line each case boots with: the console, the case, and testkit's
+/// [`SYNTAX_CMDLINE`], full of what iPXE's parser would take as syntax.
 fn hostile_cmdline(case: BootCase) -> String {
     format!(
-        "console=ttyS0 pxe.case={} pxe.server=netboot #not-a-comment && || ; \
-         pxe.quoted=\"two words\" pxe.single='x' pxe.amp=a&b pxe.pipe=a|b",
+        "console=ttyS0 pxe.case={} pxe.server=netboot {SYNTAX_CMDLINE}",
         case.number()
     )
 }

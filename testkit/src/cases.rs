@@ -17,8 +17,7 @@ pub const IPXE_DIR: &str = "/usr/lib/ipxe";
 /// `&&`, `||` and `;` (command chaining), quotes, and a quoted value holding spaces that the
 /// kernel keeps as one argument. It holds no `${…}`: iPXE always expands that, so a server
 /// must refuse it rather than serve it.
-pub const SYNTAX_CMDLINE: &str =
-    r#"pxe.hash=#not-a-comment && || ; pxe.quote='single' "pxe.note=two words" pxe.tail=end"#;
+pub const SYNTAX_CMDLINE: &str = r#"#not-a-comment pxe.hash=#x && || ; pxe.quote='single' "pxe.note=two words" pxe.amp=a&b pxe.pipe=a|b pxe.tail=end"#;
 
 /// One way a client reaches the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
