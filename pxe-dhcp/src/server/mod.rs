@@ -37,6 +37,7 @@
 mod socket;
 
 use std::future::Future;
+use std::task::Poll;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -332,9 +333,25 @@ async fn receive_loop(
         let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
         let shared = Arc::clone(&shared);
         let socket = Arc::clone(&socket);
-        tokio::spawn(async move {
+        let mut task = Some(Box::pin(async move {
             handle(&shared, &socket, &datagram, request_arrival).await;
-        });
+        }));
+        // Most requests complete in one poll (the policy answers at once, the socket is
+        // writable): run them here, and hand only those that wait (a slow policy, a reply
+        // delay) to their own task. This saves a task spawn and a cross-thread wake-up per
+        // packet, and the receive loop never waits on a policy.
+        std::future::poll_fn(|cx| {
+            if let Some(pending) = task.as_mut() {
+                if pending.as_mut().poll(cx).is_ready() {
+                    task = None;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+        if let Some(pending) = task {
+            tokio::spawn(pending);
+        }
     }
 }
 
