@@ -37,11 +37,11 @@
 mod socket;
 
 use std::future::Future;
-use std::task::Poll;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use pxe_policy::{MacAddr, Policy, SharedPolicy};
