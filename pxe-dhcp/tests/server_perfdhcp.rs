@@ -23,7 +23,33 @@ struct Report {
     non_unique: u64,
 }
 
-fn run_perfdhcp(ns: &NetNs, args: &[&str]) -> Report {
+/// perfdhcp's address when it plays the relay (giaddr).
+const RELAY: &str = "198.18.0.2";
+
+/// perfdhcp arguments: from `local` (an interface: direct; an address: relay addressing to
+/// the server), `rate` exchanges/s over `clients` clients for `secs` seconds, with the
+/// address-uniqueness check when `unique`.
+fn perfdhcp_args(local: &str, rate: u32, clients: u32, secs: u32, unique: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["-4", "-l", local, "-r", &rate.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
+        "-R".into(),
+        clients.to_string(),
+        "-p".into(),
+        secs.to_string(),
+    ]);
+    if unique {
+        args.push("-u".into());
+    }
+    if local.parse::<std::net::Ipv4Addr>().is_ok() {
+        args.push("198.18.0.1".into());
+    }
+    args
+}
+
+fn run_perfdhcp(ns: &NetNs, args: &[String]) -> Report {
     let output = ns
         .command("perfdhcp")
         .args(args)
@@ -85,32 +111,12 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     let server = server_lab::start_server_process(&server_ns, dir.path());
 
     // Direct: broadcast DISCOVER/REQUEST on the interface.
-    let direct = run_perfdhcp(
-        &client_ns,
-        &[
-            "-4", "-l", "cli0", "-r", "100", "-R", "500", "-p", "2", "-u",
-        ],
-    );
+    let direct = run_perfdhcp(&client_ns, &perfdhcp_args("cli0", 100, 500, 2, true));
     assert!(direct.received > 0, "{direct:?}");
     assert_eq!(direct.non_unique, 0, "{direct:?}");
     assert_eq!(direct.drops, 0, "{direct:?}");
     // Relay addressing: perfdhcp acts as a relay at 198.18.0.2 (giaddr), port 67.
-    let relayed = run_perfdhcp(
-        &client_ns,
-        &[
-            "-4",
-            "-l",
-            "198.18.0.2",
-            "-r",
-            "100",
-            "-R",
-            "500",
-            "-p",
-            "2",
-            "-u",
-            "198.18.0.1",
-        ],
-    );
+    let relayed = run_perfdhcp(&client_ns, &perfdhcp_args(RELAY, 100, 500, 2, true));
     assert!(relayed.received > 0, "{relayed:?}");
     assert_eq!(relayed.non_unique, 0, "{relayed:?}");
     assert_eq!(relayed.drops, 0, "{relayed:?}");
@@ -119,18 +125,7 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     let mut load = ChildGuard::spawn(
         client_ns
             .command("perfdhcp")
-            .args([
-                "-4",
-                "-l",
-                "198.18.0.2",
-                "-r",
-                "300",
-                "-R",
-                "3000",
-                "-p",
-                "4",
-                "198.18.0.1",
-            ])
+            .args(perfdhcp_args(RELAY, 300, 3000, 4, false))
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
@@ -138,22 +133,7 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     drop(server);
     let _server = server_lab::start_server_process(&server_ns, dir.path());
     let _ = load.0.wait();
-    let after = run_perfdhcp(
-        &client_ns,
-        &[
-            "-4",
-            "-l",
-            "198.18.0.2",
-            "-r",
-            "100",
-            "-R",
-            "3000",
-            "-p",
-            "2",
-            "-u",
-            "198.18.0.1",
-        ],
-    );
+    let after = run_perfdhcp(&client_ns, &perfdhcp_args(RELAY, 100, 3000, 2, true));
     assert!(after.received > 0, "{after:?}");
     assert_eq!(after.non_unique, 0, "{after:?}");
     assert_no_duplicate_binding(&lease_file);
