@@ -48,7 +48,10 @@ fn proxy(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let now = SystemTime::now();
     let mut out = vec![0u8; 1500];
-    for (name, bytes) in [("ipxe_discover", IPXE_DISCOVER), ("edk2_discover", EDK2_DISCOVER)] {
+    for (name, bytes) in [
+        ("ipxe_discover", IPXE_DISCOVER),
+        ("edk2_discover", EDK2_DISCOVER),
+    ] {
         let mut engine = Engine::new(ProtoConfig::default());
         group.bench_function(format!("offer/{name}"), |b| {
             b.iter(|| serve(&mut engine, black_box(bytes), now, &mut out))
