@@ -128,9 +128,6 @@ pub enum Silence {
         /// The message type.
         message_type: MessageType,
     },
-    /// The reply could not be laid out (too long for the client's size limit).
-    #[error("reply cannot be emitted: {0}")]
-    Emit(#[from] crate::wire::EmitError),
 }
 
 /// A request this server will answer (or act on), with the facts gathered from it.
