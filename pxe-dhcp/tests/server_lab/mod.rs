@@ -202,7 +202,8 @@ fn lab_server_process() {
         return;
     };
     let mode = std::env::var("PXE_DHCP_LAB_MODE").unwrap_or_else(|_| "authoritative".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the lab machine has two cores, and perfdhcp needs one of them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
