@@ -40,6 +40,7 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::SystemTime;
@@ -248,6 +249,7 @@ impl DhcpServerBuilder {
                 engine: Mutex::new(engine),
                 journal: Mutex::new(journal),
                 policy: self.policy,
+                waiting: AtomicUsize::new(0),
             }),
             sockets,
         })
@@ -258,7 +260,13 @@ struct Shared {
     engine: Mutex<Engine>,
     journal: Mutex<Option<LeaseJournal>>,
     policy: SharedPolicy,
+    /// Requests waiting on the policy or a reply delay in their own task.
+    waiting: AtomicUsize,
 }
+
+/// At most this many requests wait at once (on a slow policy, or a reply-delay quirk); more
+/// are dropped, and the clients retransmit.
+const MAX_WAITING: usize = 4096;
 
 /// A bound DHCP server; [`DhcpServer::run`] serves until an unrecoverable socket error.
 pub struct DhcpServer {
@@ -331,10 +339,10 @@ async fn receive_loop(
         };
         let datagram = buf[..arrival.len.min(buf.len())].to_vec();
         let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
-        let shared = Arc::clone(&shared);
+        let task_shared = Arc::clone(&shared);
         let socket = Arc::clone(&socket);
         let mut task = Some(Box::pin(async move {
-            handle(&shared, &socket, &datagram, request_arrival).await;
+            handle(&task_shared, &socket, &datagram, request_arrival).await;
         }));
         // Most requests complete in one poll (the policy answers at once, the socket is
         // writable): run them here, and hand only those that wait (a slow policy, a reply
@@ -350,7 +358,17 @@ async fn receive_loop(
         })
         .await;
         if let Some(pending) = task {
-            tokio::spawn(pending);
+            // A slow policy must not let a flood of requests pile up without bound.
+            if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
+                tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
+                continue;
+            }
+            shared.waiting.fetch_add(1, Ordering::Relaxed);
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                pending.await;
+                shared.waiting.fetch_sub(1, Ordering::Relaxed);
+            });
         }
     }
 }
