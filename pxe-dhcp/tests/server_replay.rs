@@ -261,6 +261,13 @@ fn binl_path_on_4011_and_use_boot_file_per_client() {
         outcome.reply.unwrap().destination,
         Destination::Sender(from)
     );
+    // iPXE's ProxyDHCPREQUEST on 4011 (no boot item): the script URL, no option 43.
+    let ipxe = capture("ipxe-bios-rom-request.bin");
+    let (_, reply) = serve(&mut engine, &ipxe, &at_4011);
+    let ack = reply.expect("an ACK for iPXE");
+    let packet = Packet::new_checked(&ack[..]).unwrap();
+    assert_eq!(packet.boot_file(), Some(&b"http://192.0.2.1/boot.ipxe"[..]));
+    assert_eq!(packet.pxe_vendor_options(), None);
     // A client that is not network booting gets nothing on 4011.
     let plain = PacketBuilder::request(MessageType::Request, 9, MacAddr([2, 0, 0, 0, 0, 9]))
         .to_vec()
