@@ -87,6 +87,21 @@ fn interface_address(ns: &NetNs) -> Option<String> {
         .map(|cidr| cidr.split('/').next().unwrap_or_default().to_string())
 }
 
+/// Waits until the server's journal records a release.
+fn wait_for_release(lease_file: &Path) {
+    wait_for(
+        "the release in the lease file",
+        Duration::from_secs(10),
+        || {
+            let journal = std::fs::read_to_string(lease_file).unwrap_or_default();
+            journal
+                .lines()
+                .any(|line| line.starts_with("free "))
+                .then_some(())
+        },
+    );
+}
+
 #[test]
 fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     if !prerequisites("dhclient_lease", true, &["ip", "dhclient"]) {
@@ -165,16 +180,7 @@ fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     drop(_dhclient);
     let status = dhclient_args(&["-r", "-v", "-4"]).status().unwrap();
     assert!(status.success());
-    wait_for(
-        "the release in the lease file",
-        Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(&lease_file)
-                .unwrap()
-                .contains("free ")
-                .then_some(())
-        },
-    );
+    wait_for_release(&lease_file);
 }
 
 #[test]
@@ -230,15 +236,6 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
 
     // SIGUSR2: release.
     Command::new("kill").args(["-USR2", &pid]).status().unwrap();
-    wait_for(
-        "the release in the lease file",
-        Duration::from_secs(10),
-        || {
-            std::fs::read_to_string(&lease_file)
-                .unwrap()
-                .contains("free ")
-                .then_some(())
-        },
-    );
+    wait_for_release(&lease_file);
     drop(udhcpc);
 }

@@ -2,97 +2,23 @@
 //! getting leases, then restarted, never hands one address to two clients, and every client
 //! keeps the address it was acknowledged.
 //!
-//! The server runs as a separate process (this test binary, re-executed with
-//! `--ignored --exact lab_server_process`), so it can really be killed. The same entry point
-//! serves `scripts/bench-dhcp`.
+//! The server runs as a separate process (this test binary, re-executed to run
+//! `server_lab::lab_server_process`), so it can really be killed.
 
 mod server_lab;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pxe_dhcp::lease::Subnet;
-use pxe_dhcp::server::DhcpServer;
 use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder};
-use pxe_policy::{BootEveryone, LinuxBoot, MacAddr, SharedPolicy};
-use pxe_testkit::{prerequisites, ChildGuard, NetNs};
+use pxe_policy::MacAddr;
+use pxe_testkit::{prerequisites, NetNs};
 use server_lab::wait_for;
 
-/// Not a test: the server process that the crash test (and `scripts/bench-dhcp`) starts.
-/// Configured by environment: `PXE_DHCP_LAB_MODE` (`authoritative` or `proxy`),
-/// `PXE_DHCP_LAB_LEASES` (lease file), `PXE_DHCP_LAB_READY` (a file created once bound),
-/// `PXE_DHCP_LAB_INTERFACE` (optional), `PXE_DHCP_LAB_SYNC` (`1`: fdatasync each change).
-/// Authoritative mode serves 198.18.0.0/15 with the pool 198.18.1.0–198.19.255.254 and a
-/// relay-facing subnet 192.0.2.0/24.
-#[test]
-#[ignore = "not a test: the server process that server_crash and scripts/bench-dhcp start"]
-fn lab_server_process() {
-    let Some(ready) = std::env::var_os("PXE_DHCP_LAB_READY") else {
-        return;
-    };
-    let mode = std::env::var("PXE_DHCP_LAB_MODE").unwrap_or_else(|_| "authoritative".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async move {
-        let policy = SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz")));
-        let mut builder = DhcpServer::builder(policy);
-        if mode == "authoritative" {
-            builder = builder.authoritative(vec![
-                Subnet::new(
-                    Ipv4Addr::new(198, 18, 0, 0),
-                    15,
-                    Ipv4Addr::new(198, 18, 1, 0),
-                    Ipv4Addr::new(198, 19, 255, 254),
-                )
-                .lease_time(Duration::from_secs(3600)),
-                Subnet::new(
-                    Ipv4Addr::new(192, 0, 2, 0),
-                    24,
-                    Ipv4Addr::new(192, 0, 2, 100),
-                    Ipv4Addr::new(192, 0, 2, 250),
-                ),
-            ]);
-            if let Some(leases) = std::env::var_os("PXE_DHCP_LAB_LEASES") {
-                builder = builder.lease_file(leases);
-            }
-            builder =
-                builder.sync_lease_file(std::env::var("PXE_DHCP_LAB_SYNC").as_deref() == Ok("1"));
-        }
-        if let Ok(interface) = std::env::var("PXE_DHCP_LAB_INTERFACE") {
-            builder = builder.interface(interface);
-        }
-        let server = builder.bind().await.expect("bind");
-        std::fs::write(&ready, b"ready").expect("ready file");
-        server.run().await.expect("serve");
-    });
-}
-
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-
-fn start_server(ns: &NetNs, dir: &Path) -> ChildGuard {
-    let ready = dir.join("ready");
-    let _ = std::fs::remove_file(&ready);
-    let child = ChildGuard::spawn(
-        ns.command(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "lab_server_process", "--nocapture"])
-            .env("PXE_DHCP_LAB_READY", &ready)
-            .env("PXE_DHCP_LAB_LEASES", dir.join("leases"))
-            .env("PXE_DHCP_LAB_MODE", "authoritative")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("the server process", Duration::from_secs(20), || {
-        ready.exists().then_some(())
-    });
-    child
-}
 
 fn mac(n: usize) -> MacAddr {
     let [_, _, hi, lo] = (n as u32).to_be_bytes();
@@ -190,7 +116,7 @@ fn kill_9_under_load_keeps_every_lease_and_never_duplicates() {
     server_ns.link("srv0", Some("198.18.0.1/15"), &client_ns, "cli0", None);
     client_ns.ip(&["route", "add", "default", "dev", "cli0"]);
 
-    let server = start_server(&server_ns, dir.path());
+    let server = server_lab::start_server_process(&server_ns, dir.path());
     let acks: Acks = Arc::default();
     let acked = Arc::new(AtomicUsize::new(0));
     let load = {
@@ -235,7 +161,7 @@ fn kill_9_under_load_keeps_every_lease_and_never_duplicates() {
         "killed with {} of {CLIENTS} clients leased",
         acked_before_kill.len()
     );
-    let _server = start_server(&server_ns, dir.path());
+    let _server = server_lab::start_server_process(&server_ns, dir.path());
     load.join().expect("load thread");
 
     let acks = acks.lock().unwrap().clone();

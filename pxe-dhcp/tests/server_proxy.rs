@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pxe_dhcp::server::DhcpServer;
-use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder};
+use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder, PxeVendorOptions};
 use pxe_policy::{BootEveryone, LinuxBoot, MacAddr, SharedPolicy};
 use pxe_testkit::{prerequisites, ChildGuard, NetNs};
 use server_lab::{
@@ -246,6 +246,10 @@ fn proxy_beside_dnsmasq_answers_only_network_boot_clients() {
         binl.set_ciaddr(Ipv4Addr::new(192, 0, 2, 140));
         binl.remove_option(OptionCode::SERVER_IDENTIFIER);
         binl.remove_option(OptionCode::REQUESTED_IP_ADDRESS);
+        // EDK2 names the boot item it wants (type 0x8000 layer 0) in 43.71.
+        let mut item = PxeVendorOptions::default();
+        item.boot_item = Some((0x8000, 0));
+        binl.set_pxe_vendor_options(&item);
         let socket = UdpSocket::bind("192.0.2.140:4011").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
@@ -264,6 +268,11 @@ fn proxy_beside_dnsmasq_answers_only_network_boot_clients() {
         assert_eq!(ack.boot_file.as_deref(), Some(&b"snponly.efi"[..]));
         assert_eq!(ack.vendor_class.as_deref(), Some(&b"PXEClient"[..]));
         assert_eq!(ack.server_id, Some(SERVER_IP));
-        assert!(ack.pxe_options.is_some(), "the boot item is echoed in 43");
+        let echoed = PxeVendorOptions::decode(&ack.pxe_options.expect("43 in the ACK")).unwrap();
+        assert_eq!(
+            echoed.boot_item,
+            Some((0x8000, 0)),
+            "the boot item is echoed"
+        );
     });
 }

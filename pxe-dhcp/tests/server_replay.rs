@@ -261,6 +261,13 @@ fn binl_path_on_4011_and_use_boot_file_per_client() {
         outcome.reply.unwrap().destination,
         Destination::Sender(from)
     );
+    // iPXE's ProxyDHCPREQUEST on 4011 (no boot item): the script URL, no option 43.
+    let ipxe = capture("ipxe-bios-rom-request.bin");
+    let (_, reply) = serve(&mut engine, &ipxe, &at_4011);
+    let ack = reply.expect("an ACK for iPXE");
+    let packet = Packet::new_checked(&ack[..]).unwrap();
+    assert_eq!(packet.boot_file(), Some(&b"http://192.0.2.1/boot.ipxe"[..]));
+    assert_eq!(packet.pxe_vendor_options(), None);
     // A client that is not network booting gets nothing on 4011.
     let plain = PacketBuilder::request(MessageType::Request, 9, MacAddr([2, 0, 0, 0, 0, 9]))
         .to_vec()
@@ -563,4 +570,67 @@ fn policy_ignore_means_silence_in_proxy_mode() {
         Packet::new_checked(&bytes[..]).unwrap().boot_file(),
         Some(&b"grubx64.efi"[..])
     );
+}
+
+#[test]
+fn decline_and_release_change_the_table_without_a_reply() {
+    let mut engine = Engine::new(authoritative_config());
+    let mac = MacAddr([2, 0, 0, 0, 0, 0x44]);
+    let discover = PacketBuilder::request(MessageType::Discover, 1, mac)
+        .to_vec()
+        .unwrap();
+    let offer = serve(&mut engine, &discover, &arrival(Service::Dhcp))
+        .1
+        .unwrap();
+    let ip = Packet::new_checked(&offer[..]).unwrap().yiaddr();
+    let mut request = PacketBuilder::request(MessageType::Request, 2, mac);
+    request.set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
+    let (served, _) = serve(
+        &mut engine,
+        &request.to_vec().unwrap(),
+        &arrival(Service::Dhcp),
+    );
+    assert!(served.reply.is_ok());
+    // The client finds the address in use (ARP) and declines it.
+    let mut decline = PacketBuilder::request(MessageType::Decline, 3, mac);
+    decline
+        .set_server_identifier(SERVER)
+        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
+    let (served, reply) = serve(
+        &mut engine,
+        &decline.to_vec().unwrap(),
+        &arrival(Service::Dhcp),
+    );
+    assert!(reply.is_none());
+    assert!(matches!(
+        served.lease_changes.as_slice(),
+        [LeaseChange::Decline { ip: declined, .. }] if *declined == ip
+    ));
+    // Its next DISCOVER gets another address.
+    let offer = serve(&mut engine, &discover, &arrival(Service::Dhcp))
+        .1
+        .unwrap();
+    let second = Packet::new_checked(&offer[..]).unwrap().yiaddr();
+    assert_ne!(second, ip);
+    // Bound to it, then released: the release is persisted, no reply.
+    let mut request = PacketBuilder::request(MessageType::Request, 4, mac);
+    request.set_option(OptionCode::REQUESTED_IP_ADDRESS, &second.octets());
+    serve(
+        &mut engine,
+        &request.to_vec().unwrap(),
+        &arrival(Service::Dhcp),
+    );
+    let mut release = PacketBuilder::request(MessageType::Release, 5, mac);
+    release.set_ciaddr(second).set_server_identifier(SERVER);
+    let (served, reply) = serve(
+        &mut engine,
+        &release.to_vec().unwrap(),
+        &arrival(Service::Dhcp),
+    );
+    assert!(reply.is_none());
+    assert_eq!(
+        served.lease_changes,
+        vec![LeaseChange::Free { mac, ip: second }]
+    );
+    assert_eq!(engine.leases().unwrap().lease_of(mac, now()), None);
 }

@@ -10,6 +10,9 @@ use pxe_policy::{ClientKind, MacAddr};
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChainloadMemory {
     handed_binary: HashMap<MacAddr, SystemTime>,
+    /// The size at which the next sweep of expired entries runs: twice the size after the
+    /// last one, so sweeping costs O(1) per insert amortised.
+    next_sweep: usize,
 }
 
 /// Beyond this many remembered MACs, expired entries are swept on insert (bounded memory
@@ -22,11 +25,12 @@ const CAPACITY: usize = 65_536;
 impl ChainloadMemory {
     /// Records that `mac` was handed an iPXE binary at `now`.
     pub(crate) fn remember(&mut self, mac: MacAddr, now: SystemTime, ttl: Duration) {
-        if self.handed_binary.len() >= SWEEP_ABOVE {
+        if self.handed_binary.len() >= self.next_sweep.max(SWEEP_ABOVE) {
             self.handed_binary.retain(|_, until| *until > now);
             if self.handed_binary.len() >= CAPACITY {
                 self.handed_binary.clear();
             }
+            self.next_sweep = 2 * self.handed_binary.len();
         }
         self.handed_binary.insert(mac, now + ttl);
     }
@@ -102,6 +106,19 @@ mod tests {
         };
         assert_eq!(client_kind(http), Some(ClientKind::UefiHttpBoot));
         assert_eq!(client_kind(StageSignals::default()), None);
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood() {
+        let mut memory = ChainloadMemory::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for n in 0..200_000u32 {
+            let [_, a, b, c] = n.to_be_bytes();
+            memory.remember(MacAddr([2, 0, 0, a, b, c]), t0, Duration::from_secs(300));
+            assert!(memory.handed_binary.len() <= CAPACITY);
+        }
+        let recent = MacAddr([2, 0, 0, 0x03, 0x0d, 0x3f]); // the last one, 199_999
+        assert!(memory.recently_handed(recent, t0));
     }
 
     #[test]

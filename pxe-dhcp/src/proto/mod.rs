@@ -128,9 +128,6 @@ pub enum Silence {
         /// The message type.
         message_type: MessageType,
     },
-    /// The reply could not be laid out (too long for the client's size limit).
-    #[error("reply cannot be emitted: {0}")]
-    Emit(#[from] crate::wire::EmitError),
 }
 
 /// A request this server will answer (or act on), with the facts gathered from it.
@@ -527,13 +524,14 @@ impl Engine {
                 ProxyStrategy::default_for(request.facts.as_ref().and_then(|f| f.arch))
             });
         if arrival.service == Service::BootServer {
-            // Echo the boot item the client asked for (PXE 2.1 §2.2.5).
-            let item = packet.pxe_vendor_options.as_ref().and_then(|o| o.boot_item);
-            let options = PxeVendorOptions {
-                boot_item: Some(item.unwrap_or((0, 0))),
-                ..PxeVendorOptions::default()
-            };
-            reply.set_pxe_vendor_options(&options);
+            // Echo the boot item the client asked for (PXE 2.1 §2.2.5); iPXE sends none.
+            if let Some(item) = packet.pxe_vendor_options.as_ref().and_then(|o| o.boot_item) {
+                let options = PxeVendorOptions {
+                    boot_item: Some(item),
+                    ..PxeVendorOptions::default()
+                };
+                reply.set_pxe_vendor_options(&options);
+            }
         } else if *kind == ClientKind::FirmwarePxe
             && (!proxy || strategy == ProxyStrategy::UseBootFile)
             || (proxy && kind.is_ipxe())

@@ -40,7 +40,9 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use pxe_policy::{MacAddr, Policy, SharedPolicy};
@@ -247,6 +249,7 @@ impl DhcpServerBuilder {
                 engine: Mutex::new(engine),
                 journal: Mutex::new(journal),
                 policy: self.policy,
+                waiting: AtomicUsize::new(0),
             }),
             sockets,
         })
@@ -257,7 +260,13 @@ struct Shared {
     engine: Mutex<Engine>,
     journal: Mutex<Option<LeaseJournal>>,
     policy: SharedPolicy,
+    /// Requests waiting on the policy or a reply delay in their own task.
+    waiting: AtomicUsize,
 }
+
+/// At most this many requests wait at once (on a slow policy, or a reply-delay quirk); more
+/// are dropped, and the clients retransmit.
+const MAX_WAITING: usize = 4096;
 
 /// A bound DHCP server; [`DhcpServer::run`] serves until an unrecoverable socket error.
 pub struct DhcpServer {
@@ -330,11 +339,37 @@ async fn receive_loop(
         };
         let datagram = buf[..arrival.len.min(buf.len())].to_vec();
         let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
-        let shared = Arc::clone(&shared);
+        let task_shared = Arc::clone(&shared);
         let socket = Arc::clone(&socket);
-        tokio::spawn(async move {
-            handle(&shared, &socket, &datagram, request_arrival).await;
-        });
+        let mut task = Some(Box::pin(async move {
+            handle(&task_shared, &socket, &datagram, request_arrival).await;
+        }));
+        // Most requests complete in one poll (the policy answers at once, the socket is
+        // writable): run them here, and hand only those that wait (a slow policy, a reply
+        // delay) to their own task. This saves a task spawn and a cross-thread wake-up per
+        // packet, and the receive loop never waits on a policy.
+        std::future::poll_fn(|cx| {
+            if let Some(pending) = task.as_mut() {
+                if pending.as_mut().poll(cx).is_ready() {
+                    task = None;
+                }
+            }
+            Poll::Ready(())
+        })
+        .await;
+        if let Some(pending) = task {
+            // A slow policy must not let a flood of requests pile up without bound.
+            if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
+                tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
+                continue;
+            }
+            shared.waiting.fetch_add(1, Ordering::Relaxed);
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                pending.await;
+                shared.waiting.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
     }
 }
 

@@ -16,6 +16,9 @@ use nix::sys::socket::{
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+/// The socket receive buffer asked for: about 10,000 DHCP requests.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 /// Where a datagram came from and where it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Arrival {
@@ -51,6 +54,12 @@ impl PktInfoSocket {
         setsockopt(&fd, sockopt::ReuseAddr, &true)?;
         setsockopt(&fd, sockopt::Broadcast, &true)?;
         setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
+        // A boot storm (a rack powering on) arrives in bursts: queue them rather than drop
+        // them while the server is busy. Beyond net.core.rmem_max only root may go
+        // (SO_RCVBUFFORCE); otherwise the kernel's cap applies.
+        if setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+            let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
+        }
         if let Some(name) = interface {
             setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(name))?;
         }

@@ -2,7 +2,7 @@ use std::net::Ipv4Addr;
 
 use pxe_policy::{ClientGuid, MacAddr};
 
-use super::options::{encode_client_guid, PxeVendorOptions};
+use super::options::{encode_client_guid, for_each_instance, PxeVendorOptions};
 use super::packet::{field, HEADER_LEN, MAGIC_COOKIE};
 use super::{ClientRequest, EmitError, Flags, MessageType, Op, OptionCode, Packet};
 
@@ -135,8 +135,6 @@ impl PacketBuilder {
     /// as options (those fields then empty), and option 52 is dropped.
     pub fn from_packet<T: AsRef<[u8]>>(packet: &Packet<T>) -> Self {
         let overload = packet.overload();
-        let mut chaddr = [0u8; 16];
-        chaddr.copy_from_slice(&pad_to::<16>(packet.chaddr_field()));
         let mut builder = Self {
             op: packet.op(),
             htype: packet.htype(),
@@ -149,7 +147,7 @@ impl PacketBuilder {
             yiaddr: packet.yiaddr(),
             siaddr: packet.siaddr(),
             giaddr: packet.giaddr(),
-            chaddr,
+            chaddr: pad_to(packet.chaddr_field()),
             sname: Vec::new(),
             file: Vec::new(),
             options: Vec::new(),
@@ -617,17 +615,6 @@ impl Filler<'_> {
             first = false;
         }
         true
-    }
-}
-
-/// Calls `each([code, len], chunk)` for each instance `data` needs: one per 255 bytes, one
-/// for empty data.
-fn for_each_instance(code: u8, data: &[u8], mut each: impl FnMut([u8; 2], &[u8])) {
-    if data.is_empty() {
-        each([code, 0], data);
-    }
-    for chunk in data.chunks(255) {
-        each([code, chunk.len() as u8], chunk);
     }
 }
 

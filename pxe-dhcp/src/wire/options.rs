@@ -164,20 +164,23 @@ pub const IPXE_NO_PXEDHCP: u8 = 0xb0;
 pub fn encode_encapsulated<'a>(sub_options: impl IntoIterator<Item = (u8, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (tag, data) in sub_options {
-        push_tlv(&mut out, tag, data);
+        for_each_instance(tag, data, |header, chunk| {
+            out.extend_from_slice(&header);
+            out.extend_from_slice(chunk);
+        });
     }
     out.push(255);
     out
 }
 
-fn push_tlv(out: &mut Vec<u8>, tag: u8, data: &[u8]) {
+/// Calls `each([code, len], chunk)` for each instance `data` needs on the wire: one per 255
+/// bytes (RFC 3396 §5), one for empty data.
+pub(crate) fn for_each_instance(code: u8, data: &[u8], mut each: impl FnMut([u8; 2], &[u8])) {
     if data.is_empty() {
-        out.extend_from_slice(&[tag, 0]);
+        each([code, 0], data);
     }
     for chunk in data.chunks(255) {
-        out.push(tag);
-        out.push(chunk.len() as u8);
-        out.extend_from_slice(chunk);
+        each([code, chunk.len() as u8], chunk);
     }
 }
 
@@ -215,27 +218,9 @@ impl<'a> Iterator for SubOptions<'a> {
     type Item = Result<(u8, &'a [u8]), usize>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pad_and_end {
-            return match super::packet::next_option(self.data, &mut self.pos) {
-                Ok(found) => found.map(|(code, data)| Ok((code.0, data))),
-                Err((_, offset)) => Some(Err(offset)),
-            };
-        }
-        let start = self.pos;
-        let &tag = self.data.get(start)?;
-        let value = self
-            .data
-            .get(start + 1)
-            .and_then(|&len| self.data.get(start + 2..start + 2 + usize::from(len)));
-        match value {
-            Some(value) => {
-                self.pos = start + 2 + value.len();
-                Some(Ok((tag, value)))
-            }
-            None => {
-                self.pos = self.data.len();
-                Some(Err(start))
-            }
+        match super::packet::next_tlv(self.data, &mut self.pos, self.pad_and_end) {
+            Ok(found) => found.map(|(code, data)| Ok((code.0, data))),
+            Err((_, offset)) => Some(Err(offset)),
         }
     }
 }

@@ -317,13 +317,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
         let mut index = [u8::MAX; 256];
         for option in self.options() {
             let slot = &mut index[usize::from(option.code.0)];
-            match merged.get_mut(usize::from(*slot)) {
-                Some((_, data)) if *slot != u8::MAX => data.to_mut().extend_from_slice(option.data),
-                _ => {
-                    // At most 255 distinct codes (End is never yielded), so this fits.
-                    *slot = u8::try_from(merged.len()).unwrap_or(u8::MAX);
-                    merged.push((option.code, Cow::Borrowed(option.data)));
-                }
+            if *slot == u8::MAX {
+                // At most 254 distinct codes (Pad and End are never yielded): no overflow.
+                *slot = merged.len() as u8;
+                merged.push((option.code, Cow::Borrowed(option.data)));
+            } else if let Some((_, data)) = merged.get_mut(usize::from(*slot)) {
+                data.to_mut().extend_from_slice(option.data);
             }
         }
         merged
@@ -522,13 +521,25 @@ pub(crate) fn next_option<'a>(
     field: &'a [u8],
     pos: &mut usize,
 ) -> Result<Found<'a>, (OptionCode, usize)> {
+    next_tlv(field, pos, true)
+}
+
+/// Reads the tag-length-value at `*pos`. With `pad_and_end`, tag 0 is a one-byte Pad that is
+/// skipped and tag 255 ends the field (DHCP options, options 43 and 175); without, both are
+/// ordinary tags (option 82's sub-options). `Ok(None)` at the end; an error, after which the
+/// field reads as finished, when a length runs past the field.
+pub(crate) fn next_tlv<'a>(
+    field: &'a [u8],
+    pos: &mut usize,
+    pad_and_end: bool,
+) -> Result<Found<'a>, (OptionCode, usize)> {
     loop {
         let Some(&code) = field.get(*pos) else {
             return Ok(None);
         };
         match code {
-            0 => *pos += 1,
-            255 => {
+            0 if pad_and_end => *pos += 1,
+            255 if pad_and_end => {
                 // Nothing after End is read again.
                 *pos = field.len();
                 return Ok(None);

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use pxe_dhcp::server::DhcpServerBuilder;
+use pxe_dhcp::lease::Subnet;
+use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_dhcp::wire::{MessageType, Packet};
+use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
 use pxe_testkit::NetNs;
 
 /// The server's address on the lab segment.
@@ -184,4 +186,82 @@ pub fn capture(name: &str) -> Vec<u8> {
         .join("../testdata/dhcp")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Not a test: the server process that the crash and perfdhcp tests (and
+/// `scripts/bench-dhcp`) start by re-executing their own test binary.
+/// Configured by environment: `PXE_DHCP_LAB_MODE` (`authoritative` or `proxy`),
+/// `PXE_DHCP_LAB_LEASES` (lease file), `PXE_DHCP_LAB_READY` (a file created once bound),
+/// `PXE_DHCP_LAB_INTERFACE` (optional), `PXE_DHCP_LAB_SYNC` (`1`: fdatasync each change).
+/// Authoritative mode serves 198.18.0.0/15 with the pool 198.18.1.0–198.19.255.254 and a
+/// relay-facing subnet 192.0.2.0/24.
+#[test]
+#[ignore = "not a test: the server process the lab tests and scripts/bench-dhcp start"]
+fn lab_server_process() {
+    let Some(ready) = std::env::var_os("PXE_DHCP_LAB_READY") else {
+        return;
+    };
+    let mode = std::env::var("PXE_DHCP_LAB_MODE").unwrap_or_else(|_| "authoritative".into());
+    // One thread: the lab machine has two cores, and perfdhcp needs one of them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let policy = SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz")));
+        let mut builder = DhcpServer::builder(policy);
+        if mode == "authoritative" {
+            builder = builder.authoritative(vec![
+                Subnet::new(
+                    Ipv4Addr::new(198, 18, 0, 0),
+                    15,
+                    Ipv4Addr::new(198, 18, 1, 0),
+                    Ipv4Addr::new(198, 19, 255, 254),
+                )
+                .lease_time(Duration::from_secs(3600)),
+                Subnet::new(
+                    Ipv4Addr::new(192, 0, 2, 0),
+                    24,
+                    Ipv4Addr::new(192, 0, 2, 100),
+                    Ipv4Addr::new(192, 0, 2, 250),
+                ),
+            ]);
+            if let Some(leases) = std::env::var_os("PXE_DHCP_LAB_LEASES") {
+                builder = builder.lease_file(leases);
+            }
+            builder =
+                builder.sync_lease_file(std::env::var("PXE_DHCP_LAB_SYNC").as_deref() == Ok("1"));
+        }
+        if let Ok(interface) = std::env::var("PXE_DHCP_LAB_INTERFACE") {
+            builder = builder.interface(interface);
+        }
+        let server = builder.bind().await.expect("bind");
+        std::fs::write(&ready, b"ready").expect("ready file");
+        server.run().await.expect("serve");
+    });
+}
+
+/// Starts this test binary again inside `ns` as the lab server process (authoritative, lease
+/// file `dir/leases`), and waits until it is bound. Killed (SIGKILL) when dropped.
+pub fn start_server_process(ns: &NetNs, dir: &Path) -> pxe_testkit::ChildGuard {
+    let ready = dir.join("ready");
+    let _ = std::fs::remove_file(&ready);
+    let child = pxe_testkit::ChildGuard::spawn(
+        ns.command(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "server_lab::lab_server_process",
+                "--nocapture",
+            ])
+            .env("PXE_DHCP_LAB_READY", &ready)
+            .env("PXE_DHCP_LAB_LEASES", dir.join("leases"))
+            .env("PXE_DHCP_LAB_MODE", "authoritative")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    wait_for("the server process", Duration::from_secs(20), || {
+        ready.exists().then_some(())
+    });
+    child
 }
