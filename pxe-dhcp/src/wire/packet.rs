@@ -517,6 +517,7 @@ type Found<'a> = Option<(OptionCode, &'a [u8])>;
 
 /// Reads the option at `*pos` in `field`, skipping Pad; `Ok(None)` at End or at the end of
 /// the field; the code and offset of an option whose length runs past the field.
+#[inline]
 pub(crate) fn next_option<'a>(
     field: &'a [u8],
     pos: &mut usize,
@@ -528,6 +529,7 @@ pub(crate) fn next_option<'a>(
 /// skipped and tag 255 ends the field (DHCP options, options 43 and 175); without, both are
 /// ordinary tags (option 82's sub-options). `Ok(None)` at the end; an error, after which the
 /// field reads as finished, when a length runs past the field.
+#[inline]
 pub(crate) fn next_tlv<'a>(
     field: &'a [u8],
     pos: &mut usize,
