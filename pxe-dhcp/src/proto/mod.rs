@@ -157,6 +157,11 @@ impl Accepted {
     pub fn mac(&self) -> MacAddr {
         self.mac
     }
+
+    /// Which boot stage is asking, when the client network-boots.
+    pub fn kind(&self) -> Option<ClientKind> {
+        self.kind
+    }
 }
 
 /// A reply to send.

@@ -45,14 +45,15 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::SystemTime;
 
-use pxe_policy::{MacAddr, Policy, SharedPolicy};
+use pxe_policy::{ClientKind, MacAddr, Policy, SharedPolicy};
 use tokio::task::JoinSet;
 
 use crate::lease::{LeaseJournal, Reservation, Subnet};
 use crate::proto::{
-    Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Service,
+    Accepted, Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply,
+    Service,
 };
-use crate::wire::ReplyDestination;
+use crate::wire::{OptionCode, ReplyDestination};
 use socket::PktInfoSocket;
 
 /// The largest datagram read: larger than any DHCP message a client may send (its option 57
@@ -445,7 +446,33 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
     };
     if let Err(e) = socket.send(&out[..len], to, ifindex, source).await {
         tracing::debug!(%to, error = %e, "reply not sent");
+        return;
     }
+    log_story(&accepted, &reply, arrival.service);
+}
+
+/// One line per answered request at `info`, keyed by MAC: the DHCP chapter of a client's boot
+/// story (the TFTP and HTTP servers log theirs with the same fields).
+fn log_story(accepted: &Accepted, reply: &Reply, service: Service) {
+    let packet = &reply.packet;
+    let boot_file = packet
+        .option(OptionCode::BOOTFILE_NAME)
+        .unwrap_or_else(|| packet.file());
+    let boot_file = String::from_utf8_lossy(boot_file.split(|&b| b == 0).next().unwrap_or(&[]));
+    let yiaddr = packet.yiaddr();
+    tracing::info!(
+        mac = %accepted.mac(),
+        client = accepted.kind().map_or("not network boot", ClientKind::as_str),
+        request = %accepted.message_type(),
+        reply = %packet.message_type().map_or_else(|| "BOOTP".to_string(), |t| t.to_string()),
+        port = match service {
+            Service::Dhcp => 67,
+            Service::BootServer => 4011,
+        },
+        address = %if yiaddr.is_unspecified() { "-".to_string() } else { yiaddr.to_string() },
+        boot_file = %if boot_file.is_empty() { "-" } else { &boot_file },
+        "dhcp"
+    );
 }
 
 /// Locks a mutex, recovering from poisoning: every critical section leaves the state
