@@ -30,7 +30,7 @@ const HOSTILE: &[&str] = &[
     "--",
     ":label-lookalike",
     "ends with a backslash \\",
-    "dollar $ and {braces} and }${ reversed",
+    "dollar $ and {braces} and }$ { spaced",
     "100% {mac}",
     "goto end",
     "quote \" and ' apostrophe",
@@ -95,6 +95,11 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         server,
         seen: seen.clone(),
     };
+    // Fail here, not after a five-minute boot, if a value cannot be carried.
+    policy
+        .script()
+        .render()
+        .expect("the hostile script renders");
     let service = BootService::builder()
         .root(&root)
         .policy(policy)
@@ -128,7 +133,16 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
     let dnsmasq = Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config);
 
     let uuid = "9e0c1ab0-0000-4000-8000-0000000000a5";
-    let mut vm = lab.vm(&VmConfig::new(firmware).uuid(uuid));
+    // iPXE prints through the BIOS; SeaBIOS copies that text to the serial port when
+    // `etc/sercon-port` (a little-endian integer) names one.
+    let sercon = lab.dir().join("sercon-port");
+    std::fs::write(&sercon, 0x3f8u16.to_le_bytes()).expect("write sercon-port");
+    let mut vm_config = VmConfig::new(firmware).uuid(uuid);
+    vm_config.extra_args.extend([
+        "-fw_cfg".to_string(),
+        format!("name=etc/sercon-port,file={}", sercon.display()),
+    ]);
+    let mut vm = lab.vm(&vm_config);
     let outcome = vm.wait_for_marker(&payload.end_marker(), Duration::from_secs(300));
     let _ = stop.send(());
     server_thread.join().expect("server thread");
@@ -150,8 +164,11 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         + begin;
     let echoed: Vec<&str> = console[begin + BEGIN.len() + 1..end].lines().collect();
     assert_eq!(echoed, HOSTILE, "console:\n{console}");
+    // An injected `echo INJECTED-…` would print its word alone on a line.
     assert!(
-        !console.contains("INJECTED"),
+        !console
+            .lines()
+            .any(|line| line.trim().starts_with("INJECTED")),
         "an injected command ran:\n{console}"
     );
 
