@@ -1,6 +1,9 @@
 //! The per-request work of pxe-http's script endpoint without the network: query to facts,
 //! and a decision to an `#!ipxe` script (plain values, and values carried in settings).
 
+// criterion_group! expands to an undocumented public function.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use pxe_http::{facts_from_query, render_decision};
 use pxe_policy::{LinuxBoot, ScriptDecision};
