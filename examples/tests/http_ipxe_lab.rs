@@ -1,20 +1,26 @@
-//! Real iPXE runs a script that pxe-http built from hostile values, and prints them.
+//! Real iPXE (QEMU under TCG, in a lab namespace) against pxe-http, with dnsmasq (a real
+//! peer) handing out addresses and the bare script URL `http://192.0.2.1:8080/boot.ipxe`.
 //!
-//! QEMU (TCG) with SeaBIOS and QEMU's iPXE ROM boots in a lab namespace; dnsmasq (a real
-//! peer) gives it an address and the script URL with iPXE's facts in the query; pxe-http,
-//! running in-process inside the namespace, answers with a policy whose custom script echoes
-//! each hostile value between markers and then boots the lab's payload kernel with a hostile
-//! command line. The serial console must show every value verbatim, and the kernel must
-//! report exactly the command line the policy asked for.
+//! - `http_real_ipxe_prints_hostile_values_verbatim`: pxe-http runs in-process with a policy
+//!   whose custom script echoes hostile values between markers, then boots the lab payload
+//!   with a hostile command line. SeaBIOS + iPXE ROM; the serial console must show every value
+//!   verbatim, and the kernel must report exactly the command line asked for.
+//! - `http_netboot_boots_linux_on_{bios,uefi}`: the `netboot http` binary with `--kernel`,
+//!   `--initrd`, `--cmdline` (the built-in boot-everyone policy, relative file URLs) boots the
+//!   payload on SeaBIOS + iPXE ROM and on OVMF + iPXE EFI ROM (where the script must name the
+//!   initrd on the command line).
+//!
+//! The machines boot one at a time (a lock): two TCG machines on two cores would each crawl.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pxe_http::{BootService, ServeConfig};
 use pxe_policy::{ClientFacts, Command, Policy, Script, ScriptDecision, Url};
-use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, Nic, VmConfig};
+use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::Dnsmasq;
 
@@ -38,6 +44,11 @@ const HOSTILE: &[&str] = &[
 
 /// A command line the kernel must see exactly (`initrd=` is for the EFI stub; harmless here).
 const CMDLINE: &str = "console=ttyS0 pxe.hostile=\"a  b\" # c || d && e ; f --g $h {i}";
+
+/// From VM start to the payload's end marker; a boot takes about 30 s under TCG.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const BEGIN: &str = "PXE-HOSTILE-BEGIN";
 const END: &str = "PXE-HOSTILE-END";
@@ -84,6 +95,9 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
     if !vm_prerequisites("http_real_ipxe_prints_hostile_values", &[firmware], &tools) {
         return;
     }
+    let _one_at_a_time = ONE_VM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let payload = boot_payload();
     let lab = Lab::new("http5");
     let root = lab.dir().join("files");
@@ -120,30 +134,12 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         });
     });
 
-    let mut config = Dnsmasq::site_config(
-        lab.dir(),
-        lab.bridge(),
-        "192.0.2.100".parse().unwrap(),
-        "192.0.2.199".parse().unwrap(),
-    );
-    config.push_str(&format!(
-        "dhcp-match=set:ipxe,175\n\
-         dhcp-boot=tag:ipxe,http://{server}/boot.ipxe\n"
-    ));
-    let dnsmasq = Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config);
+    let dnsmasq = start_dnsmasq(&lab, server);
 
     let uuid = "9e0c1ab0-0000-4000-8000-0000000000a5";
-    // iPXE prints through the BIOS; SeaBIOS copies that text to the serial port when
-    // `etc/sercon-port` (a little-endian integer) names one.
-    let sercon = lab.dir().join("sercon-port");
-    std::fs::write(&sercon, 0x3f8u16.to_le_bytes()).expect("write sercon-port");
-    let mut vm_config = VmConfig::new(firmware).uuid(uuid);
-    vm_config.extra_args.extend([
-        "-fw_cfg".to_string(),
-        format!("name=etc/sercon-port,file={}", sercon.display()),
-    ]);
+    let vm_config = with_serial_console(&lab, VmConfig::new(firmware).uuid(uuid));
     let mut vm = lab.vm(&vm_config);
-    let outcome = vm.wait_for_marker(&payload.end_marker(), Duration::from_secs(300));
+    let outcome = vm.wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT);
     let _ = stop.send(());
     server_thread.join().expect("server thread");
     let seen_marker = outcome.unwrap_or_else(|missing| {
@@ -192,4 +188,100 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         HOSTILE.len(),
         seen_marker.elapsed
     );
+}
+
+/// dnsmasq on the lab bridge: addresses for everyone, and the bare script URL for iPXE.
+fn start_dnsmasq(lab: &Lab, server: SocketAddr) -> Dnsmasq {
+    let mut config = Dnsmasq::site_config(
+        lab.dir(),
+        lab.bridge(),
+        "192.0.2.100".parse().unwrap(),
+        "192.0.2.199".parse().unwrap(),
+    );
+    config.push_str(&format!(
+        "dhcp-match=set:ipxe,175\n\
+         dhcp-boot=tag:ipxe,http://{server}/boot.ipxe\n"
+    ));
+    Dnsmasq::start(lab.ns(), &lab.dir().join("dnsmasq"), &config)
+}
+
+/// iPXE on BIOS prints through the BIOS; SeaBIOS copies that text to the serial port when
+/// `etc/sercon-port` (a little-endian integer) names one. (OVMF's console is on serial
+/// already; the setting is SeaBIOS's alone.)
+fn with_serial_console(lab: &Lab, mut config: VmConfig) -> VmConfig {
+    let sercon = lab.dir().join("sercon-port");
+    std::fs::write(&sercon, 0x3f8u16.to_le_bytes()).expect("write sercon-port");
+    config.extra_args.extend([
+        "-fw_cfg".to_string(),
+        format!("name=etc/sercon-port,file={}", sercon.display()),
+    ]);
+    config
+}
+
+/// `netboot http` serving the payload with its built-in policy boots `firmware` to the end
+/// marker, with the command line intact.
+fn netboot_boots_linux(test: &str, firmware: Firmware) {
+    let mut tools = vec!["dnsmasq"];
+    tools.extend_from_slice(PAYLOAD_TOOLS);
+    if !vm_prerequisites(test, &[firmware], &tools) {
+        return;
+    }
+    let _one_at_a_time = ONE_VM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let payload = boot_payload();
+    let lab = Lab::new("http5n");
+    let root = lab.dir().join("files");
+    payload.copy_to(&root).expect("copy the payload");
+    let server: SocketAddr = (lab.server_addr(), 8080).into();
+    let cmdline = "console=ttyS0 pxe.server=netboot-http  pxe.note=two-spaces";
+    let mut command = lab.ns().command(env!("CARGO_BIN_EXE_netboot"));
+    command
+        .args(["http", "--root"])
+        .arg(&root)
+        .args(["--listen", &server.to_string()])
+        .args(["--kernel", "vmlinuz", "--initrd", "initrd.img"])
+        .args(["--cmdline", cmdline])
+        .env("RUST_LOG", "pxe_http=debug")
+        .stdout(Stdio::null());
+    let netboot = LabProcess::spawn(command, lab.dir().join("netboot.log"));
+    let dnsmasq = start_dnsmasq(&lab, server);
+    let mut vm = lab.vm(&with_serial_console(&lab, VmConfig::new(firmware)));
+    let seen = vm
+        .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| {
+            panic!(
+                "{firmware} did not boot: {missing}\n--- netboot ---\n{}\n--- dnsmasq ---\n{}",
+                netboot.log_text(),
+                dnsmasq.log()
+            )
+        });
+    let printed = payload
+        .printed_cmdline(&seen.console)
+        .expect("the payload prints its command line");
+    // UEFI: the script appends `initrd=initrd0`, which the EFI stub needs to find the initrd,
+    // and iPXE's EFI loader puts the image's name first in the load options.
+    let expected = if firmware.is_uefi() {
+        format!("vmlinuz {cmdline} initrd=initrd0")
+    } else {
+        cmdline.to_string()
+    };
+    assert_eq!(printed.trim_end(), expected);
+    eprintln!(
+        "{firmware}: booted through netboot http in {:.1?}",
+        seen.elapsed
+    );
+}
+
+#[test]
+fn http_netboot_boots_linux_on_bios() {
+    netboot_boots_linux(
+        "http_netboot_boots_linux_on_bios",
+        Firmware::SeaBiosIpxe(Nic::E1000),
+    );
+}
+
+#[test]
+fn http_netboot_boots_linux_on_uefi() {
+    netboot_boots_linux("http_netboot_boots_linux_on_uefi", Firmware::OvmfIpxe);
 }
