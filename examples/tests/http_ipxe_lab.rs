@@ -14,14 +14,15 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pxe_http::{BootService, ServeConfig};
 use pxe_policy::{ClientFacts, Command, Policy, Script, ScriptDecision, Url};
 use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig};
-use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
+use pxe_testkit::payload::{boot_payload, BootPayload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::Dnsmasq;
 
 /// Values that would be syntax in a naive script: splitting, comments, chaining, options,
@@ -90,19 +91,16 @@ impl Policy for HostileEcho {
 #[test]
 fn http_real_ipxe_prints_hostile_values_verbatim() {
     let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
-    let mut tools = vec!["dnsmasq"];
-    tools.extend_from_slice(PAYLOAD_TOOLS);
-    if !vm_prerequisites("http_real_ipxe_prints_hostile_values", &[firmware], &tools) {
+    let Some(Setup {
+        _one_at_a_time,
+        payload,
+        lab,
+        root,
+        server,
+    }) = Setup::new("http_real_ipxe_prints_hostile_values", firmware, "http5")
+    else {
         return;
-    }
-    let _one_at_a_time = ONE_VM_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let payload = boot_payload();
-    let lab = Lab::new("http5");
-    let root = lab.dir().join("files");
-    payload.copy_to(&root).expect("copy the payload");
-    let server: SocketAddr = (lab.server_addr(), 8080).into();
+    };
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let policy = HostileEcho {
@@ -190,6 +188,41 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
     );
 }
 
+/// What every test here starts from: the VM lock, a lab with the payload in `root`, and the
+/// address pxe-http listens on. `None` when the test must skip.
+struct Setup {
+    _one_at_a_time: MutexGuard<'static, ()>,
+    payload: &'static BootPayload,
+    lab: Lab,
+    root: PathBuf,
+    server: SocketAddr,
+}
+
+impl Setup {
+    fn new(test: &str, firmware: Firmware, label: &str) -> Option<Self> {
+        let mut tools = vec!["dnsmasq"];
+        tools.extend_from_slice(PAYLOAD_TOOLS);
+        if !vm_prerequisites(test, &[firmware], &tools) {
+            return None;
+        }
+        let one_at_a_time = ONE_VM_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let payload = boot_payload();
+        let lab = Lab::new(label);
+        let root = lab.dir().join("files");
+        payload.copy_to(&root).expect("copy the payload");
+        let server = (lab.server_addr(), 8080).into();
+        Some(Self {
+            _one_at_a_time: one_at_a_time,
+            payload,
+            lab,
+            root,
+            server,
+        })
+    }
+}
+
 /// dnsmasq on the lab bridge: addresses for everyone, and the bare script URL for iPXE.
 fn start_dnsmasq(lab: &Lab, server: SocketAddr) -> Dnsmasq {
     let mut config = Dnsmasq::site_config(
@@ -221,19 +254,16 @@ fn with_serial_console(lab: &Lab, mut config: VmConfig) -> VmConfig {
 /// `netboot http` serving the payload with its built-in policy boots `firmware` to the end
 /// marker, with the command line intact.
 fn netboot_boots_linux(test: &str, firmware: Firmware) {
-    let mut tools = vec!["dnsmasq"];
-    tools.extend_from_slice(PAYLOAD_TOOLS);
-    if !vm_prerequisites(test, &[firmware], &tools) {
+    let Some(Setup {
+        _one_at_a_time,
+        payload,
+        lab,
+        root,
+        server,
+    }) = Setup::new(test, firmware, "http5n")
+    else {
         return;
-    }
-    let _one_at_a_time = ONE_VM_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let payload = boot_payload();
-    let lab = Lab::new("http5n");
-    let root = lab.dir().join("files");
-    payload.copy_to(&root).expect("copy the payload");
-    let server: SocketAddr = (lab.server_addr(), 8080).into();
+    };
     let cmdline = "console=ttyS0 pxe.server=netboot-http  pxe.note=two-spaces";
     let mut command = lab.ns().command(env!("CARGO_BIN_EXE_netboot"));
     command
