@@ -91,16 +91,10 @@ impl Policy for HostileEcho {
 #[test]
 fn http_real_ipxe_prints_hostile_values_verbatim() {
     let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
-    let Some(Setup {
-        _one_at_a_time,
-        payload,
-        lab,
-        root,
-        server,
-    }) = Setup::new("http_real_ipxe_prints_hostile_values", firmware, "http5")
-    else {
+    let Some(setup) = Setup::new("http_real_ipxe_prints_hostile_values", firmware, "http5") else {
         return;
     };
+    let (payload, lab, root, server) = (setup.payload, &setup.lab, &setup.root, setup.server);
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let policy = HostileEcho {
@@ -113,7 +107,7 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         .render()
         .expect("the hostile script renders");
     let service = BootService::builder()
-        .root(&root)
+        .root(root)
         .policy(policy)
         .build()
         .expect("service");
@@ -132,10 +126,10 @@ fn http_real_ipxe_prints_hostile_values_verbatim() {
         });
     });
 
-    let dnsmasq = start_dnsmasq(&lab, server);
+    let dnsmasq = start_dnsmasq(lab, server);
 
     let uuid = "9e0c1ab0-0000-4000-8000-0000000000a5";
-    let vm_config = with_serial_console(&lab, VmConfig::new(firmware).uuid(uuid));
+    let vm_config = with_serial_console(lab, VmConfig::new(firmware).uuid(uuid));
     let mut vm = lab.vm(&vm_config);
     let outcome = vm.wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT);
     let _ = stop.send(());
@@ -254,29 +248,23 @@ fn with_serial_console(lab: &Lab, mut config: VmConfig) -> VmConfig {
 /// `netboot http` serving the payload with its built-in policy boots `firmware` to the end
 /// marker, with the command line intact.
 fn netboot_boots_linux(test: &str, firmware: Firmware) {
-    let Some(Setup {
-        _one_at_a_time,
-        payload,
-        lab,
-        root,
-        server,
-    }) = Setup::new(test, firmware, "http5n")
-    else {
+    let Some(setup) = Setup::new(test, firmware, "http5n") else {
         return;
     };
+    let (payload, lab, root, server) = (setup.payload, &setup.lab, &setup.root, setup.server);
     let cmdline = "console=ttyS0 pxe.server=netboot-http  pxe.note=two-spaces";
     let mut command = lab.ns().command(env!("CARGO_BIN_EXE_netboot"));
     command
         .args(["http", "--root"])
-        .arg(&root)
+        .arg(root)
         .args(["--listen", &server.to_string()])
         .args(["--kernel", "vmlinuz", "--initrd", "initrd.img"])
         .args(["--cmdline", cmdline])
         .env("RUST_LOG", "pxe_http=debug")
         .stdout(Stdio::null());
     let netboot = LabProcess::spawn(command, lab.dir().join("netboot.log"));
-    let dnsmasq = start_dnsmasq(&lab, server);
-    let mut vm = lab.vm(&with_serial_console(&lab, VmConfig::new(firmware)));
+    let dnsmasq = start_dnsmasq(lab, server);
+    let mut vm = lab.vm(&with_serial_console(lab, VmConfig::new(firmware)));
     let seen = vm
         .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
         .unwrap_or_else(|missing| {
