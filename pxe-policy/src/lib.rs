@@ -13,7 +13,8 @@
 //! - [`Policy`]: the one trait an application implements. [`Policy::boot`] answers the DHCP
 //!   stage with a [`BootDecision`]; [`Policy::script`] answers the HTTP stage with a
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
-//!   is the simplest ready policy.
+//!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML;
+//!   [`delegate::DelegatePolicy`] asks an external service, with a fallback.
 //! - [`Script`]: an iPXE script builder in which data can never become syntax, so that a
 //!   policy can answer with a custom script ([`ScriptDecision::Custom`]).
 //!
@@ -23,6 +24,7 @@
 
 mod arch;
 mod decision;
+pub mod delegate;
 mod error;
 mod facts;
 mod guid;
@@ -31,6 +33,7 @@ mod ipxe_script;
 mod kind;
 mod mac;
 mod policy;
+pub mod table;
 
 pub use arch::Arch;
 pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};

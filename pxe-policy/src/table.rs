@@ -1,0 +1,571 @@
+//! A ready policy from a TOML file: named profiles (what to boot) and groups (which clients
+//! get which profile), in the manner of matchbox.
+//!
+//! ```toml
+//! # What to boot. Exactly one of kernel / chain / sanboot / action per profile.
+//! [profiles.debian]
+//! kernel = "debian/vmlinuz"          # absolute http:// URL, or relative to the script URL
+//! initrds = ["debian/initrd.img"]
+//! cmdline = "console=ttyS0 auto=true"
+//!
+//! [profiles.rescue]
+//! chain = "http://192.0.2.1/rescue.ipxe"
+//!
+//! [profiles.disk]
+//! action = "exit"                    # or "ignore": stay silent at DHCP, say so at HTTP
+//!
+//! # Which clients get which profile. A group matches when every selector it has matches
+//! # (within one selector, any listed value); of all matching groups the one with the most
+//! # selectors wins, and on a tie the one written first.
+//! [[groups]]
+//! name = "web"
+//! profile = "debian"
+//! mac = ["52:54:00:12:34:56"]
+//! arch = [7, 16]
+//! labels = { rack = "a1" }           # facts from the iPXE query or the application
+//!
+//! [[groups]]
+//! name = "everyone else"
+//! profile = "disk"                   # no selector: matches every client
+//! ```
+//!
+//! A group or profile may set `ipxe_binary = "ipxe.efi"` to replace the default iPXE build
+//! for its clients. Errors name the file, the line and the field.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, MacAddr, Policy,
+    ScriptDecision,
+};
+
+/// Why a table file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not have the expected shape, or a value is wrong.
+    #[error("{path}:{line}: {field}: {message}")]
+    Invalid {
+        /// The file (or `<string>` when parsed from memory).
+        path: PathBuf,
+        /// The 1-based line of the offending value (0 when unknown).
+        line: usize,
+        /// The field in dotted form (`groups[2].mac`, `profiles.debian`), or `-`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    #[serde(default)]
+    profiles: BTreeMap<String, Spanned<RawProfile>>,
+    #[serde(default)]
+    groups: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    kernel: Option<String>,
+    #[serde(default)]
+    initrds: Vec<String>,
+    #[serde(default)]
+    cmdline: String,
+    chain: Option<String>,
+    sanboot: Option<String>,
+    action: Option<Spanned<String>>,
+    ipxe_binary: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Option<String>,
+    profile: Spanned<String>,
+    #[serde(default)]
+    mac: Vec<Spanned<String>>,
+    #[serde(default)]
+    guid: Vec<Spanned<String>>,
+    #[serde(default)]
+    serial: Vec<String>,
+    #[serde(default)]
+    arch: Vec<u16>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    ipxe_binary: Option<String>,
+}
+
+/// The boot target fields that a table profile and a delegate's answer share.
+pub(crate) struct ProfileTarget<'a> {
+    pub(crate) kernel: Option<&'a str>,
+    pub(crate) initrds: &'a [String],
+    pub(crate) cmdline: &'a str,
+    pub(crate) chain: Option<&'a str>,
+    pub(crate) sanboot: Option<&'a str>,
+    pub(crate) action: Option<&'a str>,
+}
+
+/// Why a [`ProfileTarget`] names no single decision.
+pub(crate) enum ProfileError {
+    /// `action` is not `exit` or `ignore`.
+    UnknownAction(String),
+    /// Zero or several of kernel / chain / sanboot / action.
+    NotExactlyOne(String),
+}
+
+impl ProfileTarget<'_> {
+    /// The script decision, and whether the client is to be ignored at the DHCP stage too.
+    pub(crate) fn decision(&self) -> Result<(ScriptDecision, bool), ProfileError> {
+        let mut choices = Vec::new();
+        if let Some(kernel) = self.kernel {
+            let mut linux = LinuxBoot::new(kernel).cmdline(self.cmdline);
+            linux.initrds = self.initrds.to_vec();
+            choices.push((ScriptDecision::Linux(linux), false));
+        }
+        if let Some(url) = self.chain {
+            choices.push((ScriptDecision::Chain(url.to_string()), false));
+        }
+        if let Some(url) = self.sanboot {
+            choices.push((ScriptDecision::Sanboot(url.to_string()), false));
+        }
+        match self.action {
+            None => {}
+            Some("exit") => choices.push((ScriptDecision::ExitToDisk, false)),
+            Some("ignore") => choices.push((ScriptDecision::Ignore, true)),
+            Some(other) => {
+                return Err(ProfileError::UnknownAction(format!(
+                    "unknown action {other:?}; expected \"exit\" or \"ignore\""
+                )))
+            }
+        }
+        if choices.len() != 1 {
+            return Err(ProfileError::NotExactlyOne(format!(
+                "a profile needs exactly one of kernel, chain, sanboot, action; found {}",
+                choices.len()
+            )));
+        }
+        Ok(choices.remove(0))
+    }
+}
+
+/// What a profile boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Profile {
+    script: ScriptDecision,
+    /// `action = "ignore"`: stay silent at the DHCP stage too.
+    ignore: bool,
+    ipxe_binary: Option<IpxeBinary>,
+}
+
+/// A group: selectors and the profile they lead to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Group {
+    name: String,
+    profile: String,
+    macs: Vec<MacAddr>,
+    guids: Vec<ClientGuid>,
+    serials: Vec<String>,
+    arches: Vec<Arch>,
+    labels: BTreeMap<String, String>,
+    ipxe_binary: Option<IpxeBinary>,
+}
+
+impl Group {
+    /// The number of selectors this group has, or `None` when one of them does not match.
+    fn score(&self, client: &ClientFacts) -> Option<usize> {
+        let mut score = 0;
+        let mut check = |present: bool, matches: bool| {
+            if present {
+                score += 1;
+                matches
+            } else {
+                true
+            }
+        };
+        let all = check(!self.macs.is_empty(), self.macs.contains(&client.mac))
+            & check(
+                !self.guids.is_empty(),
+                client.guid.is_some_and(|g| self.guids.contains(&g)),
+            )
+            & check(
+                !self.serials.is_empty(),
+                client
+                    .serial
+                    .as_ref()
+                    .is_some_and(|s| self.serials.contains(s)),
+            )
+            & check(
+                !self.arches.is_empty(),
+                client.arch.is_some_and(|a| self.arches.contains(&a)),
+            )
+            & check(
+                !self.labels.is_empty(),
+                self.labels
+                    .iter()
+                    .all(|(k, v)| client.extra.get(k) == Some(v)),
+            );
+        all.then_some(score)
+    }
+}
+
+/// The static-table policy: profiles and groups loaded from TOML (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePolicy {
+    profiles: BTreeMap<String, Profile>,
+    groups: Vec<Group>,
+}
+
+impl TablePolicy {
+    /// Loads and validates a table file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, TableError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses table text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self, TableError> {
+        let path = path.as_ref();
+        let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
+            TableError::Invalid {
+                path: path.to_owned(),
+                line: span.map_or(0, |s| line_of(text, s.start)),
+                field,
+                message,
+            }
+        };
+        let raw: RawTable = toml::from_str(text)
+            .map_err(|e| invalid(e.span(), "-".into(), e.message().trim().to_string()))?;
+
+        let mut profiles = BTreeMap::new();
+        for (name, spanned) in &raw.profiles {
+            let field = format!("profiles.{name}");
+            let profile = spanned.get_ref();
+            let action = profile.action.as_ref();
+            let target = ProfileTarget {
+                kernel: profile.kernel.as_deref(),
+                initrds: &profile.initrds,
+                cmdline: &profile.cmdline,
+                chain: profile.chain.as_deref(),
+                sanboot: profile.sanboot.as_deref(),
+                action: action.map(|a| a.get_ref().as_str()),
+            };
+            let (script, ignore) = target.decision().map_err(|e| match e {
+                ProfileError::UnknownAction(message) => invalid(
+                    action.map(Spanned::span),
+                    format!("{field}.action"),
+                    message,
+                ),
+                ProfileError::NotExactlyOne(message) => {
+                    invalid(Some(spanned.span()), field.clone(), message)
+                }
+            })?;
+            profiles.insert(
+                name.clone(),
+                Profile {
+                    script,
+                    ignore,
+                    ipxe_binary: profile.ipxe_binary.clone().map(IpxeBinary::named),
+                },
+            );
+        }
+
+        let mut groups = Vec::new();
+        for (index, spanned) in raw.groups.iter().enumerate() {
+            let raw_group = spanned.get_ref();
+            let field = format!("groups[{index}]");
+            let profile = raw_group.profile.get_ref();
+            if !profiles.contains_key(profile) {
+                return Err(invalid(
+                    Some(raw_group.profile.span()),
+                    format!("{field}.profile"),
+                    format!("no profile named {profile:?}"),
+                ));
+            }
+            let macs = raw_group
+                .mac
+                .iter()
+                .map(|m| {
+                    m.get_ref()
+                        .parse::<MacAddr>()
+                        .map_err(|e| invalid(Some(m.span()), format!("{field}.mac"), e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            let guids = raw_group
+                .guid
+                .iter()
+                .map(|g| {
+                    let guid = g.get_ref().parse::<ClientGuid>().map_err(|e| {
+                        invalid(Some(g.span()), format!("{field}.guid"), e.to_string())
+                    })?;
+                    if guid.is_placeholder() {
+                        // Clients never present placeholders (they are dropped from the
+                        // facts), so such a selector could never match: say so now.
+                        return Err(invalid(
+                            Some(g.span()),
+                            format!("{field}.guid"),
+                            format!("{guid} is a placeholder GUID that identifies no machine"),
+                        ));
+                    }
+                    Ok(guid)
+                })
+                .collect::<Result<_, _>>()?;
+            groups.push(Group {
+                name: raw_group
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("group {index}")),
+                profile: profile.clone(),
+                macs,
+                guids,
+                serials: raw_group.serial.clone(),
+                arches: raw_group.arch.iter().copied().map(Arch).collect(),
+                labels: raw_group.labels.clone(),
+                ipxe_binary: raw_group.ipxe_binary.clone().map(IpxeBinary::named),
+            });
+        }
+        Ok(Self { profiles, groups })
+    }
+
+    /// The group that matches `client` best (most selectors; the first written on a tie) and
+    /// its profile, or `None` when no group matches.
+    fn lookup(&self, client: &ClientFacts) -> Option<(&Group, &Profile)> {
+        let mut best: Option<(usize, &Group)> = None;
+        for group in &self.groups {
+            if let Some(score) = group.score(client) {
+                if best.is_none_or(|(best_score, _)| score > best_score) {
+                    best = Some((score, group));
+                }
+            }
+        }
+        let group = best?.1;
+        Some((group, self.profiles.get(&group.profile)?))
+    }
+
+    /// The name of the group `client` falls into, for logs.
+    pub fn group_of(&self, client: &ClientFacts) -> Option<&str> {
+        self.lookup(client).map(|(group, _)| group.name.as_str())
+    }
+}
+
+impl Policy for TablePolicy {
+    fn boot<'a>(
+        &'a self,
+        client: &'a ClientFacts,
+    ) -> impl Future<Output = BootDecision> + Send + 'a {
+        let decision = match self.lookup(client) {
+            None => BootDecision::Ignore,
+            Some((_, profile)) if profile.ignore => BootDecision::Ignore,
+            Some((group, profile)) => {
+                match group.ipxe_binary.as_ref().or(profile.ipxe_binary.as_ref()) {
+                    Some(binary) => BootDecision::Ipxe(binary.clone()),
+                    None => BootDecision::chainload_for(client.arch),
+                }
+            }
+        };
+        std::future::ready(decision)
+    }
+
+    fn script<'a>(
+        &'a self,
+        client: &'a ClientFacts,
+    ) -> impl Future<Output = ScriptDecision> + Send + 'a {
+        let decision = self
+            .lookup(client)
+            .map_or(ScriptDecision::Ignore, |(_, profile)| {
+                profile.script.clone()
+            });
+        std::future::ready(decision)
+    }
+}
+
+/// The 1-based line that byte `offset` of `text` is on.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset)
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientKind;
+
+    const TABLE: &str = r#"
+[profiles.debian]
+kernel = "debian/vmlinuz"
+initrds = ["debian/initrd.img"]
+cmdline = "console=ttyS0"
+
+[profiles.disk]
+action = "exit"
+
+[profiles.quiet]
+action = "ignore"
+
+[profiles.efi-special]
+chain = "http://192.0.2.1/special.ipxe"
+ipxe_binary = "ipxe.efi"
+
+[[groups]]
+name = "web"
+profile = "debian"
+mac = ["52:54:00:00:00:01"]
+arch = [7]
+
+[[groups]]
+name = "web-any-arch"
+profile = "disk"
+mac = ["52:54:00:00:00:01"]
+
+[[groups]]
+name = "rack a1"
+profile = "efi-special"
+labels = { rack = "a1" }
+
+[[groups]]
+name = "lab guid"
+profile = "quiet"
+guid = ["9e0c1ab0-0000-4000-8000-000000000001"]
+
+[[groups]]
+name = "everyone"
+profile = "disk"
+"#;
+
+    fn run<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("table policy futures are always ready"),
+        }
+    }
+
+    fn client(last: u8) -> ClientFacts {
+        ClientFacts::new(
+            MacAddr([0x52, 0x54, 0, 0, 0, last]),
+            ClientKind::FirmwarePxe,
+        )
+    }
+
+    #[test]
+    fn most_specific_group_wins() {
+        let table = TablePolicy::parse(TABLE, "t.toml").unwrap();
+        let mut web = client(1);
+        web.arch = Some(Arch::X64_UEFI);
+        assert_eq!(table.group_of(&web), Some("web"));
+        assert!(matches!(run(table.script(&web)), ScriptDecision::Linux(l)
+            if l.kernel == "debian/vmlinuz" && l.initrds == ["debian/initrd.img"]
+                && l.cmdline == "console=ttyS0"));
+        assert_eq!(
+            run(table.boot(&web)),
+            BootDecision::Ipxe(IpxeBinary::SNPONLY_EFI)
+        );
+
+        web.arch = Some(Arch::X86_BIOS);
+        assert_eq!(table.group_of(&web), Some("web-any-arch"));
+        assert_eq!(run(table.script(&web)), ScriptDecision::ExitToDisk);
+
+        let mut racked = client(9);
+        racked.extra.insert("rack".into(), "a1".into());
+        assert_eq!(
+            run(table.boot(&racked)),
+            BootDecision::Ipxe(IpxeBinary::named("ipxe.efi"))
+        );
+
+        let mut lab = client(7);
+        lab.guid = "9e0c1ab0-0000-4000-8000-000000000001".parse().ok();
+        assert_eq!(run(table.boot(&lab)), BootDecision::Ignore);
+        assert_eq!(run(table.script(&lab)), ScriptDecision::Ignore);
+
+        assert_eq!(table.group_of(&client(42)), Some("everyone"));
+    }
+
+    #[test]
+    fn no_match_is_ignored() {
+        let table = TablePolicy::parse(
+            "[profiles.a]\naction = \"exit\"\n[[groups]]\nprofile = \"a\"\nserial = [\"S1\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(run(table.boot(&client(1))), BootDecision::Ignore);
+        let mut serial = client(1);
+        serial.serial = Some("S1".into());
+        assert_eq!(run(table.script(&serial)), ScriptDecision::ExitToDisk);
+    }
+
+    fn error_of(text: &str) -> (usize, String, String) {
+        match TablePolicy::parse(text, "site.toml").unwrap_err() {
+            TableError::Invalid {
+                path,
+                line,
+                field,
+                message,
+            } => {
+                assert_eq!(path, Path::new("site.toml"));
+                (line, field, message)
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let (line, field, message) =
+            error_of("[profiles.a]\naction = \"exit\"\n\n[[groups]]\nprofile = \"b\"\n");
+        assert_eq!((line, field.as_str()), (5, "groups[0].profile"));
+        assert!(message.contains("no profile named \"b\""), "{message}");
+
+        let (line, field, _) = error_of(
+            "[profiles.a]\naction = \"exit\"\n[[groups]]\nprofile = \"a\"\nmac = [\"zz\"]\n",
+        );
+        assert_eq!((line, field.as_str()), (5, "groups[0].mac"));
+
+        let (line, field, message) = error_of("[profiles.a]\naction = \"reboot\"\n");
+        assert_eq!((line, field.as_str()), (2, "profiles.a.action"));
+        assert!(message.contains("unknown action"), "{message}");
+
+        let (line, _, message) = error_of("[profiles.a]\nkernal = \"x\"\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("kernal"), "{message}");
+
+        let (_, field, message) = error_of("[profiles.a]\nkernel = \"k\"\nchain = \"http://x/\"\n");
+        assert_eq!(field, "profiles.a");
+        assert!(message.contains("exactly one"), "{message}");
+
+        let (line, field, message) = error_of(
+            "[profiles.a]\naction = \"exit\"\n[[groups]]\nprofile = \"a\"\nguid = [\"ffffffff-ffff-ffff-ffff-ffffffffffff\"]\n",
+        );
+        assert_eq!((line, field.as_str()), (5, "groups[0].guid"));
+        assert!(message.contains("placeholder"), "{message}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = TablePolicy::load("/nonexistent/pxe-table.toml").unwrap_err();
+        assert!(err.to_string().starts_with("/nonexistent/pxe-table.toml: "));
+    }
+}
