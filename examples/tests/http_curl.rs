@@ -410,6 +410,28 @@ fn http_idle_connections_are_closed() {
         matches!(read, Ok(0)) || matches!(read, Ok(n) if buf[..n].starts_with(b"HTTP/1.1 408")),
         "idle connection still open: {read:?}"
     );
+
+    // A keep-alive connection that goes idle after a response is closed too.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .write_all(b"GET /ten.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("idle keep-alive connection still open: {e}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("0123456789"),
+        "{answer:?}"
+    );
 }
 
 #[test]

@@ -41,28 +41,51 @@ pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
     Ok(relative)
 }
 
+/// Responses up to this size are read in one go (one trip to the blocking pool) and sent from
+/// memory; larger ones stream.
+pub(crate) const SMALL_BODY: u64 = 64 * 1024;
+
 /// Opens `relative` under `root` (already canonical) if, once every symbolic link is
-/// resolved, it is a regular file that is still inside the root.
+/// resolved, it is a regular file that is still inside the root. One trip to the blocking
+/// pool for the whole look-up.
 pub(crate) async fn open_confined(
     root: &Path,
     relative: &Path,
-) -> io::Result<(tokio::fs::File, std::fs::Metadata)> {
-    let canonical = tokio::fs::canonicalize(root.join(relative)).await?;
-    if !canonical.starts_with(root) {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "resolves outside the root",
-        ));
-    }
-    let file = tokio::fs::File::open(&canonical).await?;
-    let metadata = file.metadata().await?;
-    if !metadata.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "not a regular file",
-        ));
-    }
-    Ok((file, metadata))
+) -> io::Result<(std::fs::File, std::fs::Metadata)> {
+    let root = root.to_path_buf();
+    let path = root.join(relative);
+    let opened = tokio::task::spawn_blocking(move || {
+        let canonical = std::fs::canonicalize(path)?;
+        if !canonical.starts_with(&root) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "resolves outside the root",
+            ));
+        }
+        let file = std::fs::File::open(&canonical)?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "not a regular file",
+            ));
+        }
+        Ok((file, metadata))
+    })
+    .await;
+    opened.unwrap_or_else(|join| Err(io::Error::other(join)))
+}
+
+/// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`.
+pub(crate) async fn read_small(file: std::fs::File, start: u64, count: u64) -> io::Result<Bytes> {
+    let read = tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; usize::try_from(count.min(SMALL_BODY)).unwrap_or(0)];
+        file.read_exact_at(&mut buf, start)?;
+        Ok(Bytes::from(buf))
+    })
+    .await;
+    read.unwrap_or_else(|join| Err(io::Error::other(join)))
 }
 
 /// A file's validators: a strong ETag from size and modification time, and Last-Modified.
@@ -206,7 +229,8 @@ pub struct FileBody {
 }
 
 impl FileBody {
-    pub(crate) async fn new(mut file: tokio::fs::File, start: u64, len: u64) -> io::Result<Self> {
+    pub(crate) async fn new(file: std::fs::File, start: u64, len: u64) -> io::Result<Self> {
+        let mut file = tokio::fs::File::from_std(file);
         if start > 0 {
             file.seek(io::SeekFrom::Start(start)).await?;
         }

@@ -325,8 +325,13 @@ impl BootService {
         if request.method == Method::HEAD {
             return finish(builder, Body::empty());
         }
-        match FileBody::new(file, start, count).await {
-            Ok(body) => finish(builder, Body::file(body)),
+        let body = if count <= files::SMALL_BODY {
+            files::read_small(file, start, count).await.map(Body::full)
+        } else {
+            FileBody::new(file, start, count).await.map(Body::file)
+        };
+        match body {
+            Ok(body) => finish(builder, body),
             Err(error) => {
                 debug!(path = %relative.display(), %error, "cannot read file");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n")
