@@ -27,6 +27,8 @@ mod source;
 mod transfer;
 pub mod wire;
 
+/// The `bytes` crate, whose `Bytes` carries file content through the public API.
+pub use bytes;
 pub use client::download;
 pub use download::{Download, DownloadOptions, Downloaded};
 pub use error::{DecodeError, Error, ErrorCode};
