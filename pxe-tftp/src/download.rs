@@ -173,13 +173,7 @@ impl Download {
             None if from.ip() == self.server.ip() => self.peer = Some(from),
             Some(peer) if peer == from => {}
             _ => {
-                if !matches!(Packet::parse(bytes), Ok(Packet::Error { .. })) {
-                    self.outbox.push_back(Transmit::error(
-                        from,
-                        ErrorCode::UNKNOWN_TRANSFER_ID,
-                        "unknown transfer id",
-                    ));
-                }
+                self.outbox.extend(Transmit::stranger_reply(from, bytes));
                 return;
             }
         }
