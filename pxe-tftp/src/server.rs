@@ -192,6 +192,30 @@ async fn send_gso(socket: &UdpSocket, run: &[Transmit]) -> io::Result<()> {
         .map(|_| ())
 }
 
+/// Receive buffer asked for on the listening socket: a boot storm's requests arrive at once,
+/// and the default (about 200 KiB, some 270 requests) drops the rest into a client timeout.
+const LISTENER_RECV_BUFFER: usize = 4 << 20;
+
+fn bind_listener(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // Best effort: the kernel caps the size at net.core.rmem_max unless we may force it.
+    let _ = socket.set_recv_buffer_size(LISTENER_RECV_BUFFER);
+    if socket.recv_buffer_size().unwrap_or(0) < LISTENER_RECV_BUFFER {
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::RcvBufForce,
+            &LISTENER_RECV_BUFFER,
+        );
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 impl Server {
     /// Binds the listening socket.
     pub async fn bind(
@@ -199,7 +223,7 @@ impl Server {
         source: impl FileSource,
         config: ServerConfig,
     ) -> Result<Self, Error> {
-        let socket = UdpSocket::bind(addr).await.map_err(|source| Error::Io {
+        let socket = bind_listener(addr).map_err(|source| Error::Io {
             action: "binding the listening socket",
             source,
         })?;
@@ -455,7 +479,10 @@ async fn serve_transfer(
         }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
         let deadline = tokio::time::Instant::from_std(deadline);
-        if timer.deadline() != deadline {
+        // Every block moves the deadline a little later; re-arming the timer each time costs
+        // a timer-wheel update per block. Only an earlier deadline re-arms it now; a timer
+        // that fires early finds nothing due and is re-armed then.
+        if deadline < timer.deadline() || timer.is_elapsed() {
             timer.as_mut().reset(deadline);
         }
         tokio::select! {
