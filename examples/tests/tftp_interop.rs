@@ -230,6 +230,32 @@ fn real_clients_download_byte_identical_files() {
 }
 
 #[test]
+fn tftp_hpa_netascii_download_restores_the_text() {
+    if !prerequisites("tftp netascii", false, &["tftp"]) {
+        return;
+    }
+    let scratch = Scratch::new("netascii");
+    let text = b"#!ipxe\nchain http://192.0.2.1/boot.ipxe\r\nbare cr\r here\n".repeat(100);
+    std::fs::write(scratch.root().join("boot.txt"), &text).unwrap();
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let _server = start_netboot(Command::new("env"), &scratch.root(), listen, &[]);
+    let out = scratch.out("boot.txt");
+    let mut tftp = Command::new("tftp");
+    tftp.args([
+        "-m",
+        "netascii",
+        "127.0.0.1",
+        &listen.port().to_string(),
+        "-c",
+        "get",
+        "boot.txt",
+    ])
+    .arg(&out);
+    run_client("tftp-hpa netascii", &mut tftp);
+    assert_identical("tftp-hpa netascii", &out, &text);
+}
+
+#[test]
 fn real_clients_download_in_single_port_mode() {
     if !prerequisites(
         "tftp single-port",

@@ -173,13 +173,7 @@ impl Download {
             None if from.ip() == self.server.ip() => self.peer = Some(from),
             Some(peer) if peer == from => {}
             _ => {
-                if !matches!(Packet::parse(bytes), Ok(Packet::Error { .. })) {
-                    self.outbox.push_back(Transmit::error(
-                        from,
-                        ErrorCode::UNKNOWN_TRANSFER_ID,
-                        "unknown transfer id",
-                    ));
-                }
+                self.outbox.extend(Transmit::stranger_reply(from, bytes));
                 return;
             }
         }
@@ -211,7 +205,13 @@ impl Download {
                     }));
                 }
             }
-            Ok(Packet::Oack { .. }) => {} // a duplicate OACK: our ACK 0 or data will follow
+            // A repeated OACK: our ACK 0 was lost. Answer it again (once per repeat is safe:
+            // the server never answers a duplicate ACK).
+            Ok(Packet::Oack { .. }) => {
+                if self.state == State::Receiving && self.received == 0 {
+                    self.send_ack(now, 0);
+                }
+            }
             Ok(_) => self.fail_with(
                 Error::Protocol {
                     reason: "unexpected packet in a read transfer",
@@ -387,5 +387,87 @@ impl Download {
         self.state = State::Finished;
         self.deadline = None;
         self.result = Some(Err(error));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> SocketAddr {
+        "192.0.2.1:69".parse().unwrap()
+    }
+
+    fn tid() -> SocketAddr {
+        "192.0.2.1:50000".parse().unwrap()
+    }
+
+    fn sent(download: &mut Download, now: Instant) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| download.poll_transmit(now).map(|t| t.to_vec())).collect()
+    }
+
+    fn windowed() -> DownloadOptions {
+        DownloadOptions {
+            blksize: Some(8),
+            windowsize: Some(4),
+            ..DownloadOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_repeated_oack_is_acknowledged_again() {
+        let now = Instant::now();
+        let mut download = Download::new(server(), "f", windowed());
+        assert_eq!(
+            sent(&mut download, now),
+            vec![b"\x00\x01f\x00octet\x00blksize\x008\x00windowsize\x004\x00".to_vec()]
+        );
+        let oack = b"\x00\x06blksize\x008\x00windowsize\x004\x00";
+        download.handle_datagram(now, tid(), oack);
+        assert_eq!(sent(&mut download, now), vec![b"\x00\x04\x00\x00".to_vec()]);
+        download.handle_datagram(now, tid(), oack);
+        assert_eq!(sent(&mut download, now), vec![b"\x00\x04\x00\x00".to_vec()]);
+    }
+
+    #[test]
+    fn a_gap_is_acknowledged_once_at_the_last_block_in_order() {
+        let now = Instant::now();
+        let mut download = Download::new(server(), "f", windowed());
+        sent(&mut download, now);
+        download.handle_datagram(now, tid(), b"\x00\x06blksize\x008\x00windowsize\x004\x00");
+        sent(&mut download, now);
+        download.handle_datagram(now, tid(), b"\x00\x03\x00\x01AAAAAAAA");
+        // Block 2 is lost: 3 and 4 each reveal the gap; only the first is answered.
+        download.handle_datagram(now, tid(), b"\x00\x03\x00\x03CCCCCCCC");
+        download.handle_datagram(now, tid(), b"\x00\x03\x00\x04DDDDDDDD");
+        assert_eq!(sent(&mut download, now), vec![b"\x00\x04\x00\x01".to_vec()]);
+        for (block, data) in [
+            (2u8, b"BBBBBBBB"),
+            (3, b"CCCCCCCC"),
+            (4, b"DDDDDDDD"),
+            (5, b"EEEEEEEE"),
+        ] {
+            let mut packet = vec![0, 3, 0, block];
+            packet.extend_from_slice(data);
+            download.handle_datagram(now, tid(), &packet);
+        }
+        assert_eq!(sent(&mut download, now), vec![b"\x00\x04\x00\x05".to_vec()]);
+        download.handle_datagram(now, tid(), b"\x00\x03\x00\x06F");
+        assert_eq!(sent(&mut download, now), vec![b"\x00\x04\x00\x06".to_vec()]);
+        let result = download.take_result().unwrap().unwrap();
+        assert_eq!(result.data, b"AAAAAAAABBBBBBBBCCCCCCCCDDDDDDDDEEEEEEEEF");
+    }
+
+    #[test]
+    fn an_oack_with_an_option_not_asked_for_is_refused() {
+        let now = Instant::now();
+        let mut download = Download::new(server(), "f", DownloadOptions::default());
+        sent(&mut download, now);
+        download.handle_datagram(now, tid(), b"\x00\x06blksize\x001468\x00");
+        assert_eq!(&sent(&mut download, now)[0][..4], b"\x00\x05\x00\x08");
+        assert!(matches!(
+            download.take_result(),
+            Some(Err(Error::Protocol { .. }))
+        ));
     }
 }

@@ -8,6 +8,11 @@
 //! [`bytes::Bytes`]: every DATA block is a slice of one buffer per file.
 //!
 //! What it does not do: write requests (refused with ERROR 2), multicast (RFC 2090).
+//! Netascii is the one mode that copies: its content is converted once per request.
+//!
+//! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
+//! iovec for each 4-byte header, one for each slice of the file), falling back to one
+//! vectored send per block where the kernel refuses GSO.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.
@@ -27,6 +32,8 @@ mod source;
 mod transfer;
 pub mod wire;
 
+/// The `bytes` crate, whose `Bytes` carries file content through the public API.
+pub use bytes;
 pub use client::download;
 pub use download::{Download, DownloadOptions, Downloaded};
 pub use error::{DecodeError, Error, ErrorCode};

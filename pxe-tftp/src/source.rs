@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -64,13 +64,24 @@ pub fn normalize(path: &str) -> Result<Vec<&str>, Error> {
 struct Cached {
     len: u64,
     modified: Option<SystemTime>,
-    content: Bytes,
+    /// Weak, so that a file nobody downloads any more leaves memory.
+    content: Weak<Vec<u8>>,
+}
+
+/// The owner of one file's bytes, shared by every `Bytes` handed out for it.
+#[derive(Debug)]
+struct SharedFile(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedFile {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Files under one directory, and nothing outside it.
 ///
-/// Each file is read once into memory and shared until its size or modification time
-/// changes. A resolved path that leaves the root through a symlink is refused.
+/// Each file is read once into memory and shared by every transfer of it until its size or
+/// modification time changes; it leaves memory when its last transfer ends. A resolved path that leaves the root through a symlink is refused.
 #[derive(Debug)]
 pub struct Directory {
     root: PathBuf,
@@ -153,11 +164,14 @@ impl FileSource for Directory {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = cache.get(&resolved) {
             if hit.len == metadata.len() && hit.modified == modified {
-                return Ok(hit.content.clone());
+                if let Some(content) = hit.content.upgrade() {
+                    return Ok(Bytes::from_owner(SharedFile(content)));
+                }
             }
         }
+        cache.retain(|_, cached| cached.content.strong_count() > 0);
         // Reading under the lock makes concurrent first requests share one read.
-        let content = Bytes::from(std::fs::read(&resolved).map_err(|source| Error::Io {
+        let content = Arc::new(std::fs::read(&resolved).map_err(|source| Error::Io {
             action: "reading a file",
             source,
         })?);
@@ -166,10 +180,10 @@ impl FileSource for Directory {
             Cached {
                 len: content.len() as u64,
                 modified,
-                content: content.clone(),
+                content: Arc::downgrade(&content),
             },
         );
-        Ok(content)
+        Ok(Bytes::from_owner(SharedFile(content)))
     }
 }
 
@@ -297,6 +311,11 @@ mod tests {
         let a = dir.open("f", client()).unwrap();
         let b = dir.open("f", client()).unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr());
+        drop((a, b));
+        // Nobody holds it: a new read, and the stale entry is gone.
+        let c = dir.open("f", client()).unwrap();
+        assert_eq!(&c[..], b"one");
+        assert_eq!(dir.cache.lock().unwrap().len(), 1);
         std::fs::write(root.path().join("f"), b"three").unwrap();
         assert_eq!(&dir.open("f", client()).unwrap()[..], b"three");
     }

@@ -65,6 +65,14 @@ impl Transmit {
         Self::packet(destination, &Packet::Error { code, message })
     }
 
+    /// The answer to a datagram from `from`, a port that is not the transfer's peer: ERROR 5,
+    /// unless the datagram is itself an ERROR (never answer an error with an error).
+    pub fn stranger_reply(from: SocketAddr, bytes: &[u8]) -> Option<Self> {
+        let is_error = matches!(Packet::parse(bytes), Ok(Packet::Error { .. }));
+        (!is_error)
+            .then(|| Self::error(from, ErrorCode::UNKNOWN_TRANSFER_ID, "unknown transfer id"))
+    }
+
     /// The header bytes (empty unless this is DATA).
     pub fn header(&self) -> &[u8] {
         &self.header[..usize::from(self.header_len)]
@@ -237,13 +245,7 @@ impl Transfer {
             // RFC 1350 §4: "the source port of the packet is incorrect ... an error packet
             // should be sent to the source of the incorrect packet, while not disturbing the
             // transfer."
-            if !matches!(Packet::parse(bytes), Ok(Packet::Error { .. })) {
-                self.control.push_back(Transmit::error(
-                    from,
-                    ErrorCode::UNKNOWN_TRANSFER_ID,
-                    "unknown transfer id",
-                ));
-            }
+            self.control.extend(Transmit::stranger_reply(from, bytes));
             return;
         }
         match Packet::parse(bytes) {

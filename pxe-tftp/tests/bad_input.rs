@@ -374,3 +374,21 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn port_range_mode_answers_from_a_port_in_the_range() {
+    // A range of ten ports above the ephemeral range's usual start, unlikely to be busy.
+    let lab = lab(ServerConfig {
+        ports: PortMode::Range(31_000..=31_009),
+        ..quick()
+    })
+    .await;
+    for _ in 0..3 {
+        let client = socket().await;
+        client.send_to(&rrq("ok", &[]), lab.addr).await.unwrap();
+        let (from, data) = recv(&client, Duration::from_secs(2)).await.unwrap();
+        assert!((31_000..=31_009).contains(&from.port()), "{from}");
+        assert_eq!(data, b"\x00\x03\x00\x01hello");
+        client.send_to(b"\x00\x04\x00\x01", from).await.unwrap();
+    }
+}
