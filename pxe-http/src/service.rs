@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{Policy, SharedPolicy};
-use tracing::{debug, warn};
+use pxe_policy::{Policy, ScriptDecision, SharedPolicy};
+use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
 use crate::{query, script, Body, Error};
@@ -201,6 +201,22 @@ impl BootService {
         if head {
             *response.body_mut() = Body::empty();
         }
+        // The HTTP chapter of a client's boot story, one line per request; scripts also log
+        // the client's MAC (below), files only its address, which the DHCP line pairs with it.
+        let client = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+        let bytes = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        info!(
+            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            method = %request.method,
+            path = request.uri.path(),
+            status = response.status().as_u16(),
+            bytes,
+            "http"
+        );
         response
     }
 
@@ -231,7 +247,8 @@ impl BootService {
         let decision = policy.script(&facts).await;
         match script::render_decision(&decision, &facts) {
             Ok(script) => {
-                debug!(mac = %facts.mac, ?decision, "script");
+                info!(mac = %facts.mac, client = %facts.kind, arch = ?facts.arch.map(|a| a.0), decision = decision_name(&decision), "http script");
+                debug!(mac = %facts.mac, ?decision, "script decision");
                 let mut response = text(StatusCode::OK, &script);
                 response
                     .headers_mut()
@@ -337,6 +354,18 @@ impl BootService {
                 text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n")
             }
         }
+    }
+}
+
+/// A short name of a decision for the log line (the whole decision is at `debug`).
+fn decision_name(decision: &ScriptDecision) -> &'static str {
+    match decision {
+        ScriptDecision::Linux(_) => "boot linux",
+        ScriptDecision::Chain(_) => "chain",
+        ScriptDecision::Sanboot(_) => "sanboot",
+        ScriptDecision::ExitToDisk => "exit to disk",
+        ScriptDecision::Custom(_) => "custom script",
+        _ => "nothing to boot",
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, ErrorCode};
-use crate::options::{negotiate, TransferConfig};
+use crate::options::{negotiate, Negotiated, TransferConfig};
 use crate::source::FileSource;
 use crate::transfer::{Event, Outcome, Transfer, Transmit};
 use crate::wire::{Mode, Packet};
@@ -472,7 +472,7 @@ async fn serve_transfer(
         send_batch(socket, &batch, &shared.gso).await;
         batch.clear();
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
-            log_outcome(peer, &filename, started, &outcome);
+            log_outcome(peer, &filename, &negotiated, started, &outcome);
         }
         if transfer.is_finished() {
             return;
@@ -529,16 +529,30 @@ async fn receive<'b>(
     }
 }
 
-fn log_outcome(peer: SocketAddr, file: &str, started: Instant, outcome: &Outcome) {
+/// The TFTP chapter of a client's boot story: one `info` line per download or size probe
+/// (EDK2 probes before every download), with the options in force. A failure is the peer's
+/// doing, so it stays at `debug`.
+fn log_outcome(
+    peer: SocketAddr,
+    file: &str,
+    options: &Negotiated,
+    started: Instant,
+    outcome: &Outcome,
+) {
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let (blksize, windowsize) = (options.blksize, options.windowsize);
     match outcome {
         Outcome::Completed {
             bytes,
             retransmitted,
         } => {
-            tracing::info!(%peer, file, bytes, retransmitted, elapsed_ms, "transfer complete");
+            tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
         }
-        Outcome::SizeProbe => tracing::debug!(%peer, file, "size probe answered"),
-        Outcome::Failed(error) => tracing::debug!(%peer, file, %error, "transfer failed"),
+        Outcome::SizeProbe => {
+            tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+        }
+        Outcome::Failed(error) => {
+            tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+        }
     }
 }
