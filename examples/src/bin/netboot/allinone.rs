@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::server::DhcpServer;
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
-use pxe_policy::SharedPolicy;
+use pxe_policy::{IpxeBinary, SharedPolicy};
 use pxe_tftp::{Directory, ServerConfig};
 
 /// How DHCP is served.
@@ -109,6 +109,18 @@ pub(crate) async fn run(
         "the iPXE directory {} does not exist: install Debian's `ipxe` package or pass --ipxe-dir",
         flags.ipxe_dir.display()
     );
+    for (binary, clients) in [
+        (IpxeBinary::UNDIONLY, "BIOS"),
+        (IpxeBinary::SNPONLY_EFI, "x64 UEFI"),
+    ] {
+        if !flags.ipxe_dir.join(binary.file_name()).is_file() {
+            tracing::warn!(
+                "{binary} is not in {}: {clients} clients will fail to load iPXE (install \
+                 Debian's `ipxe` package or point --ipxe-dir at a directory that has it)",
+                flags.ipxe_dir.display()
+            );
+        }
+    }
 
     let tftp_addr = SocketAddr::new(flags.bind_ip(), flags.tftp_port);
     let tftp = pxe_tftp::Server::bind(
