@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pxe_testkit::cases::{record_boot_time, BootCase, DhcpMode, IPXE_DIR, SYNTAX_CMDLINE};
-use pxe_testkit::lab::{format_mac, vm_prerequisites, Lab, LabProcess, VmConfig};
+use pxe_testkit::lab::{vm_prerequisites, Lab, LabProcess, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::Dnsmasq;
 
@@ -47,17 +47,8 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
     let mut lab = Lab::new(&format!("nb{}", case.number()));
     let cmdline = hostile_cmdline(case);
 
-    let site = (mode == DhcpMode::Proxy).then(|| {
-        let site_dir = lab.dir().join("site");
-        let site_config = Dnsmasq::site_config(
-            &site_dir,
-            "eth0",
-            "192.0.2.100".parse().unwrap(),
-            "192.0.2.199".parse().unwrap(),
-        );
-        let host = lab.add_host(&format!("nb{}-site", case.number()), "192.0.2.2/24");
-        Dnsmasq::start(host, &site_dir, &site_config)
-    });
+    let site = (mode == DhcpMode::Proxy)
+        .then(|| Dnsmasq::start_site(&mut lab, &format!("nb{}", case.number())));
 
     let mut command = lab.ns().command(NETBOOT);
     command
@@ -110,14 +101,8 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
         "{case}: the kernel saw {printed:?}, not {cmdline:?}"
     );
     if let Some(site) = &site {
-        let mac = format_mac(vm.mac());
-        assert!(
-            site.log()
-                .lines()
-                .any(|l| l.contains("DHCPACK(eth0)") && l.contains(&mac)),
-            "{case}: the site server leased nothing to {mac}:\n{}",
-            site.log()
-        );
+        // The address came from the site server, the boot from the proxy.
+        site.assert_leased_to(vm.mac(), &case);
     }
     record_boot_time("netboot", case, mode, seen.elapsed);
 }

@@ -141,17 +141,8 @@ fn reference_boot(case: BootCase, mode: DhcpMode) {
         DhcpMode::Authoritative => dnsmasq_rules(case, &server),
         DhcpMode::Proxy => dnsmasq_proxy_rules(case, &server),
     });
-    let site = (mode == DhcpMode::Proxy).then(|| {
-        let site_dir = lab.dir().join("site");
-        let site_config = Dnsmasq::site_config(
-            &site_dir,
-            "eth0",
-            "192.0.2.100".parse().unwrap(),
-            "192.0.2.199".parse().unwrap(),
-        );
-        let host = lab.add_host(&format!("ref{}-site", case.number()), "192.0.2.2/24");
-        Dnsmasq::start(host, &site_dir, &site_config)
-    });
+    let site = (mode == DhcpMode::Proxy)
+        .then(|| Dnsmasq::start_site(&mut lab, &format!("ref{}", case.number())));
     let dnsmasq = Dnsmasq::start(lab.ns(), &dnsmasq_dir, &config);
 
     let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
@@ -209,14 +200,7 @@ fn reference_boot(case: BootCase, mode: DhcpMode) {
     }
     if let Some(site) = &site {
         // The address came from the site server, the boot from the proxy.
-        let mac = pxe_testkit::lab::format_mac(vm.mac());
-        assert!(
-            site.log()
-                .lines()
-                .any(|l| l.contains("DHCPACK(eth0)") && l.contains(&mac)),
-            "{case}: the site server leased nothing to {mac}:\n{}",
-            site.log()
-        );
+        site.assert_leased_to(vm.mac(), &case);
     }
     record_boot_time("dnsmasq+nginx", case, mode, seen.elapsed);
 }

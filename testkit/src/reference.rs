@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::lab::LabProcess;
+use crate::lab::{Lab, LabProcess};
 use crate::NetNs;
 
 /// The tools the reference servers need, for [`crate::prerequisites`].
@@ -118,6 +118,33 @@ impl Dnsmasq {
     /// Everything dnsmasq logged so far (each DHCP and TFTP exchange).
     pub fn log(&self) -> String {
         self.process.log_text()
+    }
+
+    /// The site DHCP server of a proxy-mode test: a second host on `lab`'s segment
+    /// (192.0.2.2, named `<label>-site`) running dnsmasq with a pool of 192.0.2.100–199 and
+    /// no PXE options at all.
+    pub fn start_site(lab: &mut Lab, label: &str) -> Self {
+        let dir = lab.dir().join("site");
+        let config = Self::site_config(
+            &dir,
+            "eth0",
+            Ipv4Addr::new(192, 0, 2, 100),
+            Ipv4Addr::new(192, 0, 2, 199),
+        );
+        let host = lab.add_host(&format!("{label}-site"), "192.0.2.2/24");
+        Self::start(host, &dir, &config)
+    }
+
+    /// Panics (naming `what` and showing the log) unless this server acknowledged a lease to
+    /// `mac` on its `eth0` (a site server started by [`Dnsmasq::start_site`]).
+    pub fn assert_leased_to(&self, mac: [u8; 6], what: &dyn std::fmt::Display) {
+        let mac = crate::lab::format_mac(mac);
+        let log = self.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("DHCPACK(eth0)") && l.contains(&mac)),
+            "{what}: the site server leased nothing to {mac}:\n{log}"
+        );
     }
 
     /// dnsmasq's process id.

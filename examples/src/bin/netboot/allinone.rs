@@ -38,7 +38,7 @@ pub(crate) struct ServerFlags {
     #[arg(long, value_enum, default_value_t = DhcpChoice::Proxy)]
     dhcp: DhcpChoice,
     /// Addresses handed out in authoritative mode, `FIRST-LAST`.
-    #[arg(long, value_parser = parse_pool, required_if_eq("dhcp", "authoritative"))]
+    #[arg(long, value_parser = crate::parse_span::<Ipv4Addr>, required_if_eq("dhcp", "authoritative"))]
     pool: Option<(Ipv4Addr, Ipv4Addr)>,
     /// Prefix length of the pool's subnet.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
@@ -58,18 +58,6 @@ pub(crate) struct ServerFlags {
     /// HTTP port.
     #[arg(long, default_value_t = 80)]
     http_port: u16,
-}
-
-fn parse_pool(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
-    let (first, last) = text
-        .split_once('-')
-        .ok_or_else(|| "expected FIRST-LAST, e.g. 192.0.2.100-192.0.2.199".to_string())?;
-    let first: Ipv4Addr = first.trim().parse().map_err(|e| format!("{first}: {e}"))?;
-    let last: Ipv4Addr = last.trim().parse().map_err(|e| format!("{last}: {e}"))?;
-    if u32::from(first) > u32::from(last) {
-        return Err(format!("{first} comes after {last}"));
-    }
-    Ok((first, last))
 }
 
 impl ServerFlags {

@@ -56,3 +56,24 @@ async fn main() -> anyhow::Result<()> {
         ),
     }
 }
+
+/// Parses `FIRST-LAST` (a pool of addresses, a range of ports) with FIRST <= LAST.
+fn parse_span<T>(text: &str) -> Result<(T, T), String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let (first, last) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?}: expected FIRST-LAST"))?;
+    let parse = |part: &str| {
+        part.trim()
+            .parse::<T>()
+            .map_err(|e| format!("{:?}: {e}", part.trim()))
+    };
+    let (first, last) = (parse(first)?, parse(last)?);
+    if first > last {
+        return Err(format!("{first} comes after {last}"));
+    }
+    Ok((first, last))
+}

@@ -49,13 +49,9 @@ pub(crate) struct Args {
 }
 
 fn parse_range(text: &str) -> Result<(u16, u16), String> {
-    let (start, end) = text
-        .split_once('-')
-        .ok_or_else(|| "expected START-END".to_string())?;
-    let start: u16 = start.trim().parse().map_err(|e| format!("start: {e}"))?;
-    let end: u16 = end.trim().parse().map_err(|e| format!("end: {e}"))?;
-    if start == 0 || start > end {
-        return Err("expected 1 <= START <= END".to_string());
+    let (start, end) = crate::parse_span::<u16>(text)?;
+    if start == 0 {
+        return Err("port 0 is not a port; expected 1 <= START <= END".to_string());
     }
     Ok((start, end))
 }
