@@ -60,6 +60,10 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
         .args(["--interface", lab.bridge()])
         .args(["--ipxe-dir", IPXE_DIR])
         .env("RUST_LOG", "debug");
+    if case == BootCase::BiosChainUndionly {
+        // Case 2: the ROM iPXE is replaced by undionly.kpxe (the loop must still be broken).
+        command.arg("--chainload-ipxe-rom");
+    }
     match mode {
         DhcpMode::Authoritative => {
             command.args([
@@ -100,6 +104,31 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
         printed.contains(&cmdline),
         "{case}: the kernel saw {printed:?}, not {cmdline:?}"
     );
+    // The path taken: the iPXE binary over TFTP where the case chains over TFTP (EDK2 probes
+    // its size first), and the script, kernel and initrd over HTTP, in order.
+    let log = server.log_text();
+    if let Some(binary) = case.chained_ipxe() {
+        let over = if case.chains_over_tftp() {
+            "tftp download"
+        } else {
+            "http"
+        };
+        assert!(
+            log.lines().any(|l| l.contains(over) && l.contains(binary)),
+            "{case}: no {over} of {binary} in netboot's log:\n{log}"
+        );
+    }
+    let mut from = 0;
+    for (what, needle) in [
+        ("script", "http script"),
+        ("kernel", "/boot/0/"),
+        ("initrd", "/boot/1/"),
+    ] {
+        let at = log[from..].find(needle).unwrap_or_else(|| {
+            panic!("{case}: no {what} request ({needle:?}, in order) in netboot's log:\n{log}")
+        });
+        from += at + needle.len();
+    }
     if let Some(site) = &site {
         // The address came from the site server, the boot from the proxy.
         site.assert_leased_to(vm.mac(), &case);

@@ -323,6 +323,45 @@ fn chainload_loop_is_broken_by_memory_and_by_marker() {
 }
 
 #[test]
+fn rom_ipxe_gets_the_script_or_our_binary_when_asked() {
+    let rom = capture("ipxe-bios-rom-discover.bin");
+    let boot_file = |reply: &[u8]| {
+        Packet::new_checked(reply)
+            .unwrap()
+            .boot_file()
+            .map(<[u8]>::to_vec)
+    };
+    // By default the ROM iPXE runs the script at once.
+    let mut engine = Engine::new(authoritative_config());
+    let reply = serve(&mut engine, &rom, &arrival(Service::Dhcp)).1.unwrap();
+    assert_eq!(
+        boot_file(&reply).as_deref(),
+        Some(&b"http://192.0.2.1/boot.ipxe"[..])
+    );
+    assert_eq!(option(&reply, OptionCode::USER_CLASS), None);
+
+    // Asked to replace ROM builds, the server hands it undionly.kpxe with the marker…
+    let mut config = authoritative_config();
+    config.boot.chainload_rom_ipxe = true;
+    let mut engine = Engine::new(config);
+    let reply = serve(&mut engine, &rom, &arrival(Service::Dhcp)).1.unwrap();
+    assert_eq!(boot_file(&reply).as_deref(), Some(&b"undionly.kpxe"[..]));
+    assert_eq!(
+        option(&reply, OptionCode::USER_CLASS).as_deref(),
+        Some(&b"iPXE-chained"[..])
+    );
+    // …and the undionly.kpxe that sends the marker back gets the script: no loop.
+    let chained = capture("ipxe-bios-chained-discover.bin");
+    let reply = serve(&mut engine, &chained, &arrival(Service::Dhcp))
+        .1
+        .unwrap();
+    assert_eq!(
+        boot_file(&reply).as_deref(),
+        Some(&b"http://192.0.2.1/boot.ipxe"[..])
+    );
+}
+
+#[test]
 fn authoritative_dora_keys_one_machine_on_chaddr() {
     let mut engine = Engine::new(authoritative_config());
     // EDK2 (no client-id) takes an address…

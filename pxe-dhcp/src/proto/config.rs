@@ -89,6 +89,11 @@ pub struct BootConfig {
     /// How long to remember that a MAC fetched an iPXE binary (the second way the chainloaded
     /// iPXE is recognised, for builds that do not echo the marker).
     pub chainload_memory: Duration,
+    /// Hand an iPXE found in a NIC's option ROM our iPXE binary too, as firmware PXE gets it,
+    /// instead of the script URL: ROM builds are often old or lack features, and this makes
+    /// every machine run the same iPXE. Off by default (the ROM goes straight to the script,
+    /// one TFTP download and one IPv6 wait fewer).
+    pub chainload_rom_ipxe: bool,
 }
 
 impl Default for BootConfig {
@@ -99,6 +104,7 @@ impl Default for BootConfig {
             http_boot_base: "http://${next-server}/ipxe/".to_string(),
             chainload_marker: b"iPXE-chained".to_vec(),
             chainload_memory: Duration::from_secs(300),
+            chainload_rom_ipxe: false,
         }
     }
 }

@@ -491,8 +491,11 @@ impl Engine {
         let boot = &self.config.boot;
         let server = boot.tftp_server.unwrap_or(arrival.local);
         let packet = &request.request;
+        // iPXE runs the script, except a ROM iPXE that is to be replaced by our build.
+        let runs_script = *kind == ClientKind::ChainloadedIpxe
+            || (*kind == ClientKind::FirmwareIpxe && !boot.chainload_rom_ipxe);
         let file_name = match (file, kind) {
-            (BootFile::Ipxe(_), kind) if kind.is_ipxe() => {
+            (BootFile::Ipxe(_), _) if runs_script => {
                 expand_next_server(&boot.script_url, arrival.local)
             }
             (BootFile::Ipxe(binary), ClientKind::UefiHttpBoot) => {
@@ -501,7 +504,7 @@ impl Engine {
             (BootFile::Ipxe(binary), _) => binary.file_name().to_string(),
             (BootFile::Custom(file), _) => file.clone(),
         };
-        let hands_binary = matches!(file, BootFile::Ipxe(_)) && !kind.is_ipxe();
+        let hands_binary = matches!(file, BootFile::Ipxe(_)) && !runs_script;
         reply.set_siaddr(server);
         let server_text = server.to_string();
         // The 64-byte sname and 128-byte file fields cannot hold long names; options 66/67

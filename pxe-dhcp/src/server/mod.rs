@@ -162,6 +162,13 @@ impl DhcpServerBuilder {
         self
     }
 
+    /// Hand iPXE found in a NIC's ROM our iPXE binary too, instead of the script URL (see
+    /// [`crate::proto::BootConfig::chainload_rom_ipxe`]).
+    pub fn chainload_rom_ipxe(mut self, yes: bool) -> Self {
+        self.config.boot.chainload_rom_ipxe = yes;
+        self
+    }
+
     /// The TFTP server named in replies (default: this server's address on the segment).
     pub fn tftp_server(mut self, server: Ipv4Addr) -> Self {
         self.config.boot.tftp_server = Some(server);

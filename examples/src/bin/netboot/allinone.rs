@@ -49,6 +49,10 @@ pub(crate) struct ServerFlags {
     /// Keep authoritative leases in this file (crash-safe journal); default: memory only.
     #[arg(long)]
     lease_file: Option<PathBuf>,
+    /// Hand iPXE found in a NIC's option ROM our iPXE build too (as firmware PXE gets it),
+    /// instead of sending it straight to the script: for old or limited ROM builds.
+    #[arg(long)]
+    chainload_ipxe_rom: bool,
     /// Where the iPXE binaries are (Debian's `ipxe` package installs /usr/lib/ipxe).
     #[arg(long, default_value = "/usr/lib/ipxe")]
     ipxe_dir: PathBuf,
@@ -137,7 +141,8 @@ pub(crate) async fn run(
         choice => {
             let mut builder = DhcpServer::builder(policy)
                 .script_url(format!("{base}{SCRIPT_PATH}"))
-                .http_boot_base(format!("{base}{IPXE_PREFIX}"));
+                .http_boot_base(format!("{base}{IPXE_PREFIX}"))
+                .chainload_rom_ipxe(flags.chainload_ipxe_rom);
             if let Some(listen) = flags.listen {
                 builder = builder.tftp_server(listen);
             }

@@ -14,6 +14,8 @@ mod http;
 mod serve;
 mod tftp;
 
+use std::io::IsTerminal as _;
+
 use clap::{Parser, Subcommand};
 
 /// The all-in-one PXE / iPXE network-boot server.
@@ -39,6 +41,8 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        // Colour only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
