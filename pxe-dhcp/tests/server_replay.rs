@@ -350,6 +350,13 @@ fn rom_ipxe_gets_the_script_or_our_binary_when_asked() {
         option(&reply, OptionCode::USER_CLASS).as_deref(),
         Some(&b"iPXE-chained"[..])
     );
+    // The ROM's REQUEST in the same exchange is still the ROM's: it too gets the binary
+    // (a bug once gave it the script, because its MAC had just been handed the binary).
+    let rom_request = capture("ipxe-bios-rom-request.bin");
+    let reply = serve(&mut engine, &rom_request, &arrival(Service::Dhcp))
+        .1
+        .unwrap();
+    assert_eq!(boot_file(&reply).as_deref(), Some(&b"undionly.kpxe"[..]));
     // …and the undionly.kpxe that sends the marker back gets the script: no loop.
     let chained = capture("ipxe-bios-chained-discover.bin");
     let reply = serve(&mut engine, &chained, &arrival(Service::Dhcp))

@@ -6,10 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::{ClientKind, MacAddr};
 
-/// Which MACs were recently handed an iPXE binary. Pure: time is an argument.
+/// Which MACs were recently handed an iPXE binary, and in which DHCP exchange (xid). Pure:
+/// time is an argument.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ChainloadMemory {
-    handed_binary: HashMap<MacAddr, SystemTime>,
+    /// MAC → (remembered until, the xid of the exchange that handed the binary).
+    handed_binary: HashMap<MacAddr, (SystemTime, u32)>,
     /// The size at which the next sweep of expired entries runs: twice the size after the
     /// last one, so sweeping costs O(1) per insert amortised.
     next_sweep: usize,
@@ -23,23 +25,26 @@ const SWEEP_ABOVE: usize = 4096;
 const CAPACITY: usize = 65_536;
 
 impl ChainloadMemory {
-    /// Records that `mac` was handed an iPXE binary at `now`.
-    pub(crate) fn remember(&mut self, mac: MacAddr, now: SystemTime, ttl: Duration) {
+    /// Records that `mac` was handed an iPXE binary at `now`, in the exchange `xid`.
+    pub(crate) fn remember(&mut self, mac: MacAddr, xid: u32, now: SystemTime, ttl: Duration) {
         if self.handed_binary.len() >= self.next_sweep.max(SWEEP_ABOVE) {
-            self.handed_binary.retain(|_, until| *until > now);
+            self.handed_binary.retain(|_, (until, _)| *until > now);
             if self.handed_binary.len() >= CAPACITY {
                 self.handed_binary.clear();
             }
             self.next_sweep = 2 * self.handed_binary.len();
         }
-        self.handed_binary.insert(mac, now + ttl);
+        self.handed_binary.insert(mac, (now + ttl, xid));
     }
 
-    /// Whether `mac` was handed an iPXE binary within the memory's time.
-    pub(crate) fn recently_handed(&self, mac: MacAddr, now: SystemTime) -> bool {
+    /// Whether `mac` was handed an iPXE binary within the memory's time, in an exchange other
+    /// than `xid`. The chained iPXE starts a new exchange; the REQUEST that completes the very
+    /// exchange which handed out the binary still comes from the stage that asked (an iPXE
+    /// ROM being replaced sends the same options as the build it is given).
+    pub(crate) fn recently_handed(&self, mac: MacAddr, xid: u32, now: SystemTime) -> bool {
         self.handed_binary
             .get(&mac)
-            .is_some_and(|until| *until > now)
+            .is_some_and(|(until, handed_in)| *until > now && *handed_in != xid)
     }
 }
 
@@ -114,11 +119,11 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         for n in 0..200_000u32 {
             let [_, a, b, c] = n.to_be_bytes();
-            memory.remember(MacAddr([2, 0, 0, a, b, c]), t0, Duration::from_secs(300));
+            memory.remember(MacAddr([2, 0, 0, a, b, c]), n, t0, Duration::from_secs(300));
             assert!(memory.handed_binary.len() <= CAPACITY);
         }
         let recent = MacAddr([2, 0, 0, 0x03, 0x0d, 0x3f]); // the last one, 199_999
-        assert!(memory.recently_handed(recent, t0));
+        assert!(memory.recently_handed(recent, 7, t0));
     }
 
     #[test]
@@ -126,9 +131,11 @@ mod tests {
         let mut memory = ChainloadMemory::default();
         let mac = MacAddr([2, 0, 0, 0, 0, 1]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        memory.remember(mac, t0, Duration::from_secs(300));
-        assert!(memory.recently_handed(mac, t0 + Duration::from_secs(299)));
-        assert!(!memory.recently_handed(mac, t0 + Duration::from_secs(300)));
-        assert!(!memory.recently_handed(MacAddr([2, 0, 0, 0, 0, 2]), t0));
+        memory.remember(mac, 1, t0, Duration::from_secs(300));
+        assert!(memory.recently_handed(mac, 2, t0 + Duration::from_secs(299)));
+        assert!(!memory.recently_handed(mac, 2, t0 + Duration::from_secs(300)));
+        assert!(!memory.recently_handed(MacAddr([2, 0, 0, 0, 0, 2]), 2, t0));
+        // The exchange that handed out the binary is still the asking stage's.
+        assert!(!memory.recently_handed(mac, 1, t0 + Duration::from_secs(1)));
     }
 }

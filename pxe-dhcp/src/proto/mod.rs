@@ -268,7 +268,7 @@ impl Engine {
                     .user_class
                     .as_ref()
                     .is_some_and(|u| u.contains(marker)),
-            recently_handed: self.chainload.recently_handed(mac, now),
+            recently_handed: self.chainload.recently_handed(mac, request.xid, now),
         };
         let kind = client_kind(signals);
 
@@ -561,7 +561,8 @@ impl Engine {
                 reply.set_user_class(&boot.chainload_marker);
             }
             let ttl = boot.chainload_memory;
-            self.chainload.remember(request.mac, now, ttl);
+            self.chainload
+                .remember(request.mac, request.request.xid, now, ttl);
         }
     }
 
