@@ -197,13 +197,13 @@ pub(crate) async fn run(
     };
     let announcer = async move {
         match announcer {
-            Some(announcer) => announcer.run().await.context("ipv6-ra"),
-            None => std::future::pending().await,
+            Some(announcer) => announcer.run().await,
+            None => std::future::pending::<()>().await,
         }
     };
     tokio::select! {
         result = dhcp => result,
-        result = announcer => result,
+        () = announcer => anyhow::bail!("the ipv6 announcer stopped"),
         result = tftp.run() => result.context("tftp"),
         () = pxe_http::serve(listener, service, ServeConfig::default()) => {
             anyhow::bail!("http server stopped")

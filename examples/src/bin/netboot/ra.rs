@@ -38,6 +38,8 @@ const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
 /// solicitations does not turn into a flood of answers.
 const ANSWERS_PER_WINDOW: u32 = 64;
 const ANSWER_WINDOW: Duration = Duration::from_secs(1);
+/// The pause after a failed receive, so that a lasting failure does not spin.
+const RECEIVE_RETRY: Duration = Duration::from_millis(500);
 
 /// ICMPv6 type of a Router Solicitation (RFC 4861 §4.1).
 const ROUTER_SOLICITATION: u8 = 133;
@@ -263,9 +265,10 @@ impl RouterAnnouncer {
         })
     }
 
-    /// Announces and answers until the socket fails for good. Sends that fail (the interface
-    /// has no usable link-local address yet, say) are logged and retried on the next round.
-    pub(crate) async fn run(self) -> anyhow::Result<()> {
+    /// Announces and answers for ever. Sends that fail (the interface has no usable
+    /// link-local address yet, say) are logged and retried on the next round; a failed receive
+    /// is logged and retried after a pause, so the announcer never stops the other servers.
+    pub(crate) async fn run(self) -> ! {
         let advertisement = router_advertisement();
         let all_nodes = SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, self.interface_index));
         let mut schedule = MulticastSchedule::new(Instant::now());
@@ -289,12 +292,19 @@ impl RouterAnnouncer {
                         ),
                     }
                 }
-                received = self.socket.recv_from(&mut buffer) => {
-                    let (len, from) = received.context("ipv6: raw socket receive")?;
-                    let message = buffer.get(..len).unwrap_or_default();
-                    self.answer(message, from, &mut schedule, &mut budget, &advertisement)
-                        .await;
-                }
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok((len, from)) => {
+                        let message = buffer.get(..len).unwrap_or_default();
+                        self.answer(message, from, &mut schedule, &mut budget, &advertisement)
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            interface = %self.interface, error = %e, "ipv6: cannot receive"
+                        );
+                        tokio::time::sleep(RECEIVE_RETRY).await;
+                    }
+                },
             }
         }
     }
@@ -398,24 +408,16 @@ mod tests {
             parse_router_solicitation(&router_advertisement()),
             Err(NotSolicitation::OtherType { icmp_type: 134 })
         );
-        let mut bad_code = IPXE_SOLICITATION;
-        bad_code[1] = 1;
-        assert_eq!(
-            parse_router_solicitation(&bad_code),
-            Err(NotSolicitation::BadCode { code: 1 })
-        );
-        let mut zero_length_option = IPXE_SOLICITATION;
-        zero_length_option[9] = 0;
-        assert_eq!(
-            parse_router_solicitation(&zero_length_option),
-            Err(NotSolicitation::BadOption { offset: 8 })
-        );
-        let mut overlong_option = IPXE_SOLICITATION;
-        overlong_option[9] = 2;
-        assert_eq!(
-            parse_router_solicitation(&overlong_option),
-            Err(NotSolicitation::BadOption { offset: 8 })
-        );
+        // (byte, value, error): the code, a zero-length option, an option past the end.
+        for (index, value, error) in [
+            (1, 1, NotSolicitation::BadCode { code: 1 }),
+            (9, 0, NotSolicitation::BadOption { offset: 8 }),
+            (9, 2, NotSolicitation::BadOption { offset: 8 }),
+        ] {
+            let mut message = IPXE_SOLICITATION;
+            message[index] = value;
+            assert_eq!(parse_router_solicitation(&message), Err(error));
+        }
         // A lone option type byte with no length.
         assert_eq!(
             parse_router_solicitation(&IPXE_SOLICITATION[..9]),
@@ -558,7 +560,7 @@ mod tests {
                 let announcer = RouterAnnouncer::bind("ra0").expect("bind the announcer");
                 // Bounded: the announcer runs until the host is done, at most 15 s.
                 tokio::select! {
-                    result = announcer.run() => panic!("the announcer stopped: {result:?}"),
+                    never = announcer.run() => never,
                     _ = stop => {}
                     () = tokio::time::sleep(Duration::from_secs(15)) => {}
                 }
