@@ -186,3 +186,22 @@ fn cmdline_ipxe_cannot_carry_is_refused_before_serving() {
         "unclear error: {stderr}"
     );
 }
+
+/// `--ipv6-ra` announces on one interface, so it needs `--interface`: refused without it,
+/// before anything is served.
+#[test]
+fn ipv6_ra_without_interface_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let output = Command::new(NETBOOT)
+        .arg("boot")
+        .arg(&kernel)
+        .args(["--cmdline", "console=ttyS0", "--ipv6-ra", "--dhcp", "off"])
+        .args(["--tftp-port", "1", "--http-port", "1"])
+        .output()
+        .expect("run netboot");
+    assert!(!output.status.success(), "netboot accepted --ipv6-ra alone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--interface"), "unclear error: {stderr}");
+}
