@@ -202,10 +202,12 @@ struct MulticastSchedule {
 }
 
 impl MulticastSchedule {
-    /// The first RA goes out at once.
+    /// The first unsolicited RA goes out one interval after `now`, not at once: clients that
+    /// start right after the server (a test lab, a rack powered on together) then find
+    /// multicast answers allowed.
     fn new(now: Instant) -> Self {
         Self {
-            next: now,
+            next: now + ANNOUNCE_INTERVAL,
             last_sent: None,
         }
     }
@@ -491,8 +493,14 @@ mod tests {
     fn multicast_schedule_is_periodic_and_brought_forward_within_the_rate_limit() {
         let start = Instant::now();
         let mut schedule = MulticastSchedule::new(start);
-        assert_eq!(schedule.next(), start, "the first RA goes out at once");
+        assert_eq!(
+            schedule.next(),
+            start + ANNOUNCE_INTERVAL,
+            "the first periodic RA"
+        );
         assert!(schedule.multicast_allowed(start));
+        schedule.solicited(start);
+        assert_eq!(schedule.next(), start, "a solicitation is answered at once");
         schedule.sent(start);
         assert_eq!(schedule.next(), start + ANNOUNCE_INTERVAL);
         assert!(!schedule.multicast_allowed(start + Duration::from_secs(1)));
@@ -525,16 +533,41 @@ mod tests {
         assert!(budget.take(start + ANSWER_WINDOW));
     }
 
+    /// Counters of the namespace's `/proc/net/snmp6`, by name, from one reading.
+    fn snmp6_counters(ns: &pxe_testkit::NetNs, names: &[&str]) -> Vec<u64> {
+        let output = ns.run_checked("cat", &["/proc/net/snmp6"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        names
+            .iter()
+            .map(|name| {
+                text.lines()
+                    .find_map(|line| {
+                        let (key, value) = line.split_once(char::is_whitespace)?;
+                        (key == *name).then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or_else(|| panic!("no {name} in /proc/net/snmp6"))
+            })
+            .collect()
+    }
+
     /// One counter of the namespace's `/proc/net/snmp6`.
     fn snmp6_counter(ns: &pxe_testkit::NetNs, name: &str) -> u64 {
-        let output = ns.run_checked("cat", &["/proc/net/snmp6"]);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| {
-                let (key, value) = line.split_once(char::is_whitespace)?;
-                (key == name).then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or_else(|| panic!("no {name} in /proc/net/snmp6"))
+        snmp6_counters(ns, &[name])[0]
+    }
+
+    /// IPv6 packets received that were not multicast. The two counters are not read
+    /// atomically, so read until two readings agree (bounded; traffic here is sparse).
+    fn unicast_received(ns: &pxe_testkit::NetNs) -> u64 {
+        let names = ["Ip6InReceives", "Ip6InMcastPkts"];
+        let mut last = snmp6_counters(ns, &names);
+        for _ in 0..20 {
+            let now = snmp6_counters(ns, &names);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last[0].saturating_sub(last[1])
     }
 
     /// Waits (bounded) until `interface` in `ns` has a link-local address that finished
@@ -552,14 +585,14 @@ mod tests {
     }
 
     /// In two namespaces of its own joined by a veth pair: a host sends a Router Solicitation
-    /// to all-routers right after the announcer's first multicast RA, and the announcer
-    /// answers with the RA by unicast (the rate limit holds multicast back), from its
+    /// to all-routers and gets the RA by multicast; at once it solicits again and gets the RA
+    /// by unicast (the rate limit holds multicast back for 3 s), both from the announcer's
     /// link-local address. The host's kernel counted the RAs as valid ICMPv6 messages (the
     /// checksum the kernel filled in is right) and saw no checksum errors.
     #[test]
-    fn solicitation_in_a_namespace_is_answered_with_a_valid_unicast_ra() {
+    fn solicitations_in_a_namespace_are_answered_by_multicast_then_unicast() {
         if !pxe_testkit::prerequisites(
-            "solicitation_in_a_namespace_is_answered_with_a_valid_unicast_ra",
+            "solicitations_in_a_namespace_are_answered_by_multicast_then_unicast",
             true,
             &["ip", "cat"],
         ) {
@@ -572,16 +605,15 @@ mod tests {
         wait_for_link_local(&host, "eth0");
 
         let (host_done, stop) = tokio::sync::oneshot::channel::<()>();
-        let (host_ready, start) = std::sync::mpsc::channel::<()>();
+        let (bound, announcer_bound) = std::sync::mpsc::channel::<()>();
         let announcer = server.spawn(move || {
-            // Starts once the host listens, so that the host sees the first multicast RA.
-            start.recv().expect("the host is ready");
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             runtime.block_on(async {
                 let announcer = RouterAnnouncer::bind("ra0").expect("bind the announcer");
+                bound.send(()).expect("the host waits");
                 // Bounded: the announcer runs until the host is done, at most 15 s.
                 tokio::select! {
                     never = announcer.run() => never,
@@ -590,10 +622,9 @@ mod tests {
                 }
             });
         });
-        let unicast_before =
-            snmp6_counter(&host, "Ip6InReceives") - snmp6_counter(&host, "Ip6InMcastPkts");
+        let unicast_start = unicast_received(&host);
 
-        let (multicast, (ra, from)) = host.enter(|| {
+        let (multicast, unicast_before, (ra, from)) = host.enter(|| {
             let index = nix::net::if_::if_nametoindex("eth0").expect("eth0");
             let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
             socket.bind_device(Some(b"eth0")).unwrap();
@@ -616,17 +647,25 @@ mod tests {
                 }
                 panic!("no router advertisement came");
             };
-            host_ready.send(()).expect("the announcer thread waits");
+            // Taken by value: a Receiver cannot be shared with the namespace's thread.
+            let announcer_bound = announcer_bound;
+            announcer_bound.recv().expect("the announcer started");
+            socket.send_to(&IPXE_SOLICITATION, all_routers).unwrap();
             let (multicast, _) = next_advertisement();
+            let unicast_before = unicast_received(&host);
             // Within 3 s of that multicast RA: the answer has to be unicast.
             socket.send_to(&IPXE_SOLICITATION, all_routers).unwrap();
-            (multicast, next_advertisement())
+            (multicast, unicast_before, next_advertisement())
         });
         let _ = host_done.send(());
         announcer.join().expect("the announcer thread");
 
         let expected = router_advertisement();
-        assert_eq!(multicast[4..], expected[4..], "the periodic RA");
+        assert_eq!(multicast[4..], expected[4..], "the multicast answer");
+        assert_eq!(
+            unicast_start, unicast_before,
+            "the first answer came by multicast"
+        );
         assert_eq!(ra.len(), expected.len());
         assert_eq!(ra[..2], expected[..2], "type and code");
         // Bytes 2–3 hold the checksum the kernel computed; the counters below show it valid.
@@ -640,8 +679,7 @@ mod tests {
         }
         assert!(snmp6_counter(&host, "Icmp6InRouterAdvertisements") >= 2);
         assert_eq!(snmp6_counter(&host, "Icmp6InCsumErrors"), 0);
-        let unicast_after =
-            snmp6_counter(&host, "Ip6InReceives") - snmp6_counter(&host, "Ip6InMcastPkts");
+        let unicast_after = unicast_received(&host);
         assert!(
             unicast_after > unicast_before,
             "the solicitation (from a link-local source) was answered by unicast"
