@@ -6,6 +6,8 @@
 //!
 //! Each case prints its time from VM start to the marker (`record_boot_time`), beside the
 //! dnsmasq + nginx reference boots of `firmware_reference.rs`. Time is never asserted.
+//! netboot runs with `--ipv6-ra`, as a user who wants the fastest boot on a segment without
+//! an IPv6 router would.
 
 use std::process::Command;
 use std::sync::Mutex;
@@ -58,6 +60,8 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
         .args(["--cmdline", &cmdline])
         .args(["--listen", &lab.server_addr().to_string()])
         .args(["--interface", lab.bridge()])
+        // A router-lifetime-0 RA ends iPXE's ~13 s wait for an IPv6 router on every `dhcp`.
+        .arg("--ipv6-ra")
         .args(["--ipxe-dir", IPXE_DIR])
         .env("RUST_LOG", "debug");
     if case == BootCase::BiosChainUndionly {
@@ -195,4 +199,23 @@ fn cmdline_ipxe_cannot_carry_is_refused_before_serving() {
         stderr.contains("cannot be given to iPXE") && stderr.contains("${root}"),
         "unclear error: {stderr}"
     );
+}
+
+/// `--ipv6-ra` announces on one interface, so it needs `--interface`: refused without it,
+/// before anything is served.
+#[test]
+fn ipv6_ra_without_interface_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("vmlinuz");
+    std::fs::write(&kernel, b"kernel").unwrap();
+    let output = Command::new(NETBOOT)
+        .arg("boot")
+        .arg(&kernel)
+        .args(["--cmdline", "console=ttyS0", "--ipv6-ra", "--dhcp", "off"])
+        .args(["--tftp-port", "1", "--http-port", "1"])
+        .output()
+        .expect("run netboot");
+    assert!(!output.status.success(), "netboot accepted --ipv6-ra alone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--interface"), "unclear error: {stderr}");
 }

@@ -12,6 +12,10 @@ use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
 use pxe_policy::{IpxeBinary, SharedPolicy};
 use pxe_tftp::{Directory, ServerConfig};
 
+// Declared here rather than in main.rs: only the all-in-one server announces.
+#[path = "ra.rs"]
+mod ra;
+
 /// How DHCP is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum DhcpChoice {
@@ -62,6 +66,13 @@ pub(crate) struct ServerFlags {
     /// HTTP port.
     #[arg(long, default_value_t = 80)]
     http_port: u16,
+    /// Send IPv6 Router Advertisements with router lifetime 0 (no prefixes, no DHCPv6 flags)
+    /// on --interface, every 4 s and in answer to each Router Solicitation. iPXE otherwise
+    /// waits ~13 s for an IPv6 router on each `dhcp`; this tells it there is none. Off by
+    /// default: a server that announces on a site network must be asked to, and a segment
+    /// with a real IPv6 router does not need it.
+    #[arg(long, requires = "interface")]
+    ipv6_ra: bool,
 }
 
 impl ServerFlags {
@@ -167,6 +178,13 @@ pub(crate) async fn run(
         }
     };
 
+    let announcer = match (&flags.interface, flags.ipv6_ra) {
+        (Some(interface), true) => Some(
+            ra::RouterAnnouncer::bind(interface).context("ipv6-ra: cannot announce (--ipv6-ra)")?,
+        ),
+        _ => None,
+    };
+
     tracing::info!(
         dhcp = ?flags.dhcp,
         tftp = %tftp.local_addr(),
@@ -182,8 +200,15 @@ pub(crate) async fn run(
             None => std::future::pending().await,
         }
     };
+    let announcer = async move {
+        match announcer {
+            Some(announcer) => announcer.run().await,
+            None => std::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
         result = dhcp => result,
+        () = announcer => anyhow::bail!("the ipv6 announcer stopped"),
         result = tftp.run() => result.context("tftp"),
         () = pxe_http::serve(listener, service, ServeConfig::default()) => {
             anyhow::bail!("http server stopped")
