@@ -12,10 +12,6 @@ use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
 use pxe_policy::{IpxeBinary, SharedPolicy};
 use pxe_tftp::{Directory, ServerConfig};
 
-// Declared here rather than in main.rs: only the all-in-one server announces.
-#[path = "ra.rs"]
-mod ra;
-
 /// How DHCP is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum DhcpChoice {
@@ -180,7 +176,8 @@ pub(crate) async fn run(
 
     let announcer = match (&flags.interface, flags.ipv6_ra) {
         (Some(interface), true) => Some(
-            ra::RouterAnnouncer::bind(interface).context("ipv6-ra: cannot announce (--ipv6-ra)")?,
+            crate::ra::RouterAnnouncer::bind(interface)
+                .context("ipv6-ra: cannot announce (--ipv6-ra)")?,
         ),
         _ => None,
     };

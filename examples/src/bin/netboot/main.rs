@@ -11,6 +11,7 @@
 mod allinone;
 mod boot;
 mod http;
+mod ra;
 mod serve;
 mod tftp;
 
