@@ -122,17 +122,8 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
             "{case}: no {over} of {binary} in netboot's log:\n{log}"
         );
     }
-    let mut from = 0;
-    for (what, needle) in [
-        ("script", "http script"),
-        ("kernel", "/boot/0/"),
-        ("initrd", "/boot/1/"),
-    ] {
-        let at = log[from..].find(needle).unwrap_or_else(|| {
-            panic!("{case}: no {what} request ({needle:?}, in order) in netboot's log:\n{log}")
-        });
-        from += at + needle.len();
-    }
+    // The script (its line names the MAC), then kernel and initrd.
+    pxe_testkit::assert_in_order(&log, &["http script", "/boot/0/", "/boot/1/"], &case);
     if let Some(site) = &site {
         // The address came from the site server, the boot from the proxy.
         site.assert_leased_to(vm.mac(), &case);
@@ -175,26 +166,28 @@ fn netboot_case_3_proxy_beside_site_dhcp() {
     netboot_boot(BootCase::UefiPxeChainSnponly, DhcpMode::Proxy);
 }
 
-/// A `${…}` sequence is expanded by iPXE wherever it appears, so no script can carry it to
-/// the kernel: `netboot boot` refuses it with a clear error before serving anything.
-#[test]
-fn cmdline_ipxe_cannot_carry_is_refused_before_serving() {
+/// Runs `netboot boot KERNEL ARGS…` with a stand-in kernel, DHCP off and ports nobody may use
+/// (so that a failure to refuse shows as a different error); it must fail. Its stderr.
+fn netboot_boot_refuses(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let kernel = dir.path().join("vmlinuz");
     std::fs::write(&kernel, b"kernel").unwrap();
     let output = Command::new(NETBOOT)
         .arg("boot")
         .arg(&kernel)
-        .args(["--cmdline", "console=ttyS0 root=${root}"])
-        // Ports nobody may use, so that a failure to refuse shows as a different error.
+        .args(args)
         .args(["--tftp-port", "1", "--http-port", "1", "--dhcp", "off"])
         .output()
         .expect("run netboot");
-    assert!(
-        !output.status.success(),
-        "netboot accepted the command line"
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "netboot accepted {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `${…}` sequence is expanded by iPXE wherever it appears, so no script can carry it to
+/// the kernel: `netboot boot` refuses it with a clear error before serving anything.
+#[test]
+fn cmdline_ipxe_cannot_carry_is_refused_before_serving() {
+    let stderr = netboot_boot_refuses(&["--cmdline", "console=ttyS0 root=${root}"]);
     assert!(
         stderr.contains("cannot be given to iPXE") && stderr.contains("${root}"),
         "unclear error: {stderr}"
@@ -205,17 +198,6 @@ fn cmdline_ipxe_cannot_carry_is_refused_before_serving() {
 /// before anything is served.
 #[test]
 fn ipv6_ra_without_interface_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let kernel = dir.path().join("vmlinuz");
-    std::fs::write(&kernel, b"kernel").unwrap();
-    let output = Command::new(NETBOOT)
-        .arg("boot")
-        .arg(&kernel)
-        .args(["--cmdline", "console=ttyS0", "--ipv6-ra", "--dhcp", "off"])
-        .args(["--tftp-port", "1", "--http-port", "1"])
-        .output()
-        .expect("run netboot");
-    assert!(!output.status.success(), "netboot accepted --ipv6-ra alone");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = netboot_boot_refuses(&["--cmdline", "console=ttyS0", "--ipv6-ra"]);
     assert!(stderr.contains("--interface"), "unclear error: {stderr}");
 }

@@ -188,16 +188,8 @@ fn reference_boot(case: BootCase, mode: DhcpMode) {
         requests.push(format!("GET /{file}"));
     }
     requests.extend(["GET /boot.ipxe", "GET /vmlinuz", "GET /initrd.img"].map(String::from));
-    let mut from = 0;
-    for request in &requests {
-        let at = access[from..].find(request.as_str()).unwrap_or_else(|| {
-            panic!(
-                "case {}: no {request:?} (in order) in nginx's access log:\n{access}",
-                case.number()
-            )
-        });
-        from += at + request.len();
-    }
+    let requests: Vec<&str> = requests.iter().map(String::as_str).collect();
+    pxe_testkit::assert_in_order(&access, &requests, &case);
     if let Some(site) = &site {
         // The address came from the site server, the boot from the proxy.
         site.assert_leased_to(vm.mac(), &case);

@@ -80,6 +80,18 @@ pub fn prerequisites(test: &str, needs_root: bool, tools: &[&str]) -> bool {
     false
 }
 
+/// Panics (naming `what` and showing `log`) unless every needle appears in `log` in the
+/// given order: the path a boot took, as a server's log tells it.
+pub fn assert_in_order(log: &str, needles: &[&str], what: &dyn std::fmt::Display) {
+    let mut from = 0;
+    for needle in needles {
+        let at = log[from..].find(needle).unwrap_or_else(|| {
+            panic!("{what}: no {needle:?} (in order: {needles:?}) in the log:\n{log}")
+        });
+        from += at + needle.len();
+    }
+}
+
 /// Runs a command to completion and panics with its output if it fails: for lab set-up steps,
 /// where a failure means the test cannot mean anything.
 pub fn run_checked(program: impl AsRef<OsStr>, args: &[&str]) -> Output {
