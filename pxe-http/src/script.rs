@@ -20,6 +20,7 @@ pub fn render_decision(
     decision: &ScriptDecision,
     client: &ClientFacts,
 ) -> Result<String, ScriptError> {
+    refuse_https_without_support(decision, client)?;
     let mut script = Script::new();
     match decision {
         ScriptDecision::Linux(linux) => linux_boot(&mut script, linux, client),
@@ -41,6 +42,34 @@ pub fn render_decision(
         }
     }
     script.render()
+}
+
+/// An iPXE that told us its features (option 175) and lacks HTTPS must never be sent to an
+/// `https://` URL. When the features are unknown (the HTTP stage alone does not learn them),
+/// the policy's URLs are trusted.
+fn refuse_https_without_support(
+    decision: &ScriptDecision,
+    client: &ClientFacts,
+) -> Result<(), ScriptError> {
+    if client.ipxe.is_none() || client.supports_https() {
+        return Ok(());
+    }
+    let urls: Vec<&str> = match decision {
+        ScriptDecision::Linux(linux) => std::iter::once(linux.kernel.as_str())
+            .chain(linux.initrds.iter().map(String::as_str))
+            .collect(),
+        ScriptDecision::Chain(url) | ScriptDecision::Sanboot(url) => vec![url.as_str()],
+        _ => Vec::new(),
+    };
+    match urls.into_iter().find(|url| {
+        url.get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    }) {
+        Some(url) => Err(ScriptError::HttpsUnsupported {
+            url: url.to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The script for a request that does not say who the client is: chain to the script path
@@ -95,12 +124,37 @@ fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pxe_policy::{Arch, ClientKind, MacAddr};
+    use pxe_policy::{Arch, ClientKind, IpxeFeature, IpxeFeatures, MacAddr};
 
     fn client(arch: Option<Arch>) -> ClientFacts {
         let mut facts = ClientFacts::new(MacAddr([2, 0, 0, 0, 0, 1]), ClientKind::ChainloadedIpxe);
         facts.arch = arch;
         facts
+    }
+
+    #[test]
+    fn https_only_for_an_ipxe_that_has_it() {
+        let linux = ScriptDecision::Linux(
+            LinuxBoot::new("http://192.0.2.1/vmlinuz").initrd("HTTPS://192.0.2.1/initrd.img"),
+        );
+        // Features unknown: the policy's URLs are trusted.
+        assert!(render_decision(&linux, &client(Some(Arch::X86_BIOS))).is_ok());
+        // An iPXE that listed its features without HTTPS (Debian's builds) is refused.
+        let mut debian = client(Some(Arch::X86_BIOS));
+        debian.ipxe = Some(IpxeFeatures::new().with(IpxeFeature::HTTP));
+        assert_eq!(
+            render_decision(&linux, &debian),
+            Err(ScriptError::HttpsUnsupported {
+                url: "HTTPS://192.0.2.1/initrd.img".into()
+            })
+        );
+        let chain = ScriptDecision::Chain("https://192.0.2.1/x.ipxe".into());
+        assert!(render_decision(&chain, &debian).is_err());
+        assert!(render_decision(&ScriptDecision::ExitToDisk, &debian).is_ok());
+        // With HTTPS it goes through.
+        let mut modern = debian.clone();
+        modern.ipxe = Some(IpxeFeatures::new().with(IpxeFeature::HTTPS));
+        assert!(render_decision(&linux, &modern).is_ok());
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub enum ScriptError {
         /// Why iPXE cannot carry it.
         reason: &'static str,
     },
+    /// An `https://` URL for an iPXE whose option 175 does not list HTTPS (no Debian build
+    /// does): it could not fetch it.
+    #[error("{url:?} is https, and this client's iPXE has no HTTPS support (option 175)")]
+    HttpsUnsupported {
+        /// The URL.
+        url: String,
+    },
 }
 
 /// How iPXE formats a setting when it expands `${name:type}`.
