@@ -2,23 +2,14 @@
 //! (`--config`) or the external service (`--delegate`), and the iPXE binaries are served under
 //! `/ipxe/`.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pxe_testkit::ChildGuard;
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
-
-/// A port that was free a moment ago (the server binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET path` on a fresh connection; the status line and the body.
 fn get(port: u16, path: &str) -> (String, String) {
@@ -40,27 +31,41 @@ fn get(port: u16, path: &str) -> (String, String) {
     )
 }
 
-/// Starts `netboot serve ARGS` on loopback and waits until its HTTP port answers.
-fn start(args: &[&str], http_port: u16, ipxe_dir: &std::path::Path) -> ChildGuard {
-    let tftp_port = free_port().to_string();
-    let http = http_port.to_string();
+/// Starts `netboot serve ARGS` on loopback with ports the kernel picks (so that tests running
+/// at once never race for one), and returns it with the HTTP port it logged.
+fn start(args: &[&str], ipxe_dir: &std::path::Path) -> (ChildGuard, u16) {
     let mut command = Command::new(NETBOOT);
     command
         .arg("serve")
         .args(args)
         .args(["--dhcp", "off", "--listen", "127.0.0.1"])
-        .args(["--tftp-port", &tftp_port, "--http-port", &http])
+        .args(["--tftp-port", "0", "--http-port", "0"])
         .arg("--ipxe-dir")
         .arg(ipxe_dir)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let guard = ChildGuard::spawn(&mut command);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(Instant::now() < deadline, "netboot serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    guard
+    let mut guard = ChildGuard::spawn(&mut command);
+    let stdout = guard.0.stdout.take().expect("piped stdout");
+    let (found, port) = std::sync::mpsc::channel();
+    // Read the log until the start line names the port, then keep draining it so that the
+    // server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("netboot serving") {
+                let http = line
+                    .split_whitespace()
+                    .find_map(|field| field.strip_prefix("http=127.0.0.1:"))
+                    .and_then(|port| port.parse::<u16>().ok());
+                let _ = found.send(http);
+            }
+        }
+    });
+    let port = port
+        .recv_timeout(Duration::from_secs(30))
+        .ok()
+        .flatten()
+        .expect("netboot serve logs its HTTP address when it starts");
+    (guard, port)
 }
 
 #[test]
@@ -89,8 +94,7 @@ profile = "disk"
 "#,
     )
     .unwrap();
-    let port = free_port();
-    let _server = start(&["--config", table.to_str().unwrap()], port, &ipxe);
+    let (_server, port) = start(&["--config", table.to_str().unwrap()], &ipxe);
 
     let (status, body) = get(port, "/boot.ipxe?mac=52:54:00:00:00:01&platform=pcbios");
     assert!(status.contains("200"), "{status}");
@@ -135,10 +139,8 @@ fn delegate_decides_and_failure_falls_back_to_disk() {
         .unwrap();
         String::from_utf8_lossy(&request).into_owned()
     });
-    let port = free_port();
-    let _server = start(
+    let (_server, port) = start(
         &["--delegate", &url, "--delegate-timeout-ms", "2000"],
-        port,
         dir.path(),
     );
 
