@@ -210,7 +210,8 @@ impl BootService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
         info!(
-            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            // Recorded only when known; no string is built per request on this hot path.
+            client = client.map(tracing::field::display),
             method = %request.method,
             path = request.uri.path(),
             status = response.status().as_u16(),
