@@ -346,7 +346,15 @@ impl Transfer {
 
     fn current_timeout(&self) -> Duration {
         if self.fixed_timeout {
-            self.base_timeout
+            // The negotiated interval is kept for the first retransmission (RFC 2349). Later
+            // ones wait half as long again: a client whose own timer restarts on every packet
+            // it ignores (atftp) and runs at the same interval would otherwise never fire it,
+            // and a lost ACK would stall the transfer until both sides give up.
+            if self.retries == 0 {
+                self.base_timeout
+            } else {
+                self.base_timeout * 3 / 2
+            }
         } else {
             self.base_timeout * (1u32 << self.retries.min(3))
         }
@@ -548,11 +556,14 @@ mod tests {
         let mut sends = drain(&mut t, now).len();
         while !t.is_finished() {
             let deadline = t.poll_timeout().expect("a timer while running");
-            assert_eq!(
-                deadline - now,
-                Duration::from_secs(2),
-                "negotiated timeout is exact"
-            );
+            // The first wait is the negotiated one; later ones are 1.5× so that they drift
+            // out of phase with a client's timer of the same length.
+            let expected = if sends == 1 {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(3)
+            };
+            assert_eq!(deadline - now, expected, "wait before send {}", sends + 1);
             now = deadline;
             t.handle_timeout(now);
             sends += drain(&mut t, now).len();
