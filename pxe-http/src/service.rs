@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{Policy, ScriptDecision, SharedPolicy};
+use pxe_policy::{ClientMemory, Policy, ScriptDecision, SharedPolicy};
 use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
@@ -36,6 +36,7 @@ struct Inner {
     /// Most specific first: files, then directories by decreasing prefix depth.
     mounts: Vec<Mount>,
     policy: Option<SharedPolicy>,
+    memory: Option<ClientMemory>,
     script_path: String,
 }
 
@@ -79,6 +80,7 @@ pub struct BootServiceBuilder {
     /// (URL path, file-system path, is a single file)
     mounts: Vec<(String, PathBuf, bool)>,
     policy: Option<SharedPolicy>,
+    memory: Option<ClientMemory>,
     script_path: String,
 }
 
@@ -106,6 +108,15 @@ impl BootServiceBuilder {
     /// Answers script requests with this policy's [`Policy::script`].
     pub fn policy(mut self, policy: impl Policy) -> Self {
         self.policy = Some(SharedPolicy::new(policy));
+        self
+    }
+
+    /// Completes each script request's facts with what the DHCP stage remembered of the
+    /// client (its iPXE features: iPXE's HTTP requests do not carry them), so that an
+    /// `https://` URL is refused to an iPXE that said it cannot fetch one. Share the same
+    /// memory with the DHCP server's policy through [`ClientMemory::remembering`].
+    pub fn client_memory(mut self, memory: ClientMemory) -> Self {
+        self.memory = Some(memory);
         self
     }
 
@@ -162,6 +173,7 @@ impl BootServiceBuilder {
             inner: Arc::new(Inner {
                 mounts,
                 policy: self.policy,
+                memory: self.memory,
                 script_path: self.script_path,
             }),
         })
@@ -174,6 +186,7 @@ impl BootService {
         BootServiceBuilder {
             mounts: Vec::new(),
             policy: None,
+            memory: None,
             script_path: "/boot.ipxe".to_string(),
         }
     }
@@ -237,7 +250,7 @@ impl BootService {
                 }
             };
         }
-        let facts = match query::facts_from_query(query, peer) {
+        let mut facts = match query::facts_from_query(query, peer) {
             Ok(facts) => facts,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused script query");
@@ -245,6 +258,9 @@ impl BootService {
                 return text(StatusCode::BAD_REQUEST, &format!("{error}\n"));
             }
         };
+        if let Some(memory) = &self.inner.memory {
+            memory.fill(&mut facts);
+        }
         let decision = policy.script(&facts).await;
         match script::render_decision(&decision, &facts) {
             Ok(script) => {

@@ -411,6 +411,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_ready as run;
     use crate::ClientKind;
 
     const TABLE: &str = r#"
@@ -454,15 +455,6 @@ guid = ["9e0c1ab0-0000-4000-8000-000000000001"]
 name = "everyone"
 profile = "disk"
 "#;
-
-    fn run<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("table policy futures are always ready"),
-        }
-    }
 
     fn client(last: u8) -> ClientFacts {
         ClientFacts::new(
