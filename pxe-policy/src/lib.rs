@@ -40,13 +40,11 @@ pub mod table;
 
 pub use arch::Arch;
 pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
-pub use error::ParseError;
+pub use error::{Error, ParseError};
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
-pub use ipxe_script::{
-    Chain, Command, Label, Script, ScriptError, Setting, SettingType, Url, Word,
-};
+pub use ipxe_script::{Chain, Command, Label, Script, Setting, SettingType, Url, Word};
 pub use kind::ClientKind;
 pub use mac::MacAddr;
 pub use memory::{ClientMemory, Remembering};
