@@ -117,15 +117,16 @@ pub fn parse_router_solicitation(message: &[u8]) -> Result<RouterSolicitation, N
 
 impl std::error::Error for NotSolicitation {}
 
+/// A Router Solicitation as iPXE sends it (the lab's captures): the 8-byte header and a source
+/// link-layer address option carrying MAC 52:54:00:12:34:56. For tests.
+pub const IPXE_SOLICITATION: [u8; 16] = [
+    133, 0, 0x12, 0x34, 0, 0, 0, 0, // type, code, checksum, reserved
+    1, 1, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, // source link-layer address
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A solicitation as iPXE sends it: header and a source link-layer address option.
-    const IPXE_SOLICITATION: [u8; 16] = [
-        133, 0, 0x12, 0x34, 0, 0, 0, 0, // type, code, checksum, reserved
-        1, 1, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, // source link-layer address
-    ];
 
     #[test]
     fn advertisement_has_router_lifetime_zero_no_flags_no_options() {

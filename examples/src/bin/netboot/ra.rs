@@ -261,13 +261,7 @@ impl RouterAnnouncer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pxe_examples::ndp::ROUTER_ADVERTISEMENT;
-
-    /// A solicitation as iPXE sends it: header and a source link-layer address option.
-    const IPXE_SOLICITATION: [u8; 16] = [
-        133, 0, 0x12, 0x34, 0, 0, 0, 0, // type, code, checksum, reserved
-        1, 1, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, // source link-layer address
-    ];
+    use pxe_examples::ndp::{IPXE_SOLICITATION, ROUTER_ADVERTISEMENT};
 
     #[test]
     fn multicast_schedule_is_periodic_and_brought_forward_within_the_rate_limit() {
