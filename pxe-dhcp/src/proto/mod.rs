@@ -355,7 +355,7 @@ impl Engine {
                     )),
                 };
                 Outcome {
-                    reply: Ok(self.finish(reply, destination, request.mac)),
+                    reply: Ok(self.finish(reply, destination, request)),
                     lease_changes: Vec::new(),
                 }
             }
@@ -473,7 +473,7 @@ impl Engine {
             yiaddr,
         ));
         Outcome {
-            reply: Ok(self.finish(reply, destination, request.mac)),
+            reply: Ok(self.finish(reply, destination, request)),
             lease_changes,
         }
     }
@@ -566,9 +566,20 @@ impl Engine {
         }
     }
 
-    fn finish(&self, mut reply: PacketBuilder, destination: Destination, mac: MacAddr) -> Reply {
-        let quirks = self.config.quirks_for(mac);
+    fn finish(
+        &self,
+        mut reply: PacketBuilder,
+        destination: Destination,
+        request: &Accepted,
+    ) -> Reply {
+        let quirks = self.config.quirks_for(request.mac);
         reply.set_overload_allowed(!quirks.no_overload);
+        // A client without a parameter request list has not narrowed what it wants: it gets
+        // everything this server has for it.
+        let requested = &request.request.parameter_request_list;
+        if !requested.is_empty() {
+            reply.retain_requested(requested, always_sent);
+        }
         let destination = match destination {
             Destination::Dhcp(ReplyDestination::Relay(_)) | Destination::Sender(_) => destination,
             Destination::Dhcp(_) if quirks.force_broadcast => {
@@ -582,6 +593,40 @@ impl Engine {
             delay: quirks.reply_delay,
         }
     }
+}
+
+/// The options a reply carries whatever the client's parameter request list says (only those
+/// the reply has: the engine sets each where it applies).
+///
+/// - 53, 54, 51, 58, 59: RFC 2131 §4.3.1 table 3 (message type, server identifier and lease
+///   time MUST be in an offer or ack; T1/T2 go with the lease time).
+/// - 1: the mask belongs to the address; a client without it guesses a classful one. iPXE,
+///   EDK2, dhclient and udhcpc all ask for it anyway.
+/// - 82: echoed to the relay (RFC 3046 §2.2), which strips it.
+/// - 60, 43, 97, 66, 67: what FIRMWARE.md's proxy offers need (iPXE accepts a proxy offer
+///   only with 60 `PXEClient`; UEFI HTTP Boot ignores one without 60 `HTTPClient`; EDK2 HTTP
+///   Boot does not ask for 66, and different firmware read 66 or sname, 67 or file).
+/// - 175: no-pxedhcp to iPXE (iPXE asks for it; kept regardless so it never waits ~3 s).
+/// - 77: the chainload marker undionly reads back from the cached ACK (iPXE does not ask for
+///   77), which is how the loop is broken.
+fn always_sent(code: OptionCode) -> bool {
+    matches!(
+        code,
+        OptionCode::MESSAGE_TYPE
+            | OptionCode::SERVER_IDENTIFIER
+            | OptionCode::IP_ADDRESS_LEASE_TIME
+            | OptionCode::RENEWAL_TIME
+            | OptionCode::REBINDING_TIME
+            | OptionCode::SUBNET_MASK
+            | OptionCode::RELAY_AGENT_INFORMATION
+            | OptionCode::VENDOR_CLASS_IDENTIFIER
+            | OptionCode::VENDOR_SPECIFIC
+            | OptionCode::CLIENT_MACHINE_ID
+            | OptionCode::TFTP_SERVER_NAME
+            | OptionCode::BOOTFILE_NAME
+            | OptionCode::IPXE_ENCAPSULATED
+            | OptionCode::USER_CLASS
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
