@@ -34,6 +34,7 @@
 //! changes (one `write` to the journal, before the reply leaves), send. Bad input is dropped
 //! with a `debug` log and never stops the server.
 
+mod neighbour;
 mod socket;
 
 use std::future::Future;
@@ -439,19 +440,39 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
             return;
         }
     };
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
     let (to, ifindex, source) = match reply.destination {
         Destination::Sender(to) => (to, 0, arrival.local),
         Destination::Dhcp(ReplyDestination::Relay(to)) => (to, 0, arrival.local),
         Destination::Dhcp(ReplyDestination::Client(to)) => (to, arrival.ifindex, arrival.local),
-        // Without ARP injection the unicast-to-chaddr case falls back to broadcast
-        // (RFC 2131 §4.1 allows it; FIRMWARE.md notes dnsmasq and dora inject instead).
-        Destination::Dhcp(_) => (
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT),
-            arrival.ifindex,
-            arrival.local,
-        ),
+        // The client has no address and cannot answer ARP: a neighbour entry first, so the
+        // kernel can unicast to yiaddr at chaddr. Without one (no CAP_NET_ADMIN, say) the
+        // reply is broadcast, which RFC 2131 §4.1 allows.
+        Destination::Dhcp(ReplyDestination::Hardware { ip, mac }) => {
+            match neighbour::add_neighbour(socket.fd(), arrival.ifindex, ip, mac) {
+                Ok(()) => (
+                    SocketAddrV4::new(ip, crate::wire::CLIENT_PORT),
+                    arrival.ifindex,
+                    arrival.local,
+                ),
+                Err(e) => {
+                    tracing::debug!(%mac, %ip, error = %e, "no neighbour entry; broadcasting");
+                    (broadcast, arrival.ifindex, arrival.local)
+                }
+            }
+        }
+        Destination::Dhcp(_) => (broadcast, arrival.ifindex, arrival.local),
     };
-    if let Err(e) = socket.send(&out[..len], to, ifindex, source).await {
+    let mut sent = socket.send(&out[..len], to, ifindex, source).await;
+    if let (Err(e), Destination::Dhcp(ReplyDestination::Hardware { .. })) =
+        (&sent, reply.destination)
+    {
+        if to != broadcast {
+            tracing::debug!(%to, error = %e, "unicast to the new address failed; broadcasting");
+            sent = socket.send(&out[..len], broadcast, ifindex, source).await;
+        }
+    }
+    if let Err(e) = sent {
         tracing::debug!(%to, error = %e, "reply not sent");
         return;
     }

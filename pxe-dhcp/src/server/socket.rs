@@ -6,7 +6,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::libc;
 use nix::sys::socket::{
@@ -69,6 +69,11 @@ impl PktInfoSocket {
         Ok(Self {
             inner: UdpSocket::from_std(std_socket)?,
         })
+    }
+
+    /// The socket's descriptor (for ioctls on it).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
     }
 
     /// The bound port (useful when bound to port 0).
