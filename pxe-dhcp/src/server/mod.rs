@@ -482,6 +482,10 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
 /// One line per answered request at `info`, keyed by MAC: the DHCP chapter of a client's boot
 /// story (the TFTP and HTTP servers log theirs with the same fields).
 fn log_story(accepted: &Accepted, reply: &Reply, service: Service) {
+    // The fields below cost a string per reply: build them only when the line is written.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     let packet = &reply.packet;
     let boot_file = packet
         .option(OptionCode::BOOTFILE_NAME)
