@@ -22,3 +22,7 @@ pub mod lease;
 pub mod proto;
 pub mod server;
 pub mod wire;
+
+mod error;
+
+pub use error::Error;

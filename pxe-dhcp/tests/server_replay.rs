@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use pxe_dhcp::lease::{LeaseChange, Reservation, Subnet};
 use pxe_dhcp::proto::{
-    Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply, Service, Silence,
+    Arrival, Destination, Engine, Mode, NoReply, ProtoConfig, ProxyStrategy, Quirks, Reply, Service,
 };
 use pxe_dhcp::wire::options::IPXE_NO_PXEDHCP;
 use pxe_dhcp::wire::{
@@ -66,7 +66,7 @@ fn boot_item(item: (u16, u16)) -> PxeVendorOptions {
 
 /// What one request produced.
 struct Served {
-    reply: Result<Reply, Silence>,
+    reply: Result<Reply, NoReply>,
     lease_changes: Vec<LeaseChange>,
 }
 
@@ -198,13 +198,13 @@ fn proxy_stays_silent_for_other_clients_and_requests() {
         .unwrap();
     let (outcome, reply) = serve(&mut engine, &plain, &arrival(Service::Dhcp));
     assert!(reply.is_none());
-    assert_eq!(outcome.reply.unwrap_err(), Silence::NotNetworkBoot);
+    assert_eq!(outcome.reply.unwrap_err(), NoReply::NotNetworkBoot);
     // A REQUEST on 67 belongs to the site server unless the client's quirk says otherwise.
     let request = capture("ipxe-bios-rom-request.bin");
     let (outcome, _) = serve(&mut engine, &request, &arrival(Service::Dhcp));
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::NotServed { .. }
+        NoReply::NotServed { .. }
     ));
     let mac = Packet::new_checked(&request[..]).unwrap().chaddr_mac();
     let mut config = ProtoConfig::default();
@@ -449,7 +449,7 @@ fn authoritative_dora_keys_one_machine_on_chaddr() {
     );
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::OtherServer { .. }
+        NoReply::OtherServer { .. }
     ));
 }
 
@@ -547,7 +547,7 @@ fn relayed_requests_use_giaddr_subnet_and_echo_option_82() {
     let (outcome, _) = serve(&mut engine, &discover.to_vec().unwrap(), &from_relay);
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::NoSubnet { .. }
+        NoReply::NoSubnet { .. }
     ));
 }
 
@@ -603,7 +603,7 @@ fn policy_ignore_means_silence_in_proxy_mode() {
         Some(BootDecision::Ignore),
         now(),
     );
-    assert_eq!(outcome.reply.unwrap_err(), Silence::PolicyIgnores);
+    assert_eq!(outcome.reply.unwrap_err(), NoReply::PolicyIgnores);
     // A custom file bypasses iPXE.
     let outcome = engine.respond(
         &accepted,
