@@ -4,29 +4,13 @@
 
 mod server_lab;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::net::Ipv4Addr;
 
 use pxe_dhcp::lease::Subnet;
-use pxe_dhcp::proto::{Arrival, Engine, Mode, ProtoConfig, ProxyStrategy, Service};
+use pxe_dhcp::proto::{Engine, Mode, ProtoConfig, ProxyStrategy, Service};
 use pxe_dhcp::wire::{ClientRequest, MessageType, OptionCode, Packet, PacketBuilder};
 use pxe_policy::{BootDecision, MacAddr};
-use server_lab::capture;
-
-const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-
-fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-}
-
-fn arrival(service: Service) -> Arrival {
-    Arrival::new(
-        service,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        2,
-        SERVER,
-    )
-}
+use server_lab::{arrival, capture, now, SERVER_IP as SERVER};
 
 fn authoritative() -> Engine {
     let subnet = Subnet::new(

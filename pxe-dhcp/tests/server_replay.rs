@@ -5,7 +5,7 @@
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pxe_dhcp::lease::{LeaseChange, Reservation, Subnet};
 use pxe_dhcp::proto::{
@@ -16,22 +16,7 @@ use pxe_dhcp::wire::{
     MessageType, OptionCode, Packet, PacketBuilder, PxeVendorOptions, ReplyDestination,
 };
 use pxe_policy::{BootDecision, ClientKind, MacAddr};
-use server_lab::capture;
-
-const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-
-fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-}
-
-fn arrival(service: Service) -> Arrival {
-    Arrival::new(
-        service,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        2,
-        SERVER,
-    )
-}
+use server_lab::{arrival, capture, now, SERVER_IP as SERVER};
 
 fn subnet() -> Subnet {
     Subnet::new(
