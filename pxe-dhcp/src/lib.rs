@@ -15,9 +15,14 @@
 //! What [`wire`] does not do: no sockets, no clocks, no lease or boot decisions. The wire layer
 //! never panics on network input: once [`wire::Packet::new_checked`] accepts a buffer, every
 //! accessor is total (and the accessors stay panic-free even on an unchecked view).
-#![forbid(unsafe_code)]
+// No unsafe, except one ioctl in `server::neighbour` (allowed there, with SAFETY comments).
+#![deny(unsafe_code)]
 
 pub mod lease;
 pub mod proto;
 pub mod server;
 pub mod wire;
+
+mod error;
+
+pub use error::Error;

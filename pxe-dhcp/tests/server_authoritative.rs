@@ -183,6 +183,25 @@ fn dhclient_lease_with_boot_file_renew_across_restart_and_release() {
     wait_for_release(&lease_file);
 }
 
+/// Starts udhcpc on `cli0` with `extra` arguments and the recording `hook`, and waits for
+/// the address it applies.
+fn udhcpc_lease(client_ns: &NetNs, hook: &Path, extra: &[&str]) -> (ChildGuard, String) {
+    let udhcpc = ChildGuard::spawn(
+        client_ns
+            .command("udhcpc")
+            .args(["-f", "-i", "cli0", "-t", "10", "-T", "1"])
+            .args(extra)
+            .arg("-s")
+            .arg(hook)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ip = wait_for("udhcpc's lease", Duration::from_secs(30), || {
+        interface_address(client_ns)
+    });
+    (udhcpc, ip)
+}
+
 #[test]
 fn udhcpc_lease_with_boot_file_renew_and_release() {
     if !prerequisites("udhcpc_lease", true, &["ip", "udhcpc"]) {
@@ -193,28 +212,7 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
     let (server_ns, client_ns) = server_and_client("udhc");
     let hook = write_hook(dir.path(), "$ip", "$mask");
     let _server = RunningServer::start(&server_ns, authoritative(&lease_file, 3600));
-    let udhcpc = ChildGuard::spawn(
-        client_ns
-            .command("udhcpc")
-            .args([
-                "-f",
-                "-i",
-                "cli0",
-                "-V",
-                PXE_BIOS_CLASS,
-                "-t",
-                "10",
-                "-T",
-                "1",
-            ])
-            .arg("-s")
-            .arg(&hook)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let ip = wait_for("udhcpc's lease", Duration::from_secs(30), || {
-        interface_address(&client_ns)
-    });
+    let (udhcpc, ip) = udhcpc_lease(&client_ns, &hook, &["-V", PXE_BIOS_CLASS]);
     let bound = events(dir.path(), "bound");
     let env = bound.first().expect("a bound event");
     assert_eq!(
@@ -238,4 +236,54 @@ fn udhcpc_lease_with_boot_file_renew_and_release() {
     Command::new("kill").args(["-USR2", &pid]).status().unwrap();
     wait_for_release(&lease_file);
     drop(udhcpc);
+}
+
+/// The reply packets udhcpc's namespace received, counted in its `prerouting` hook (before
+/// any address is configured): `(to 255.255.255.255, to any other address)`.
+fn dhcp_reply_counters(client_ns: &NetNs) -> (u64, u64) {
+    let out = client_ns.run_checked("nft", &["list", "table", "ip", "dhcpdst"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let count = |rule: &str| -> u64 {
+        text.lines()
+            .find(|line| line.contains(rule))
+            .and_then(|line| line.split("packets ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter for `{rule}` in:\n{text}"))
+    };
+    (
+        count("ip daddr 255.255.255.255 udp"),
+        count("ip daddr != 255.255.255.255 udp"),
+    )
+}
+
+/// RFC 2131 §4.1: no broadcast bit, no ciaddr, no giaddr: "the server unicasts DHCPOFFER and
+/// DHCPACK messages to the client's hardware address and 'yiaddr' address". udhcpc clears
+/// the bit unless given `-B`; the server adds the neighbour entry the client cannot answer
+/// ARP for, and the client's namespace sees only unicast replies.
+#[test]
+fn udhcpc_without_broadcast_flag_gets_unicast_offer_and_ack() {
+    if !prerequisites("udhcpc_unicast", true, &["ip", "udhcpc", "nft"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lease_file = dir.path().join("server-leases");
+    let (server_ns, client_ns) = server_and_client("udun");
+    client_ns.run_checked("nft", &["add", "table", "ip", "dhcpdst"]);
+    let chain = "{ type filter hook prerouting priority -300 ; }";
+    client_ns.run_checked("nft", &["add", "chain", "ip", "dhcpdst", "pre", chain]);
+    for destination in ["255.255.255.255", "!= 255.255.255.255"] {
+        let rule = format!("ip daddr {destination} udp dport 68 counter");
+        client_ns.run_checked("nft", &["add", "rule", "ip", "dhcpdst", "pre", &rule]);
+    }
+    let hook = write_hook(dir.path(), "$ip", "$mask");
+    let _server = RunningServer::start(&server_ns, authoritative(&lease_file, 3600));
+    let (_udhcpc, ip) = udhcpc_lease(&client_ns, &hook, &[]);
+    assert!(ip.starts_with("192.0.2."), "{ip}");
+    let (broadcast, unicast) = dhcp_reply_counters(&client_ns);
+    assert_eq!(broadcast, 0, "no reply was broadcast");
+    assert!(
+        unicast >= 2,
+        "the OFFER and the ACK were unicast: {unicast}"
+    );
 }

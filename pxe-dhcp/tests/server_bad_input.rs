@@ -7,7 +7,7 @@ mod server_lab;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
-use pxe_dhcp::proto::{Arrival, Engine, ProtoConfig, Service, Silence};
+use pxe_dhcp::proto::{Arrival, Engine, NoReply, ProtoConfig, Service};
 use pxe_dhcp::server::DhcpServer;
 use pxe_dhcp::wire::{DecodeError, MessageType, Packet, MAGIC_COOKIE};
 use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
@@ -91,14 +91,14 @@ fn engine_drops_bad_messages_with_a_reason() {
     for (name, bytes) in bad_messages() {
         let silence = engine.accept(&bytes, &arrival, now()).expect_err(name);
         match (name, &silence) {
-            ("hlen 17" | "hlen 255", Silence::Malformed(DecodeError::BadHardwareLength { .. })) => {
+            ("hlen 17" | "hlen 255", NoReply::Malformed(DecodeError::BadHardwareLength { .. })) => {
             }
             (
                 "bootreply" | "op 0" | "op 7",
-                Silence::Malformed(DecodeError::NotARequest { .. }),
+                NoReply::Malformed(DecodeError::NotARequest { .. }),
             ) => {}
-            ("message type with a bad length", Silence::NoMessageType) => {}
-            (_, Silence::Malformed(_)) => {}
+            ("message type with a bad length", NoReply::NoMessageType) => {}
+            (_, NoReply::Malformed(_)) => {}
             _ => panic!("{name}: unexpected {silence:?}"),
         }
         // The reason reads as a lower-case sentence for the debug log.
@@ -117,7 +117,7 @@ fn engine_drops_bad_messages_with_a_reason() {
     nonsense.resize(60_000, 0xfe);
     assert!(matches!(
         engine.accept(&nonsense, &arrival, now()),
-        Err(Silence::Malformed(_))
+        Err(NoReply::Malformed(_))
     ));
 }
 

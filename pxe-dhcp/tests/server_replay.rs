@@ -5,33 +5,18 @@
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use pxe_dhcp::lease::{LeaseChange, Reservation, Subnet};
 use pxe_dhcp::proto::{
-    Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply, Service, Silence,
+    Arrival, Destination, Engine, Mode, NoReply, ProtoConfig, ProxyStrategy, Quirks, Reply, Service,
 };
 use pxe_dhcp::wire::options::IPXE_NO_PXEDHCP;
 use pxe_dhcp::wire::{
     MessageType, OptionCode, Packet, PacketBuilder, PxeVendorOptions, ReplyDestination,
 };
 use pxe_policy::{BootDecision, ClientKind, MacAddr};
-use server_lab::capture;
-
-const SERVER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-
-fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-}
-
-fn arrival(service: Service) -> Arrival {
-    Arrival::new(
-        service,
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-        2,
-        SERVER,
-    )
-}
+use server_lab::{arrival, capture, now, SERVER_IP as SERVER};
 
 fn subnet() -> Subnet {
     Subnet::new(
@@ -66,7 +51,7 @@ fn boot_item(item: (u16, u16)) -> PxeVendorOptions {
 
 /// What one request produced.
 struct Served {
-    reply: Result<Reply, Silence>,
+    reply: Result<Reply, NoReply>,
     lease_changes: Vec<LeaseChange>,
 }
 
@@ -198,13 +183,13 @@ fn proxy_stays_silent_for_other_clients_and_requests() {
         .unwrap();
     let (outcome, reply) = serve(&mut engine, &plain, &arrival(Service::Dhcp));
     assert!(reply.is_none());
-    assert_eq!(outcome.reply.unwrap_err(), Silence::NotNetworkBoot);
+    assert_eq!(outcome.reply.unwrap_err(), NoReply::NotNetworkBoot);
     // A REQUEST on 67 belongs to the site server unless the client's quirk says otherwise.
     let request = capture("ipxe-bios-rom-request.bin");
     let (outcome, _) = serve(&mut engine, &request, &arrival(Service::Dhcp));
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::NotServed { .. }
+        NoReply::NotServed { .. }
     ));
     let mac = Packet::new_checked(&request[..]).unwrap().chaddr_mac();
     let mut config = ProtoConfig::default();
@@ -449,7 +434,7 @@ fn authoritative_dora_keys_one_machine_on_chaddr() {
     );
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::OtherServer { .. }
+        NoReply::OtherServer { .. }
     ));
 }
 
@@ -547,7 +532,7 @@ fn relayed_requests_use_giaddr_subnet_and_echo_option_82() {
     let (outcome, _) = serve(&mut engine, &discover.to_vec().unwrap(), &from_relay);
     assert!(matches!(
         outcome.reply.unwrap_err(),
-        Silence::NoSubnet { .. }
+        NoReply::NoSubnet { .. }
     ));
 }
 
@@ -603,7 +588,7 @@ fn policy_ignore_means_silence_in_proxy_mode() {
         Some(BootDecision::Ignore),
         now(),
     );
-    assert_eq!(outcome.reply.unwrap_err(), Silence::PolicyIgnores);
+    assert_eq!(outcome.reply.unwrap_err(), NoReply::PolicyIgnores);
     // A custom file bypasses iPXE.
     let outcome = engine.respond(
         &accepted,

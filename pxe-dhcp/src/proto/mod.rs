@@ -72,20 +72,22 @@ impl Arrival {
     }
 }
 
-/// Why a request gets no reply. Every case is the peer's doing (or a deliberate silence), so
-/// the server logs it at `debug` and keeps serving.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a request gets no reply: the engine's verdict when it stays silent. Every case is the
+/// peer's doing or a deliberate choice (proxy mode ignores clients that do not network-boot,
+/// a RELEASE needs no answer), so the server logs it at `debug` and keeps serving.
+///
+/// Not an error type: staying silent is correct DHCP behaviour, and nothing here is a failure
+/// of this server (those are [`crate::Error`]). It is the `Err` side of the engine's results
+/// only because "a reply, or why none" reads naturally as a `Result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Silence {
+pub enum NoReply {
     /// The bytes are not a DHCP client message (truncated, bad cookie, hlen > 16, an
     /// option past the end, a BOOTREPLY…).
-    #[error("malformed message: {0}")]
-    Malformed(#[from] DecodeError),
+    Malformed(DecodeError),
     /// No option 53: plain BOOTP, which this server does not serve.
-    #[error("no dhcp message type (bootp is not served)")]
     NoMessageType,
     /// Not an Ethernet client: leases and boot decisions are keyed on a 6-byte MAC.
-    #[error("hardware type {htype} length {hlen} is not ethernet")]
     NotEthernet {
         /// `htype`.
         htype: u8,
@@ -93,41 +95,61 @@ pub enum Silence {
         hlen: u8,
     },
     /// A message type this service does not answer.
-    #[error("{message_type} is not answered on this service")]
     NotServed {
         /// The message type.
         message_type: MessageType,
     },
     /// Proxy mode and 4011 answer only network-boot clients.
-    #[error("not a network-boot client")]
     NotNetworkBoot,
     /// The policy chose silence for this client.
-    #[error("the policy ignores this client")]
     PolicyIgnores,
     /// The DHCPREQUEST names another server: the client chose its offer.
-    #[error("request for another server {server}")]
     OtherServer {
         /// Option 54 of the request.
         server: Ipv4Addr,
     },
     /// No configured subnet contains the relay's or interface's address.
-    #[error("no subnet for {address}")]
     NoSubnet {
         /// giaddr, or the receiving interface's address.
         address: Ipv4Addr,
     },
     /// Every pool address is bound or held.
-    #[error("address pool exhausted")]
     PoolExhausted,
     /// A DHCPREQUEST that names no address.
-    #[error("request names no address")]
     NoAddress,
     /// A message handled without a reply (DHCPRELEASE, DHCPDECLINE).
-    #[error("{message_type} needs no reply")]
-    NoReplyNeeded {
+    NotNeeded {
         /// The message type.
         message_type: MessageType,
     },
+}
+
+impl From<DecodeError> for NoReply {
+    fn from(error: DecodeError) -> Self {
+        Self::Malformed(error)
+    }
+}
+
+impl std::fmt::Display for NoReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed(error) => write!(f, "malformed message: {error}"),
+            Self::NoMessageType => f.write_str("no dhcp message type (bootp is not served)"),
+            Self::NotEthernet { htype, hlen } => {
+                write!(f, "hardware type {htype} length {hlen} is not ethernet")
+            }
+            Self::NotServed { message_type } => {
+                write!(f, "{message_type} is not answered on this service")
+            }
+            Self::NotNetworkBoot => f.write_str("not a network-boot client"),
+            Self::PolicyIgnores => f.write_str("the policy ignores this client"),
+            Self::OtherServer { server } => write!(f, "request for another server {server}"),
+            Self::NoSubnet { address } => write!(f, "no subnet for {address}"),
+            Self::PoolExhausted => f.write_str("address pool exhausted"),
+            Self::NoAddress => f.write_str("request names no address"),
+            Self::NotNeeded { message_type } => write!(f, "{message_type} needs no reply"),
+        }
+    }
 }
 
 /// A request this server will answer (or act on), with the facts gathered from it.
@@ -192,7 +214,7 @@ pub enum Destination {
 #[non_exhaustive]
 pub struct Outcome {
     /// The reply, or why there is none.
-    pub reply: Result<Reply, Silence>,
+    pub reply: Result<Reply, NoReply>,
     /// Bindings to persist before sending (authoritative mode).
     pub lease_changes: Vec<LeaseChange>,
 }
@@ -251,13 +273,13 @@ impl Engine {
         bytes: &[u8],
         arrival: &Arrival,
         now: SystemTime,
-    ) -> Result<Accepted, Silence> {
+    ) -> Result<Accepted, NoReply> {
         let request = ClientRequest::parse(bytes)?;
-        let message_type = request.message_type.ok_or(Silence::NoMessageType)?;
+        let message_type = request.message_type.ok_or(NoReply::NoMessageType)?;
         let (htype, hlen) = (request.htype, request.hlen);
         let mac = request
             .client_mac()
-            .ok_or(Silence::NotEthernet { htype, hlen })?;
+            .ok_or(NoReply::NotEthernet { htype, hlen })?;
         let marker = &self.config.boot.chainload_marker;
         let signals = StageSignals {
             pxe_client: request.is_pxe_client(),
@@ -289,16 +311,16 @@ impl Engine {
             },
         };
         if !served {
-            return Err(Silence::NotServed { message_type });
+            return Err(NoReply::NotServed { message_type });
         }
         let needs_boot_client = !authoritative || arrival.service == Service::BootServer;
         if needs_boot_client && kind.is_none() {
-            return Err(Silence::NotNetworkBoot);
+            return Err(NoReply::NotNetworkBoot);
         }
         if arrival.service == Service::Dhcp && authoritative && message_type == Request {
             if let Some(server) = request.server_id {
                 if server != arrival.local {
-                    return Err(Silence::OtherServer { server });
+                    return Err(NoReply::OtherServer { server });
                 }
             }
         }
@@ -331,13 +353,13 @@ impl Engine {
             _ => None,
         };
         if boot.is_none() && (self.leases.is_none() || arrival.service == Service::BootServer) {
-            return silent(Silence::PolicyIgnores);
+            return silent(NoReply::PolicyIgnores);
         }
         match (&mut self.leases, arrival.service) {
             (Some(_), Service::Dhcp) => self.respond_authoritative(request, arrival, boot, now),
             _ => {
                 let Some(boot) = boot else {
-                    return silent(Silence::PolicyIgnores);
+                    return silent(NoReply::PolicyIgnores);
                 };
                 let message_type = match (arrival.service, request.message_type) {
                     (Service::Dhcp, MessageType::Discover) => MessageType::Offer,
@@ -355,7 +377,7 @@ impl Engine {
                     )),
                 };
                 Outcome {
-                    reply: Ok(self.finish(reply, destination, request.mac)),
+                    reply: Ok(self.finish(reply, destination, request)),
                     lease_changes: Vec::new(),
                 }
             }
@@ -370,7 +392,7 @@ impl Engine {
         now: SystemTime,
     ) -> Outcome {
         let Some(leases) = self.leases.as_mut() else {
-            return silent(Silence::NotServed {
+            return silent(NoReply::NotServed {
                 message_type: request.message_type,
             });
         };
@@ -386,13 +408,13 @@ impl Engine {
             giaddr
         };
         let Some(subnet) = leases.subnets().iter().position(|s| s.contains(segment)) else {
-            return silent(Silence::NoSubnet { address: segment });
+            return silent(NoReply::NoSubnet { address: segment });
         };
         let mut lease_changes = Vec::new();
         let (message_type, yiaddr) = match request.message_type {
             MessageType::Discover => match leases.offer(subnet, client, packet.requested_ip, now) {
                 Some(ip) => (MessageType::Offer, ip),
-                None => return silent(Silence::PoolExhausted),
+                None => return silent(NoReply::PoolExhausted),
             },
             MessageType::Request => {
                 let ciaddr = packet.ciaddr;
@@ -400,7 +422,7 @@ impl Engine {
                     .requested_ip
                     .or((!ciaddr.is_unspecified()).then_some(ciaddr))
                 else {
-                    return silent(Silence::NoAddress);
+                    return silent(NoReply::NoAddress);
                 };
                 match leases.request(subnet, client, ip, now) {
                     Ok((lease, changes)) => {
@@ -416,7 +438,7 @@ impl Engine {
             }
             MessageType::Release => {
                 return Outcome {
-                    reply: Err(Silence::NoReplyNeeded {
+                    reply: Err(NoReply::NotNeeded {
                         message_type: request.message_type,
                     }),
                     lease_changes: leases
@@ -430,7 +452,7 @@ impl Engine {
                     .requested_ip
                     .and_then(|ip| leases.decline(request.mac, ip, now));
                 return Outcome {
-                    reply: Err(Silence::NoReplyNeeded {
+                    reply: Err(NoReply::NotNeeded {
                         message_type: request.message_type,
                     }),
                     lease_changes: changes.into_iter().collect(),
@@ -473,7 +495,7 @@ impl Engine {
             yiaddr,
         ));
         Outcome {
-            reply: Ok(self.finish(reply, destination, request.mac)),
+            reply: Ok(self.finish(reply, destination, request)),
             lease_changes,
         }
     }
@@ -566,9 +588,20 @@ impl Engine {
         }
     }
 
-    fn finish(&self, mut reply: PacketBuilder, destination: Destination, mac: MacAddr) -> Reply {
-        let quirks = self.config.quirks_for(mac);
+    fn finish(
+        &self,
+        mut reply: PacketBuilder,
+        destination: Destination,
+        request: &Accepted,
+    ) -> Reply {
+        let quirks = self.config.quirks_for(request.mac);
         reply.set_overload_allowed(!quirks.no_overload);
+        // A client without a parameter request list has not narrowed what it wants: it gets
+        // everything this server has for it.
+        let requested = &request.request.parameter_request_list;
+        if !requested.is_empty() {
+            reply.retain_requested(requested, always_sent);
+        }
         let destination = match destination {
             Destination::Dhcp(ReplyDestination::Relay(_)) | Destination::Sender(_) => destination,
             Destination::Dhcp(_) if quirks.force_broadcast => {
@@ -582,6 +615,40 @@ impl Engine {
             delay: quirks.reply_delay,
         }
     }
+}
+
+/// The options a reply carries whatever the client's parameter request list says (only those
+/// the reply has: the engine sets each where it applies).
+///
+/// - 53, 54, 51, 58, 59: RFC 2131 §4.3.1 table 3 (message type, server identifier and lease
+///   time MUST be in an offer or ack; T1/T2 go with the lease time).
+/// - 1: the mask belongs to the address; a client without it guesses a classful one. iPXE,
+///   EDK2, dhclient and udhcpc all ask for it anyway.
+/// - 82: echoed to the relay (RFC 3046 §2.2), which strips it.
+/// - 60, 43, 97, 66, 67: what FIRMWARE.md's proxy offers need (iPXE accepts a proxy offer
+///   only with 60 `PXEClient`; UEFI HTTP Boot ignores one without 60 `HTTPClient`; EDK2 HTTP
+///   Boot does not ask for 66, and different firmware read 66 or sname, 67 or file).
+/// - 175: no-pxedhcp to iPXE (iPXE asks for it; kept regardless so it never waits ~3 s).
+/// - 77: the chainload marker undionly reads back from the cached ACK (iPXE does not ask for
+///   77), which is how the loop is broken.
+fn always_sent(code: OptionCode) -> bool {
+    matches!(
+        code,
+        OptionCode::MESSAGE_TYPE
+            | OptionCode::SERVER_IDENTIFIER
+            | OptionCode::IP_ADDRESS_LEASE_TIME
+            | OptionCode::RENEWAL_TIME
+            | OptionCode::REBINDING_TIME
+            | OptionCode::SUBNET_MASK
+            | OptionCode::RELAY_AGENT_INFORMATION
+            | OptionCode::VENDOR_CLASS_IDENTIFIER
+            | OptionCode::VENDOR_SPECIFIC
+            | OptionCode::CLIENT_MACHINE_ID
+            | OptionCode::TFTP_SERVER_NAME
+            | OptionCode::BOOTFILE_NAME
+            | OptionCode::IPXE_ENCAPSULATED
+            | OptionCode::USER_CLASS
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -612,7 +679,7 @@ fn client_facts(request: &ClientRequest, mac: MacAddr, kind: ClientKind) -> Clie
     facts
 }
 
-fn silent(reason: Silence) -> Outcome {
+fn silent(reason: NoReply) -> Outcome {
     Outcome {
         reply: Err(reason),
         lease_changes: Vec::new(),

@@ -7,7 +7,7 @@
 //! use pxe_dhcp::server::DhcpServer;
 //! use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
 //!
-//! # async fn run() -> Result<(), pxe_dhcp::server::ServerError> {
+//! # async fn run() -> Result<(), pxe_dhcp::Error> {
 //! let policy = SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz")));
 //! // Proxy mode beside the site's DHCP server, on one interface:
 //! let server = DhcpServer::builder(policy.clone())
@@ -34,6 +34,7 @@
 //! changes (one `write` to the journal, before the reply leaves), send. Bad input is dropped
 //! with a `debug` log and never stops the server.
 
+mod neighbour;
 mod socket;
 
 use std::future::Future;
@@ -54,38 +55,12 @@ use crate::proto::{
     Service,
 };
 use crate::wire::{OptionCode, ReplyDestination};
+use crate::Error;
 use socket::PktInfoSocket;
 
 /// The largest datagram read: larger than any DHCP message a client may send (its option 57
 /// is at most 65535, and Ethernet frames are 1500), so a truncated read is always malformed.
 const RECV_BUFFER: usize = 4096;
-
-/// Why the server could not start or stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// A socket could not be opened or bound.
-    #[error("cannot bind udp port {port}{}: {source}", interface.as_ref().map(|i| format!(" on {i}")).unwrap_or_default())]
-    Bind {
-        /// The port.
-        port: u16,
-        /// The interface, when bound to one.
-        interface: Option<String>,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The lease journal could not be opened or written.
-    #[error("lease file {path}: {source}")]
-    LeaseFile {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A socket failed while serving.
-    #[error("socket error: {0}")]
-    Socket(#[source] io::Error),
-}
 
 /// Configures and binds a [`DhcpServer`].
 #[derive(Debug, Clone)]
@@ -209,12 +184,12 @@ impl DhcpServerBuilder {
     }
 
     /// Opens the sockets and the lease file (replaying it). Must run inside a tokio runtime.
-    pub async fn bind(self) -> Result<DhcpServer, ServerError> {
+    pub async fn bind(self) -> Result<DhcpServer, Error> {
         let mut engine = Engine::new(self.config);
         let now = SystemTime::now();
         let journal = match (&self.lease_file, engine.leases_mut()) {
             (Some(path), Some(store)) => {
-                let lease_error = |source| ServerError::LeaseFile {
+                let lease_error = |source| Error::LeaseFile {
                     path: path.clone(),
                     source,
                 };
@@ -243,12 +218,11 @@ impl DhcpServerBuilder {
         };
         for (port, service) in ports {
             for name in &names {
-                let socket =
-                    PktInfoSocket::bind(port, *name).map_err(|source| ServerError::Bind {
-                        port,
-                        interface: name.map(str::to_string),
-                        source,
-                    })?;
+                let socket = PktInfoSocket::bind(port, *name).map_err(|source| Error::Bind {
+                    port,
+                    interface: name.map(str::to_string),
+                    source,
+                })?;
                 sockets.push((Arc::new(socket), service));
             }
         }
@@ -306,12 +280,12 @@ impl DhcpServer {
     }
 
     /// Serves until a socket fails.
-    pub async fn run(self) -> Result<(), ServerError> {
+    pub async fn run(self) -> Result<(), Error> {
         self.run_until(std::future::pending()).await
     }
 
     /// Serves until `shutdown` completes (or a socket fails).
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut receivers = JoinSet::new();
         for (socket, service) in &self.sockets {
             receivers.spawn(receive_loop(
@@ -325,7 +299,7 @@ impl DhcpServer {
             Some(result) = receivers.join_next() => {
                 match result {
                     Ok(result) => result,
-                    Err(join) => Err(ServerError::Socket(io::Error::other(join))),
+                    Err(join) => Err(Error::Socket(io::Error::other(join))),
                 }
             }
         }
@@ -336,14 +310,14 @@ async fn receive_loop(
     shared: Arc<Shared>,
     socket: Arc<PktInfoSocket>,
     service: Service,
-) -> Result<(), ServerError> {
+) -> Result<(), Error> {
     let mut buf = vec![0u8; RECV_BUFFER];
     loop {
         let arrival = match socket.recv(&mut buf).await {
             Ok(arrival) => arrival,
             // ICMP errors from earlier sends surface here on Linux; they are not ours to fix.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-            Err(e) => return Err(ServerError::Socket(e)),
+            Err(e) => return Err(Error::Socket(e)),
         };
         let datagram = buf[..arrival.len.min(buf.len())].to_vec();
         let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
@@ -389,8 +363,8 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
     };
     let accepted = match accepted {
         Ok(accepted) => accepted,
-        Err(silence) => {
-            tracing::debug!(from = %arrival.from, %silence, "request dropped");
+        Err(reason) => {
+            tracing::debug!(from = %arrival.from, %reason, "request dropped");
             return;
         }
     };
@@ -423,8 +397,8 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
     };
     let reply = match outcome.reply {
         Ok(reply) => reply,
-        Err(silence) => {
-            tracing::debug!(mac = %accepted.mac(), %silence, "no reply");
+        Err(reason) => {
+            tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
             return;
         }
     };
@@ -439,19 +413,39 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
             return;
         }
     };
+    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
     let (to, ifindex, source) = match reply.destination {
         Destination::Sender(to) => (to, 0, arrival.local),
         Destination::Dhcp(ReplyDestination::Relay(to)) => (to, 0, arrival.local),
         Destination::Dhcp(ReplyDestination::Client(to)) => (to, arrival.ifindex, arrival.local),
-        // Without ARP injection the unicast-to-chaddr case falls back to broadcast
-        // (RFC 2131 §4.1 allows it; FIRMWARE.md notes dnsmasq and dora inject instead).
-        Destination::Dhcp(_) => (
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT),
-            arrival.ifindex,
-            arrival.local,
-        ),
+        // The client has no address and cannot answer ARP: a neighbour entry first, so the
+        // kernel can unicast to yiaddr at chaddr. Without one (no CAP_NET_ADMIN, say) the
+        // reply is broadcast, which RFC 2131 §4.1 allows.
+        Destination::Dhcp(ReplyDestination::Hardware { ip, mac }) => {
+            match neighbour::add_neighbour(socket.fd(), arrival.ifindex, ip, mac) {
+                Ok(()) => (
+                    SocketAddrV4::new(ip, crate::wire::CLIENT_PORT),
+                    arrival.ifindex,
+                    arrival.local,
+                ),
+                Err(e) => {
+                    tracing::debug!(%mac, %ip, error = %e, "no neighbour entry; broadcasting");
+                    (broadcast, arrival.ifindex, arrival.local)
+                }
+            }
+        }
+        Destination::Dhcp(_) => (broadcast, arrival.ifindex, arrival.local),
     };
-    if let Err(e) = socket.send(&out[..len], to, ifindex, source).await {
+    let mut sent = socket.send(&out[..len], to, ifindex, source).await;
+    if let (Err(e), Destination::Dhcp(ReplyDestination::Hardware { .. })) =
+        (&sent, reply.destination)
+    {
+        if to != broadcast {
+            tracing::debug!(%to, error = %e, "unicast to the new address failed; broadcasting");
+            sent = socket.send(&out[..len], broadcast, ifindex, source).await;
+        }
+    }
+    if let Err(e) = sent {
         tracing::debug!(%to, error = %e, "reply not sent");
         return;
     }
@@ -461,6 +455,10 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
 /// One line per answered request at `info`, keyed by MAC: the DHCP chapter of a client's boot
 /// story (the TFTP and HTTP servers log theirs with the same fields).
 fn log_story(accepted: &Accepted, reply: &Reply, service: Service) {
+    // The fields below cost a string per reply: build them only when the line is written.
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return;
+    }
     let packet = &reply.packet;
     let boot_file = packet
         .option(OptionCode::BOOTFILE_NAME)

@@ -6,7 +6,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use nix::libc;
 use nix::sys::socket::{
@@ -60,6 +60,18 @@ impl PktInfoSocket {
         if setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
             let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
         }
+        // The kernel reports twice the size set (its bookkeeping overhead), or the cap.
+        let receive_buffer = socket::getsockopt(&fd, sockopt::RcvBuf).unwrap_or(0);
+        if receive_buffer < RECEIVE_BUFFER {
+            tracing::warn!(
+                port,
+                receive_buffer,
+                "socket receive buffer capped (raise net.core.rmem_max or run with \
+                 CAP_NET_ADMIN): request bursts beyond it are dropped"
+            );
+        } else {
+            tracing::debug!(port, receive_buffer, "socket receive buffer");
+        }
         if let Some(name) = interface {
             setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(name))?;
         }
@@ -69,6 +81,11 @@ impl PktInfoSocket {
         Ok(Self {
             inner: UdpSocket::from_std(std_socket)?,
         })
+    }
+
+    /// The socket's descriptor (for ioctls on it).
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
     }
 
     /// The bound port (useful when bound to port 0).

@@ -375,6 +375,39 @@ impl PacketBuilder {
         Some(self.options.remove(at).1)
     }
 
+    /// Honours a client's parameter request list (option 55): keeps option 53, the options in
+    /// `requested` and those for which `always_sent` is true, drops the rest, and orders them
+    /// option 53 first, then the requested ones in the client's order (RFC 2132 §9.8: the
+    /// server "MUST try to insert the requested options in the order requested by the
+    /// client"), then the kept unrequested ones in their earlier order, option 82 last.
+    pub fn retain_requested(
+        &mut self,
+        requested: &[OptionCode],
+        always_sent: impl Fn(OptionCode) -> bool,
+    ) -> &mut Self {
+        let mut rest = std::mem::take(&mut self.options);
+        let mut ordered = Vec::with_capacity(rest.len());
+        let mut take = |code: OptionCode, rest: &mut Vec<(OptionCode, Vec<u8>)>| {
+            if let Some(at) = rest.iter().position(|(c, _)| *c == code) {
+                ordered.push(rest.remove(at));
+            }
+        };
+        take(OptionCode::MESSAGE_TYPE, &mut rest);
+        for &code in requested {
+            if code != OptionCode::RELAY_AGENT_INFORMATION {
+                take(code, &mut rest);
+            }
+        }
+        let relay = rest
+            .iter()
+            .position(|(c, _)| *c == OptionCode::RELAY_AGENT_INFORMATION)
+            .map(|at| rest.remove(at));
+        ordered.extend(rest.into_iter().filter(|(code, _)| always_sent(*code)));
+        ordered.extend(relay.filter(|(code, _)| always_sent(*code)));
+        self.options = ordered;
+        self
+    }
+
     /// Option 53.
     pub fn message_type(&self) -> Option<MessageType> {
         match self.option(OptionCode::MESSAGE_TYPE)? {
@@ -683,6 +716,29 @@ mod tests {
             Some(b"PXEClient".to_vec())
         );
         assert_eq!(b.message_type(), Some(MessageType::Offer));
+    }
+
+    #[test]
+    fn requested_options_in_the_clients_order_and_required_ones_kept() {
+        let mut b = PacketBuilder::new(Op::BootReply);
+        b.set_message_type(MessageType::Ack)
+            .set_option(OptionCode::RELAY_AGENT_INFORMATION, &[1, 1, 9])
+            .set_server_identifier(Ipv4Addr::new(192, 0, 2, 1))
+            .set_subnet_mask(Ipv4Addr::new(255, 255, 255, 0))
+            .set_routers(&[Ipv4Addr::new(192, 0, 2, 1)])
+            .set_option(OptionCode::BROADCAST_ADDRESS, &[192, 0, 2, 255])
+            .set_lease_time(60)
+            .set_vendor_class(b"PXEClient");
+        let requested = [OptionCode(3), OptionCode(99), OptionCode(1), OptionCode(82)];
+        let required = |code: OptionCode| matches!(code.0, 53 | 54 | 51 | 60 | 82);
+        b.retain_requested(&requested, required);
+        let codes: Vec<u8> = b.options().map(|(code, _)| code.0).collect();
+        // 28 was neither asked for nor required; 99 is not set, so not invented.
+        assert_eq!(codes, [53, 3, 1, 54, 51, 60, 82]);
+        // Nothing required and nothing asked: only what the list names survives.
+        b.retain_requested(&[OptionCode(1)], |_| false);
+        let codes: Vec<u8> = b.options().map(|(code, _)| code.0).collect();
+        assert_eq!(codes, [53, 1]);
     }
 
     #[test]

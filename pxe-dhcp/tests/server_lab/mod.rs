@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use pxe_dhcp::lease::Subnet;
+use pxe_dhcp::proto::{Arrival, Service};
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_dhcp::wire::{MessageType, Packet};
 use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
@@ -178,6 +179,22 @@ pub fn journal_binds(path: &Path) -> Vec<String> {
         .filter(|line| line.starts_with("bind "))
         .map(str::to_string)
         .collect()
+}
+
+/// A fixed time for the engine tests (the engine never reads the clock).
+pub fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// A request reaching `service` from a client without an address, on interface 2 whose
+/// address is [`SERVER_IP`]: what the engine tests feed it.
+pub fn arrival(service: Service) -> Arrival {
+    Arrival::new(
+        service,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        2,
+        SERVER_IP,
+    )
 }
 
 /// A real capture from `testdata/dhcp/`.
