@@ -264,6 +264,56 @@ impl Server {
         }
     }
 
+    /// Serves like [`run`](Self::run), on a new OS thread with its own single-threaded tokio
+    /// runtime; ends when the returned future is dropped (the thread then stops too).
+    ///
+    /// Lock-step TFTP is a ping-pong of one small datagram each way, so its speed is the
+    /// latency of a wakeup: on one thread the task that answers an ACK is woken where the
+    /// ACK arrived. On tokio's multi-thread runtime the same transfers ran 1.5–3× slower and
+    /// far less steadily in `scripts/bench-tftp` (a 2-core machine); use this unless the
+    /// caller's runtime is single-threaded already.
+    pub async fn run_on_own_thread(self) -> Result<(), Error> {
+        let io_error = |action| move |source| Error::Io { action, source };
+        let Server { socket, shared } = self;
+        let socket = Arc::try_unwrap(socket)
+            .map_err(|_| io::Error::other("the listening socket is shared"))
+            .and_then(UdpSocket::into_std)
+            .map_err(io_error("moving the listening socket to the server thread"))?;
+        let (done, finished) = tokio::sync::oneshot::channel();
+        // Dropped with the caller's future: the server thread sees it and stops.
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("pxe-tftp".to_string())
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(io_error("starting the server thread's runtime"))
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            let socket = UdpSocket::from_std(socket)
+                                .map_err(io_error("registering the listening socket"))?;
+                            let server = Server {
+                                socket: Arc::new(socket),
+                                shared,
+                            };
+                            tokio::select! {
+                                served = server.run() => served,
+                                _ = stopped => Ok(()),
+                            }
+                        })
+                    });
+                let _ = done.send(served);
+            })
+            .map_err(io_error("starting the server thread"))?;
+        finished.await.unwrap_or_else(|_| {
+            Err(Error::Io {
+                action: "serving on the server thread",
+                source: io::Error::other("the server thread panicked"),
+            })
+        })
+    }
+
     async fn handle(&self, from: SocketAddr, datagram: &[u8]) {
         if self.shared.config.ports == PortMode::Single {
             let route = self.shared.active().routes.get(&from).cloned();
