@@ -5,7 +5,7 @@
 //! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
 //! the datagrams the listener routes to it by client address.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -67,6 +67,9 @@ struct Active {
     per_client: HashMap<IpAddr, usize>,
     /// Single-port mode: where to hand each client's datagrams.
     routes: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Clients whose transfer has not sent its first packet yet (it is opening the file): a
+    /// repeated request from one of them is a retransmission, not a second download.
+    starting: HashSet<SocketAddr>,
 }
 
 struct Shared {
@@ -75,7 +78,13 @@ struct Shared {
     active: Mutex<Active>,
     /// Cleared the first time the kernel refuses a UDP GSO send.
     gso: AtomicBool,
+    /// Bounds the file opens running at once: a boot storm's thousand requests would
+    /// otherwise start hundreds of blocking threads for opens that mostly hit the cache.
+    opening: tokio::sync::Semaphore,
 }
+
+/// File opens at once (they take a lock in [`crate::Directory`] anyway).
+const CONCURRENT_OPENS: usize = 16;
 
 impl Shared {
     fn active(&self) -> std::sync::MutexGuard<'_, Active> {
@@ -177,16 +186,18 @@ async fn send_gso(socket: &UdpSocket, run: &[Transmit]) -> io::Result<()> {
     let segment =
         u16::try_from(run[0].len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let destination = SockaddrStorage::from(run[0].destination);
-    let iov: Vec<IoSlice<'_>> = run
-        .iter()
-        .flat_map(|t| [IoSlice::new(t.header()), IoSlice::new(&t.payload)])
-        .collect();
+    // On the stack: a header and a payload slice per segment.
+    let mut iov = [IoSlice::new(&[]); 2 * GSO_MAX_SEGMENTS];
+    for (slots, transmit) in iov.chunks_exact_mut(2).zip(run) {
+        slots[0] = IoSlice::new(transmit.header());
+        slots[1] = IoSlice::new(&transmit.payload);
+    }
+    let iov = &iov[..2 * run.len()];
     let fd = socket.as_raw_fd();
     socket
         .async_io(Interest::WRITABLE, || {
             let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
-            sendmsg(fd, &iov, &cmsgs, MsgFlags::empty(), Some(&destination))
-                .map_err(io::Error::from)
+            sendmsg(fd, iov, &cmsgs, MsgFlags::empty(), Some(&destination)).map_err(io::Error::from)
         })
         .await
         .map(|_| ())
@@ -234,6 +245,7 @@ impl Server {
                 config,
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
+                opening: tokio::sync::Semaphore::new(CONCURRENT_OPENS),
             }),
         })
     }
@@ -286,7 +298,8 @@ impl Server {
             .name("pxe-tftp".to_string())
             .spawn(move || {
                 let served = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
+                    .enable_io()
+                    .enable_time()
                     .build()
                     .map_err(io_error("starting the server thread's runtime"))
                     .and_then(|runtime| {
@@ -345,6 +358,10 @@ impl Server {
     fn accept(&self, from: SocketAddr, datagram: &[u8]) {
         let config = &self.shared.config;
         let mut active = self.shared.active();
+        if active.starting.contains(&from) {
+            tracing::debug!(%from, "repeated request ignored; its transfer is starting");
+            return;
+        }
         let for_client = active.per_client.get(&from.ip()).copied().unwrap_or(0);
         let limit = if active.total >= config.max_transfers {
             Some(("overall", config.max_transfers))
@@ -365,6 +382,7 @@ impl Server {
         }
         active.total += 1;
         *active.per_client.entry(from.ip()).or_default() += 1;
+        active.starting.insert(from);
         let inbox = if config.ports == PortMode::Single {
             let (sender, receiver) = mpsc::channel(256);
             active.routes.insert(from, sender);
@@ -391,6 +409,13 @@ struct Slot {
     peer: SocketAddr,
 }
 
+impl Slot {
+    /// The transfer has answered: a request from its client is no longer a retransmission.
+    fn started(&self) {
+        self.shared.active().starting.remove(&self.peer);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut active = self.shared.active();
@@ -402,6 +427,7 @@ impl Drop for Slot {
             }
         }
         active.routes.remove(&self.peer);
+        active.starting.remove(&self.peer);
     }
 }
 
@@ -460,6 +486,8 @@ async fn serve_transfer(
     };
     let filename = request.filename.to_string();
     let opened = {
+        // Never closed, so acquiring only waits.
+        let _permit = slot.shared.opening.acquire().await;
         let shared = shared.clone();
         let filename = filename.clone();
         tokio::task::spawn_blocking(move || shared.source.open(&filename, peer)).await
@@ -513,6 +541,7 @@ async fn serve_transfer(
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
     let mut buf = [0u8; 2048];
     let mut batch = Vec::new();
+    let mut answered = false;
     // One timer for the whole transfer, moved rather than rebuilt at each step.
     let timer = tokio::time::sleep(IDLE);
     tokio::pin!(timer);
@@ -521,6 +550,10 @@ async fn serve_transfer(
         batch.extend(std::iter::from_fn(|| transfer.poll_transmit(now)));
         send_batch(socket, &batch, &shared.gso).await;
         batch.clear();
+        if !answered {
+            answered = true;
+            slot.started();
+        }
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
             log_outcome(peer, &filename, &negotiated, started, &outcome);
         }
