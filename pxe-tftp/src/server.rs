@@ -3,16 +3,18 @@
 //! The listening socket takes requests. Each accepted read request becomes a task that owns
 //! a [`Transfer`] and either its own socket (a new port per transfer as RFC 1350 describes,
 //! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
-//! the datagrams the listener routes to it by client address.
+//! the datagrams the listener routes to it by client address. A lock-step transfer on its
+//! own socket moves to a blocking thread while one of a few is free (see
+//! `serve_lock_step_blocking`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::Interest;
@@ -81,6 +83,8 @@ struct Shared {
     /// Bounds the file opens running at once: a boot storm's thousand requests would
     /// otherwise start hundreds of blocking threads for opens that mostly hit the cache.
     opening: tokio::sync::Semaphore,
+    /// Lock-step transfers running on a blocking thread (see [`LOCK_STEP_THREADS`]).
+    lock_step_threads: AtomicUsize,
 }
 
 /// File opens at once (they take a lock in [`crate::Directory`] anyway).
@@ -246,6 +250,7 @@ impl Server {
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
                 opening: tokio::sync::Semaphore::new(CONCURRENT_OPENS),
+                lock_step_threads: AtomicUsize::new(0),
             }),
         })
     }
@@ -508,7 +513,7 @@ async fn serve_transfer(
         Mode::Octet => content,
         Mode::Netascii => Bytes::from(crate::netascii::encode(&content)),
     };
-    let own_socket = match inbox {
+    let mut own_socket = match inbox {
         Some(_) => None,
         None => {
             let local = listener.local_addr().map(|a| a.ip());
@@ -539,6 +544,23 @@ async fn serve_transfer(
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    if negotiated.windowsize <= 1 && own_socket.is_some() {
+        if let Some(lease) = LockStepThread::lease(&shared) {
+            let Some(Ok(socket)) = own_socket.take().map(UdpSocket::into_std) else {
+                tracing::debug!(%peer, "cannot move the transfer socket to a thread");
+                return;
+            };
+            slot.started();
+            let served = tokio::task::spawn_blocking(move || {
+                let _lease = lease;
+                serve_lock_step_blocking(socket, &mut transfer, |outcome| {
+                    log_outcome(peer, &filename, &negotiated, started, outcome);
+                });
+            });
+            let _ = served.await;
+            return;
+        }
+    }
     let mut buf = [0u8; 2048];
     let mut batch = Vec::new();
     let mut answered = false;
@@ -579,9 +601,100 @@ async fn serve_transfer(
     }
 }
 
+/// Lock-step transfers served at once on a blocking thread of their own.
+const LOCK_STEP_THREADS: usize = 8;
+
+/// A lock-step transfer's claim on one of [`LOCK_STEP_THREADS`]; given back on drop.
+struct LockStepThread(Arc<Shared>);
+
+impl LockStepThread {
+    fn lease(shared: &Arc<Shared>) -> Option<Self> {
+        shared
+            .lock_step_threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < LOCK_STEP_THREADS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(shared.clone()))
+    }
+}
+
+impl Drop for LockStepThread {
+    fn drop(&mut self) {
+        self.0.lock_step_threads.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Drives a lock-step transfer with blocking calls on its own socket: one `recvfrom` that
+/// sleeps until the ACK and one `sendmsg` per block, the fewest system calls and wakeups a
+/// block can take (the event loop adds a failed `recvfrom` and an `epoll_wait` per block,
+/// and lock-step speed is wakeup latency). The socket's receive timeout is the timer.
+fn serve_lock_step_blocking(
+    socket: std::net::UdpSocket,
+    transfer: &mut Transfer,
+    mut on_finished: impl FnMut(&Outcome),
+) {
+    if let Err(error) = socket.set_nonblocking(false) {
+        tracing::debug!(%error, "transfer socket stays non-blocking");
+        return;
+    }
+    let mut buf = [0u8; 2048];
+    // The receive timeout in force; set again only when the wait it allows is far off, since
+    // each change is a system call (waking early only costs a loop).
+    let mut armed = Duration::ZERO;
+    loop {
+        let now = Instant::now();
+        while let Some(transmit) = transfer.poll_transmit(now) {
+            let destination = socket2::SockAddr::from(transmit.destination);
+            let parts = [
+                IoSlice::new(transmit.header()),
+                IoSlice::new(&transmit.payload),
+            ];
+            if let Err(error) =
+                socket2::SockRef::from(&socket).send_to_vectored(&parts, &destination)
+            {
+                tracing::debug!(peer = %transmit.destination, %error, "send failed");
+            }
+        }
+        while let Some(Event::Finished(outcome)) = transfer.poll_event() {
+            on_finished(&outcome);
+        }
+        if transfer.is_finished() {
+            return;
+        }
+        let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
+        let wait = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        if wait < armed * 7 / 8 || wait > armed * 2 {
+            if let Err(error) = socket.set_read_timeout(Some(wait)) {
+                tracing::debug!(%error, "cannot set the transfer socket's timeout");
+                return;
+            }
+            armed = wait;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((len, from)) => transfer.handle_datagram(Instant::now(), from, &buf[..len]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                transfer.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(error) => {
+                tracing::debug!(%error, "transfer socket failed");
+                return;
+            }
+        }
+    }
+}
+
 /// The timer's setting while the transfer waits for nothing (it always has a deadline while
 /// it runs; this only keeps the timer valid).
-const IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// The next datagram for a transfer, from its own socket or its route from the listener.
 async fn receive<'b>(

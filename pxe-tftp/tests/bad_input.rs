@@ -315,9 +315,15 @@ async fn per_client_limit_refuses_with_a_busy_error() {
     .await;
     let hog = socket().await;
     hog.send_to(&rrq("sub/big", &[]), lab.addr).await.unwrap();
-    recv(&hog, Duration::from_secs(2)).await.unwrap();
+    let (_, first) = recv(&hog, Duration::from_secs(2)).await.unwrap();
     let (_, reply) = ask(&lab, &rrq("ok", &[])).await.unwrap();
     assert_eq!(error_code(&reply), Some(ErrorCode::NOT_DEFINED));
+    // Unacknowledged, block 1 comes again when the transfer's timer runs out.
+    let (_, again) = recv(&hog, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        (&first[..4], again),
+        (&b"\x00\x03\x00\x01"[..], first.clone())
+    );
     // The hog never acknowledges: after its retries (3 × ≤ 800 ms) its slot is free again.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_still_serving(&lab).await;
