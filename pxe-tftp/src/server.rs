@@ -262,7 +262,8 @@ impl Server {
             .expect("a bound socket has a local address")
     }
 
-    /// Serves until the task is dropped; only a failing listening socket ends it.
+    /// Serves until the task is dropped; only a failing listening socket ends it. Lock-step
+    /// transfers already on a blocking thread then finish, or time out, on their own.
     pub async fn run(self) -> Result<(), Error> {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -308,7 +309,7 @@ impl Server {
                     .build()
                     .map_err(io_error("starting the server thread's runtime"))
                     .and_then(|runtime| {
-                        runtime.block_on(async move {
+                        let served = runtime.block_on(async move {
                             let socket = UdpSocket::from_std(socket)
                                 .map_err(io_error("registering the listening socket"))?;
                             let server = Server {
@@ -319,7 +320,10 @@ impl Server {
                                 served = server.run() => served,
                                 _ = stopped => Ok(()),
                             }
-                        })
+                        });
+                        // Blocking lock-step transfers end on their own; do not wait for them.
+                        runtime.shutdown_background();
+                        served
                     });
                 let _ = done.send(served);
             })
