@@ -113,17 +113,21 @@ impl std::fmt::Debug for Server {
 
 /// Sends one datagram with a vectored write: header and shared payload, no copy.
 pub(crate) async fn send(socket: &UdpSocket, transmit: &Transmit) -> io::Result<()> {
-    let destination = socket2::SockAddr::from(transmit.destination);
+    socket
+        .async_io(Interest::WRITABLE, || {
+            send_vectored(socket2::SockRef::from(socket), transmit)
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The system call under [`send`], for blocking and non-blocking sockets alike.
+fn send_vectored(socket: socket2::SockRef<'_>, transmit: &Transmit) -> io::Result<usize> {
     let parts = [
         IoSlice::new(transmit.header()),
         IoSlice::new(&transmit.payload),
     ];
-    socket
-        .async_io(Interest::WRITABLE, || {
-            socket2::SockRef::from(socket).send_to_vectored(&parts, &destination)
-        })
-        .await
-        .map(|_| ())
+    socket.send_to_vectored(&parts, &socket2::SockAddr::from(transmit.destination))
 }
 
 /// Most bytes of UDP payload one GSO send may carry (IPv4's 65 507, minus slack).
@@ -649,14 +653,7 @@ fn serve_lock_step_blocking(
     loop {
         let now = Instant::now();
         while let Some(transmit) = transfer.poll_transmit(now) {
-            let destination = socket2::SockAddr::from(transmit.destination);
-            let parts = [
-                IoSlice::new(transmit.header()),
-                IoSlice::new(&transmit.payload),
-            ];
-            if let Err(error) =
-                socket2::SockRef::from(&socket).send_to_vectored(&parts, &destination)
-            {
+            if let Err(error) = send_vectored(socket2::SockRef::from(&socket), &transmit) {
                 tracing::debug!(peer = %transmit.destination, %error, "send failed");
             }
         }
