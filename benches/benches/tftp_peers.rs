@@ -2,7 +2,8 @@
 //!
 //! Scenarios (the performance goals), each run against every server, timing the
 //! median of `TFTP_BENCH_RUNS` (default 5) runs with the crate's own client (the same client
-//! for every server):
+//! for every server). Runs go round-robin over the servers (run 1 of each, then run 2…), so
+//! that a shared machine's changing load falls on all of them alike:
 //! - `window16`, `window64`: 64 MiB at blksize 1468, windowsize 16 / 64;
 //! - `lockstep`: 64 MiB at blksize 1432 (iPXE's request), one ACK per block;
 //! - `storm`: 1000 concurrent clients fetching a 74 KiB file (undionly.kpxe's size);
@@ -119,107 +120,135 @@ struct Row {
     peak_rss_mib: Option<f64>,
 }
 
-async fn bulk(target: &Target, scenario: &'static str, runs: usize) -> Row {
+/// One server's measurements in one scenario, gathered run by run.
+#[derive(Default)]
+struct Samples {
+    times: Vec<f64>,
+    cpu_ms_per_mib: Vec<f64>,
+    failures: usize,
+    peak_rss_kib: u64,
+}
+
+/// One 64 MiB download; its time and the server's CPU go into `samples`.
+async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples) {
     let (blksize, windowsize) = match scenario {
         "window16" => (1468, Some(16)),
         "window64" => (1468, Some(64)),
         _ => (1432, None),
     };
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
-    let mut failures = 0;
-    for _ in 0..runs {
-        let cpu_before = target.pid.map(cpu_seconds);
-        let started = Instant::now();
-        match fetch(target.addr, "bench-64m", blksize, windowsize).await {
-            Ok(len) if len == 64 * MIB => {}
-            Ok(len) => {
-                eprintln!("{}: {scenario}: got {len} bytes", target.name);
-                failures += 1;
-            }
-            Err(e) => {
-                eprintln!("{}: {scenario}: {e}", target.name);
-                failures += 1;
-            }
+    let cpu_before = target.pid.map(cpu_seconds);
+    let started = Instant::now();
+    match fetch(target.addr, "bench-64m", blksize, windowsize).await {
+        Ok(len) if len == 64 * MIB => {}
+        Ok(len) => {
+            eprintln!("{}: {scenario}: got {len} bytes", target.name);
+            samples.failures += 1;
         }
-        times.push(started.elapsed().as_secs_f64());
-        if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
-            cpu.push((cpu_seconds(pid) - before) * 1000.0 / 64.0);
+        Err(e) => {
+            eprintln!("{}: {scenario}: {e}", target.name);
+            samples.failures += 1;
         }
     }
-    let seconds = median(times);
-    Row {
-        scenario,
-        server: target.name.clone(),
-        seconds,
-        mib_per_s: 64.0 / seconds,
-        cpu_ms_per_mib: (!cpu.is_empty()).then(|| median(cpu)),
-        failures,
-        peak_rss_mib: None,
+    samples.times.push(started.elapsed().as_secs_f64());
+    if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
+        samples
+            .cpu_ms_per_mib
+            .push((cpu_seconds(pid) - before) * 1000.0 / 64.0);
     }
 }
 
-async fn concurrent(target: &Target, scenario: &'static str, runs: usize) -> Row {
-    let (file, clients, size, windowsize) = match scenario {
-        "storm" => ("bench-74k", 1000, 74 * 1024, None),
-        _ => ("bench-16m", 200, 16 * MIB, None),
-    };
-    let runs = if scenario == "rss" { 1 } else { runs };
-    let mut times = Vec::new();
-    let mut failures = 0;
+/// Many clients at once; the total time and the server's peak RSS go into `samples`.
+async fn concurrent_run(target: &Target, scenario: &'static str, samples: &mut Samples) {
+    let (file, clients, size) = concurrent_load(scenario);
+    let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
+    let sampler = target.pid.map(|pid| {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(tree_rss_kib(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    });
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let addr = target.addr;
+            tokio::spawn(async move { fetch(addr, file, 1468, None).await })
+        })
+        .collect();
+    for handle in handles {
+        match handle.await {
+            Ok(Ok(len)) if len == size => {}
+            Ok(Ok(len)) => {
+                eprintln!("{}: {scenario}: got {len} bytes", target.name);
+                samples.failures += 1;
+            }
+            Ok(Err(e)) => {
+                if samples.failures < 3 {
+                    eprintln!("{}: {scenario}: {e}", target.name);
+                }
+                samples.failures += 1;
+            }
+            Err(e) => panic!("client task: {e}"),
+        }
+    }
+    samples.times.push(started.elapsed().as_secs_f64());
+    done.store(true, Ordering::Relaxed);
+    if let Some(sampler) = sampler {
+        sampler.join().unwrap();
+    }
+    samples.peak_rss_kib = samples.peak_rss_kib.max(peak.load(Ordering::Relaxed));
+}
+
+/// File, number of clients and file size of a concurrent scenario.
+fn concurrent_load(scenario: &str) -> (&'static str, usize, usize) {
+    match scenario {
+        "storm" => ("bench-74k", 1000, 74 * 1024),
+        _ => ("bench-16m", 200, 16 * MIB),
+    }
+}
+
+/// Runs `scenario` against every target, one run of each in turn (so that the load of a
+/// shared machine falls on every server alike), and gives each server's medians.
+async fn measure(targets: &[Target], scenario: &'static str, runs: usize) -> Vec<Row> {
+    let concurrent = matches!(scenario, "storm" | "rss");
+    let runs = if scenario == "rss" { 1 } else { runs };
+    let mut samples: Vec<Samples> = targets.iter().map(|_| Samples::default()).collect();
     for _ in 0..runs {
-        let done = Arc::new(AtomicBool::new(false));
-        let sampler = target.pid.map(|pid| {
-            let (done, peak) = (done.clone(), peak.clone());
-            std::thread::spawn(move || {
-                while !done.load(Ordering::Relaxed) {
-                    peak.fetch_max(tree_rss_kib(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            })
-        });
-        let started = Instant::now();
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                let addr = target.addr;
-                tokio::spawn(async move { fetch(addr, file, 1468, windowsize).await })
-            })
-            .collect();
-        for handle in handles {
-            match handle.await {
-                Ok(Ok(len)) if len == size => {}
-                Ok(Ok(len)) => {
-                    eprintln!("{}: {scenario}: got {len} bytes", target.name);
-                    failures += 1;
-                }
-                Ok(Err(e)) => {
-                    if failures < 3 {
-                        eprintln!("{}: {scenario}: {e}", target.name);
-                    }
-                    failures += 1;
-                }
-                Err(e) => panic!("client task: {e}"),
+        for (target, samples) in targets.iter().zip(&mut samples) {
+            if concurrent {
+                concurrent_run(target, scenario, samples).await;
+            } else {
+                bulk_run(target, scenario, samples).await;
             }
         }
-        times.push(started.elapsed().as_secs_f64());
-        done.store(true, Ordering::Relaxed);
-        if let Some(sampler) = sampler {
-            sampler.join().unwrap();
-        }
     }
-    let seconds = median(times);
-    Row {
-        scenario,
-        server: target.name.clone(),
-        seconds,
-        mib_per_s: (clients * size) as f64 / MIB as f64 / seconds,
-        cpu_ms_per_mib: None,
-        failures,
-        peak_rss_mib: target
-            .pid
-            .map(|_| peak.load(Ordering::Relaxed) as f64 / 1024.0),
-    }
+    let mib = if concurrent {
+        let (_, clients, size) = concurrent_load(scenario);
+        (clients * size) as f64 / MIB as f64
+    } else {
+        64.0
+    };
+    targets
+        .iter()
+        .zip(samples)
+        .map(|(target, samples)| {
+            let seconds = median(samples.times);
+            Row {
+                scenario,
+                server: target.name.clone(),
+                seconds,
+                mib_per_s: mib / seconds,
+                cpu_ms_per_mib: (!samples.cpu_ms_per_mib.is_empty())
+                    .then(|| median(samples.cpu_ms_per_mib)),
+                failures: samples.failures,
+                peak_rss_mib: (concurrent && target.pid.is_some())
+                    .then(|| samples.peak_rss_kib as f64 / 1024.0),
+            }
+        })
+        .collect()
 }
 
 fn parse_servers(spec: &str) -> Vec<Target> {
@@ -291,17 +320,13 @@ fn main() {
             if !scenarios.split(',').any(|s| s == scenario) {
                 continue;
             }
-            for target in &targets {
-                let row = match scenario {
-                    "storm" | "rss" => concurrent(target, scenario, runs).await,
-                    _ => bulk(target, scenario, runs).await,
-                };
+            for row in measure(&targets, scenario, runs).await {
                 report(&row, &[]);
                 rows.push(row);
             }
         }
         println!(
-            "\nsummary (median of {runs} runs; ratio = fastest peer's time / pxe-tftp's time):"
+            "\nsummary (median of {runs} runs; ratio = fastest peer's time / pxe-tftp's time, over peers without failures):"
         );
         println!(
             "{:<9} {:<24} {:>8} {:>9} {:>12} {:>8} {:>9} {:>7}",
@@ -310,7 +335,12 @@ fn main() {
         for row in &rows {
             let peers: Vec<&Row> = rows
                 .iter()
-                .filter(|r| r.scenario == row.scenario && !r.server.starts_with("pxe-tftp"))
+                // A peer that failed transfers (atftpd above FD_SETSIZE clients) sets no bar.
+                .filter(|r| {
+                    r.scenario == row.scenario
+                        && !r.server.starts_with("pxe-tftp")
+                        && r.failures == 0
+                })
                 .collect();
             report(row, &peers);
         }

@@ -12,7 +12,9 @@
 //!
 //! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
 //! iovec for each 4-byte header, one for each slice of the file), falling back to one
-//! vectored send per block where the kernel refuses GSO.
+//! vectored send per block where the kernel refuses GSO. Lock-step transfers (windowsize 1)
+//! on their own port run on a blocking thread, up to eight at once: one `recvfrom` and one
+//! `sendmsg` per block, as lock-step speed is wakeup latency.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.

@@ -3,16 +3,18 @@
 //! The listening socket takes requests. Each accepted read request becomes a task that owns
 //! a [`Transfer`] and either its own socket (a new port per transfer as RFC 1350 describes,
 //! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
-//! the datagrams the listener routes to it by client address.
+//! the datagrams the listener routes to it by client address. A lock-step transfer on its
+//! own socket moves to a blocking thread while one of a few is free (see
+//! `serve_lock_step_blocking`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::Interest;
@@ -67,6 +69,9 @@ struct Active {
     per_client: HashMap<IpAddr, usize>,
     /// Single-port mode: where to hand each client's datagrams.
     routes: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Clients whose transfer has not sent its first packet yet (it is opening the file): a
+    /// repeated request from one of them is a retransmission, not a second download.
+    starting: HashSet<SocketAddr>,
 }
 
 struct Shared {
@@ -75,7 +80,15 @@ struct Shared {
     active: Mutex<Active>,
     /// Cleared the first time the kernel refuses a UDP GSO send.
     gso: AtomicBool,
+    /// Bounds the file opens running at once: a boot storm's thousand requests would
+    /// otherwise start hundreds of blocking threads for opens that mostly hit the cache.
+    opening: tokio::sync::Semaphore,
+    /// Lock-step transfers running on a blocking thread (see [`LOCK_STEP_THREADS`]).
+    lock_step_threads: AtomicUsize,
 }
+
+/// File opens at once (they take a lock in [`crate::Directory`] anyway).
+const CONCURRENT_OPENS: usize = 16;
 
 impl Shared {
     fn active(&self) -> std::sync::MutexGuard<'_, Active> {
@@ -100,17 +113,21 @@ impl std::fmt::Debug for Server {
 
 /// Sends one datagram with a vectored write: header and shared payload, no copy.
 pub(crate) async fn send(socket: &UdpSocket, transmit: &Transmit) -> io::Result<()> {
-    let destination = socket2::SockAddr::from(transmit.destination);
+    socket
+        .async_io(Interest::WRITABLE, || {
+            send_vectored(socket2::SockRef::from(socket), transmit)
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The system call under [`send`], for blocking and non-blocking sockets alike.
+fn send_vectored(socket: socket2::SockRef<'_>, transmit: &Transmit) -> io::Result<usize> {
     let parts = [
         IoSlice::new(transmit.header()),
         IoSlice::new(&transmit.payload),
     ];
-    socket
-        .async_io(Interest::WRITABLE, || {
-            socket2::SockRef::from(socket).send_to_vectored(&parts, &destination)
-        })
-        .await
-        .map(|_| ())
+    socket.send_to_vectored(&parts, &socket2::SockAddr::from(transmit.destination))
 }
 
 /// Most bytes of UDP payload one GSO send may carry (IPv4's 65 507, minus slack).
@@ -177,16 +194,18 @@ async fn send_gso(socket: &UdpSocket, run: &[Transmit]) -> io::Result<()> {
     let segment =
         u16::try_from(run[0].len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let destination = SockaddrStorage::from(run[0].destination);
-    let iov: Vec<IoSlice<'_>> = run
-        .iter()
-        .flat_map(|t| [IoSlice::new(t.header()), IoSlice::new(&t.payload)])
-        .collect();
+    // On the stack: a header and a payload slice per segment.
+    let mut iov = [IoSlice::new(&[]); 2 * GSO_MAX_SEGMENTS];
+    for (slots, transmit) in iov.chunks_exact_mut(2).zip(run) {
+        slots[0] = IoSlice::new(transmit.header());
+        slots[1] = IoSlice::new(&transmit.payload);
+    }
+    let iov = &iov[..2 * run.len()];
     let fd = socket.as_raw_fd();
     socket
         .async_io(Interest::WRITABLE, || {
             let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
-            sendmsg(fd, &iov, &cmsgs, MsgFlags::empty(), Some(&destination))
-                .map_err(io::Error::from)
+            sendmsg(fd, iov, &cmsgs, MsgFlags::empty(), Some(&destination)).map_err(io::Error::from)
         })
         .await
         .map(|_| ())
@@ -234,6 +253,8 @@ impl Server {
                 config,
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
+                opening: tokio::sync::Semaphore::new(CONCURRENT_OPENS),
+                lock_step_threads: AtomicUsize::new(0),
             }),
         })
     }
@@ -245,7 +266,8 @@ impl Server {
             .expect("a bound socket has a local address")
     }
 
-    /// Serves until the task is dropped; only a failing listening socket ends it.
+    /// Serves until the task is dropped; only a failing listening socket ends it. Lock-step
+    /// transfers already on a blocking thread then finish, or time out, on their own.
     pub async fn run(self) -> Result<(), Error> {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -262,6 +284,60 @@ impl Server {
             };
             self.handle(from, &buf[..len]).await;
         }
+    }
+
+    /// Serves like [`run`](Self::run), on a new OS thread with its own single-threaded tokio
+    /// runtime; ends when the returned future is dropped (the thread then stops too).
+    ///
+    /// Lock-step TFTP is a ping-pong of one small datagram each way, so its speed is the
+    /// latency of a wakeup: on one thread the task that answers an ACK is woken where the
+    /// ACK arrived. On tokio's multi-thread runtime the same transfers ran 1.5–3× slower and
+    /// far less steadily in `scripts/bench-tftp` (a 2-core machine); use this unless the
+    /// caller's runtime is single-threaded already.
+    pub async fn run_on_own_thread(self) -> Result<(), Error> {
+        let io_error = |action| move |source| Error::Io { action, source };
+        let Server { socket, shared } = self;
+        let socket = Arc::try_unwrap(socket)
+            .map_err(|_| io::Error::other("the listening socket is shared"))
+            .and_then(UdpSocket::into_std)
+            .map_err(io_error("moving the listening socket to the server thread"))?;
+        let (done, finished) = tokio::sync::oneshot::channel();
+        // Dropped with the caller's future: the server thread sees it and stops.
+        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("pxe-tftp".to_string())
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .build()
+                    .map_err(io_error("starting the server thread's runtime"))
+                    .and_then(|runtime| {
+                        let served = runtime.block_on(async move {
+                            let socket = UdpSocket::from_std(socket)
+                                .map_err(io_error("registering the listening socket"))?;
+                            let server = Server {
+                                socket: Arc::new(socket),
+                                shared,
+                            };
+                            tokio::select! {
+                                served = server.run() => served,
+                                _ = stopped => Ok(()),
+                            }
+                        });
+                        // Blocking lock-step transfers end on their own; do not wait for them.
+                        runtime.shutdown_background();
+                        served
+                    });
+                let _ = done.send(served);
+            })
+            .map_err(io_error("starting the server thread"))?;
+        finished.await.unwrap_or_else(|_| {
+            Err(Error::Io {
+                action: "serving on the server thread",
+                source: io::Error::other("the server thread panicked"),
+            })
+        })
     }
 
     async fn handle(&self, from: SocketAddr, datagram: &[u8]) {
@@ -295,6 +371,10 @@ impl Server {
     fn accept(&self, from: SocketAddr, datagram: &[u8]) {
         let config = &self.shared.config;
         let mut active = self.shared.active();
+        if active.starting.contains(&from) {
+            tracing::debug!(%from, "repeated request ignored; its transfer is starting");
+            return;
+        }
         let for_client = active.per_client.get(&from.ip()).copied().unwrap_or(0);
         let limit = if active.total >= config.max_transfers {
             Some(("overall", config.max_transfers))
@@ -315,6 +395,7 @@ impl Server {
         }
         active.total += 1;
         *active.per_client.entry(from.ip()).or_default() += 1;
+        active.starting.insert(from);
         let inbox = if config.ports == PortMode::Single {
             let (sender, receiver) = mpsc::channel(256);
             active.routes.insert(from, sender);
@@ -341,6 +422,13 @@ struct Slot {
     peer: SocketAddr,
 }
 
+impl Slot {
+    /// The transfer has answered: a request from its client is no longer a retransmission.
+    fn started(&self) {
+        self.shared.active().starting.remove(&self.peer);
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut active = self.shared.active();
@@ -352,6 +440,7 @@ impl Drop for Slot {
             }
         }
         active.routes.remove(&self.peer);
+        active.starting.remove(&self.peer);
     }
 }
 
@@ -410,6 +499,8 @@ async fn serve_transfer(
     };
     let filename = request.filename.to_string();
     let opened = {
+        // Never closed, so acquiring only waits.
+        let _permit = slot.shared.opening.acquire().await;
         let shared = shared.clone();
         let filename = filename.clone();
         tokio::task::spawn_blocking(move || shared.source.open(&filename, peer)).await
@@ -430,7 +521,7 @@ async fn serve_transfer(
         Mode::Octet => content,
         Mode::Netascii => Bytes::from(crate::netascii::encode(&content)),
     };
-    let own_socket = match inbox {
+    let mut own_socket = match inbox {
         Some(_) => None,
         None => {
             let local = listener.local_addr().map(|a| a.ip());
@@ -461,8 +552,26 @@ async fn serve_transfer(
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    if negotiated.windowsize <= 1 && own_socket.is_some() {
+        if let Some(lease) = LockStepThread::lease(&shared) {
+            let Some(Ok(socket)) = own_socket.take().map(UdpSocket::into_std) else {
+                tracing::debug!(%peer, "cannot move the transfer socket to a thread");
+                return;
+            };
+            slot.started();
+            let served = tokio::task::spawn_blocking(move || {
+                let _lease = lease;
+                serve_lock_step_blocking(socket, &mut transfer, |outcome| {
+                    log_outcome(peer, &filename, &negotiated, started, outcome);
+                });
+            });
+            let _ = served.await;
+            return;
+        }
+    }
     let mut buf = [0u8; 2048];
     let mut batch = Vec::new();
+    let mut answered = false;
     // One timer for the whole transfer, moved rather than rebuilt at each step.
     let timer = tokio::time::sleep(IDLE);
     tokio::pin!(timer);
@@ -471,6 +580,10 @@ async fn serve_transfer(
         batch.extend(std::iter::from_fn(|| transfer.poll_transmit(now)));
         send_batch(socket, &batch, &shared.gso).await;
         batch.clear();
+        if !answered {
+            answered = true;
+            slot.started();
+        }
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
             log_outcome(peer, &filename, &negotiated, started, &outcome);
         }
@@ -496,9 +609,93 @@ async fn serve_transfer(
     }
 }
 
+/// Lock-step transfers served at once on a blocking thread of their own.
+const LOCK_STEP_THREADS: usize = 8;
+
+/// A lock-step transfer's claim on one of [`LOCK_STEP_THREADS`]; given back on drop.
+struct LockStepThread(Arc<Shared>);
+
+impl LockStepThread {
+    fn lease(shared: &Arc<Shared>) -> Option<Self> {
+        shared
+            .lock_step_threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < LOCK_STEP_THREADS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(shared.clone()))
+    }
+}
+
+impl Drop for LockStepThread {
+    fn drop(&mut self) {
+        self.0.lock_step_threads.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Drives a lock-step transfer with blocking calls on its own socket: one `recvfrom` that
+/// sleeps until the ACK and one `sendmsg` per block, the fewest system calls and wakeups a
+/// block can take (the event loop adds a failed `recvfrom` and an `epoll_wait` per block,
+/// and lock-step speed is wakeup latency). The socket's receive timeout is the timer.
+fn serve_lock_step_blocking(
+    socket: std::net::UdpSocket,
+    transfer: &mut Transfer,
+    mut on_finished: impl FnMut(&Outcome),
+) {
+    if let Err(error) = socket.set_nonblocking(false) {
+        tracing::debug!(%error, "transfer socket stays non-blocking");
+        return;
+    }
+    let mut buf = [0u8; 2048];
+    // The receive timeout in force; set again only when the wait it allows is far off, since
+    // each change is a system call (waking early only costs a loop).
+    let mut armed = Duration::ZERO;
+    loop {
+        let now = Instant::now();
+        while let Some(transmit) = transfer.poll_transmit(now) {
+            if let Err(error) = send_vectored(socket2::SockRef::from(&socket), &transmit) {
+                tracing::debug!(peer = %transmit.destination, %error, "send failed");
+            }
+        }
+        while let Some(Event::Finished(outcome)) = transfer.poll_event() {
+            on_finished(&outcome);
+        }
+        if transfer.is_finished() {
+            return;
+        }
+        let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
+        let wait = deadline
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        if wait < armed * 7 / 8 || wait > armed * 2 {
+            if let Err(error) = socket.set_read_timeout(Some(wait)) {
+                tracing::debug!(%error, "cannot set the transfer socket's timeout");
+                return;
+            }
+            armed = wait;
+        }
+        match socket.recv_from(&mut buf) {
+            Ok((len, from)) => transfer.handle_datagram(Instant::now(), from, &buf[..len]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                transfer.handle_timeout(Instant::now());
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(error) => {
+                tracing::debug!(%error, "transfer socket failed");
+                return;
+            }
+        }
+    }
+}
+
 /// The timer's setting while the transfer waits for nothing (it always has a deadline while
 /// it runs; this only keeps the timer valid).
-const IDLE: std::time::Duration = std::time::Duration::from_secs(3600);
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// The next datagram for a transfer, from its own socket or its route from the listener.
 async fn receive<'b>(

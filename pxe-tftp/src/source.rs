@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -66,6 +66,11 @@ struct Cached {
     modified: Option<SystemTime>,
     /// Weak, so that a file nobody downloads any more leaves memory.
     content: Weak<Vec<u8>>,
+    /// A strong hold on the content for [`Directory::keep_for`] after the last open, so that
+    /// a download right after another (EDK2's size probe, then the download; a boot storm's
+    /// stragglers) does not read the file again.
+    kept: Option<Arc<Vec<u8>>>,
+    last_open: Instant,
 }
 
 /// The owner of one file's bytes, shared by every `Bytes` handed out for it.
@@ -81,13 +86,19 @@ impl AsRef<[u8]> for SharedFile {
 /// Files under one directory, and nothing outside it.
 ///
 /// Each file is read once into memory and shared by every transfer of it until its size or
-/// modification time changes; it leaves memory when its last transfer ends. A resolved path that leaves the root through a symlink is refused.
+/// modification time changes. It leaves memory when its last transfer has ended and it has
+/// not been opened for [`keep_for`](Self::keep_for) (default 10 s; checked at each open). A
+/// resolved path that leaves the root through a symlink is refused.
 #[derive(Debug)]
 pub struct Directory {
     root: PathBuf,
     case_insensitive: bool,
+    keep_for: Duration,
     cache: Mutex<HashMap<PathBuf, Cached>>,
 }
+
+/// How long a file stays in memory after its last open by default.
+const DEFAULT_KEEP_FOR: Duration = Duration::from_secs(10);
 
 impl Directory {
     /// Serves the files under `root` (which must exist).
@@ -99,8 +110,17 @@ impl Directory {
         Ok(Self {
             root,
             case_insensitive: false,
+            keep_for: DEFAULT_KEEP_FOR,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps a file in memory for `duration` after it was last opened, even with no transfer
+    /// running (default 10 s): reading a large file again costs more than serving it. Zero
+    /// frees it as soon as its last transfer ends.
+    pub fn keep_for(mut self, duration: Duration) -> Self {
+        self.keep_for = duration;
+        self
     }
 
     /// Matches names case-insensitively when no exact match exists (Windows-style clients).
@@ -161,15 +181,25 @@ impl FileSource for Directory {
             return Err(not_found());
         }
         let modified = metadata.modified().ok();
+        let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = cache.get(&resolved) {
+        let keep_for = self.keep_for;
+        let keep = |content: &Arc<Vec<u8>>| (!keep_for.is_zero()).then(|| content.clone());
+        cache.retain(|_, cached| {
+            if now.duration_since(cached.last_open) >= keep_for {
+                cached.kept = None;
+            }
+            cached.content.strong_count() > 0
+        });
+        if let Some(hit) = cache.get_mut(&resolved) {
             if hit.len == metadata.len() && hit.modified == modified {
                 if let Some(content) = hit.content.upgrade() {
+                    hit.last_open = now;
+                    hit.kept = keep(&content);
                     return Ok(Bytes::from_owner(SharedFile(content)));
                 }
             }
         }
-        cache.retain(|_, cached| cached.content.strong_count() > 0);
         // Reading under the lock makes concurrent first requests share one read.
         let content = Arc::new(std::fs::read(&resolved).map_err(|source| Error::Io {
             action: "reading a file",
@@ -181,6 +211,8 @@ impl FileSource for Directory {
                 len: content.len() as u64,
                 modified,
                 content: Arc::downgrade(&content),
+                kept: keep(&content),
+                last_open: now,
             },
         );
         Ok(Bytes::from_owner(SharedFile(content)))
@@ -307,7 +339,9 @@ mod tests {
     fn directory_shares_one_buffer_until_the_file_changes() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("f"), b"one").unwrap();
-        let dir = Directory::new(root.path()).unwrap();
+        let dir = Directory::new(root.path())
+            .unwrap()
+            .keep_for(Duration::ZERO);
         let a = dir.open("f", client()).unwrap();
         let b = dir.open("f", client()).unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr());
@@ -318,6 +352,25 @@ mod tests {
         assert_eq!(dir.cache.lock().unwrap().len(), 1);
         std::fs::write(root.path().join("f"), b"three").unwrap();
         assert_eq!(&dir.open("f", client()).unwrap()[..], b"three");
+    }
+
+    #[test]
+    fn directory_keeps_a_file_for_a_while_after_its_last_open() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("f"), b"one").unwrap();
+        std::fs::write(root.path().join("g"), b"two").unwrap();
+        let dir = Directory::new(root.path())
+            .unwrap()
+            .keep_for(Duration::from_millis(200));
+        let first = dir.open("f", client()).unwrap().as_ptr();
+        // No transfer holds it, yet the next open shares the same buffer.
+        assert_eq!(dir.open("f", client()).unwrap().as_ptr(), first);
+        std::thread::sleep(Duration::from_millis(250));
+        // Past its time, the next open of anything lets it go.
+        dir.open("g", client()).unwrap();
+        let cache = dir.cache.lock().unwrap();
+        assert!(cache.get(&dir.root.join("f")).is_none());
+        assert!(cache.get(&dir.root.join("g")).unwrap().kept.is_some());
     }
 
     #[test]

@@ -315,9 +315,15 @@ async fn per_client_limit_refuses_with_a_busy_error() {
     .await;
     let hog = socket().await;
     hog.send_to(&rrq("sub/big", &[]), lab.addr).await.unwrap();
-    recv(&hog, Duration::from_secs(2)).await.unwrap();
+    let (_, first) = recv(&hog, Duration::from_secs(2)).await.unwrap();
     let (_, reply) = ask(&lab, &rrq("ok", &[])).await.unwrap();
     assert_eq!(error_code(&reply), Some(ErrorCode::NOT_DEFINED));
+    // Unacknowledged, block 1 comes again when the transfer's timer runs out.
+    let (_, again) = recv(&hog, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        (&first[..4], again),
+        (&b"\x00\x03\x00\x01"[..], first.clone())
+    );
     // The hog never acknowledges: after its retries (3 × ≤ 800 ms) its slot is free again.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_still_serving(&lab).await;
@@ -391,4 +397,35 @@ async fn port_range_mode_answers_from_a_port_in_the_range() {
         assert_eq!(data, b"\x00\x03\x00\x01hello");
         client.send_to(b"\x00\x04\x00\x01", from).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_server_on_its_own_thread_serves_and_stops_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok"), b"hello").unwrap();
+    let server = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        Directory::new(dir.path()).unwrap(),
+        quick(),
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let serving = tokio::spawn(server.run_on_own_thread());
+    let downloaded = pxe_tftp::download(addr, "ok", DownloadOptions::default()).await;
+    assert_eq!(downloaded.unwrap().data, b"hello");
+    serving.abort();
+    // The server thread lets go of the port once the future is dropped.
+    let mut rebound = None;
+    for _ in 0..100 {
+        rebound = UdpSocket::bind(addr).await.ok();
+        if rebound.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        rebound.is_some(),
+        "port {addr} still held by the server thread"
+    );
 }

@@ -85,6 +85,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %server.local_addr(), root = %args.root.display(), "tftp serving");
-    server.run().await?;
+    // One thread for every transfer: lock-step speed is wakeup latency (see the method).
+    server.run_on_own_thread().await?;
     Ok(())
 }
