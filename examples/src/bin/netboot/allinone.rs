@@ -210,7 +210,7 @@ pub(crate) async fn run(
     tokio::select! {
         result = dhcp => result,
         () = announcer => anyhow::bail!("the ipv6 announcer stopped"),
-        result = tftp.run() => result.context("tftp"),
+        result = tftp.run_on_own_thread() => result.context("tftp"),
         () = pxe_http::serve(listener, service, ServeConfig::default()) => {
             anyhow::bail!("http server stopped")
         }
