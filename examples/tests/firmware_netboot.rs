@@ -32,6 +32,19 @@ fn hostile_cmdline(case: BootCase) -> String {
     )
 }
 
+/// Starts netboot inside the lab (its log in the lab's directory) and waits for its start line.
+fn start_netboot(command: Command, lab: &Lab) -> LabProcess {
+    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
+    assert!(
+        server
+            .wait_for_log("netboot serving", Duration::from_secs(30))
+            .is_some(),
+        "netboot did not start:\n{}",
+        server.log_text()
+    );
+    server
+}
+
 fn netboot_boot(case: BootCase, mode: DhcpMode) {
     let test = format!("netboot_case_{}_{mode}", case.number());
     let firmware = case.firmware();
@@ -81,14 +94,7 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
             command.args(["--dhcp", "proxy"]);
         }
     }
-    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
-    assert!(
-        server
-            .wait_for_log("netboot serving", Duration::from_secs(30))
-            .is_some(),
-        "netboot did not start:\n{}",
-        server.log_text()
-    );
+    let server = start_netboot(command, &lab);
 
     let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
     let seen = vm
@@ -240,14 +246,7 @@ fn https_kernel_is_refused_to_an_ipxe_without_https() {
             "192.0.2.100-192.0.2.199",
         ])
         .env("RUST_LOG", "info");
-    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
-    assert!(
-        server
-            .wait_for_log("netboot serving", Duration::from_secs(30))
-            .is_some(),
-        "netboot did not start:\n{}",
-        server.log_text()
-    );
+    let mut server = start_netboot(command, &lab);
     let vm = lab.vm(&VmConfig::new(case.firmware()).uuid(&case.uuid()));
     const REFUSAL: &str = "cannot render the policy's script";
     let log = server
