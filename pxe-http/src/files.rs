@@ -28,7 +28,7 @@ pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let decoded = percent::decode(request_path).map_err(|offset| PathError::Encoding { offset })?;
-    let decoded = String::from_utf8(decoded).map_err(|_| PathError::Character)?;
+    let decoded = std::str::from_utf8(&decoded).map_err(|_| PathError::Character)?;
     let mut relative = PathBuf::new();
     for segment in decoded.split('/') {
         match segment {

@@ -13,7 +13,9 @@ use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
-use crate::{BootService, ClientAddr};
+use crate::BootService;
+#[cfg(doc)]
+use crate::ClientAddr;
 
 /// Limits of a standalone server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,8 @@ impl ServeConfig {
 }
 
 /// Serves `service` on `listener` over HTTP/1.1 with keep-alive, one task per connection,
-/// until the returned future is dropped. Each request carries the peer's [`ClientAddr`].
+/// until the returned future is dropped. The service learns each request's client address
+/// as [`BootService::handle`] would from a [`ClientAddr`] extension.
 pub async fn serve(listener: TcpListener, service: BootService, config: ServeConfig) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -69,16 +72,20 @@ pub async fn serve(listener: TcpListener, service: BootService, config: ServeCon
         let service = service.clone();
         tokio::spawn(async move {
             let io = TokioIo::new(WriteTimeout::new(stream, config.write_timeout));
-            let handler =
-                hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
-                    request.extensions_mut().insert(ClientAddr(peer));
-                    let service = service.clone();
-                    async move { Ok::<_, Infallible>(service.handle(request).await) }
-                });
+            let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                let service = service.clone();
+                async move { Ok::<_, Infallible>(service.answer(request, Some(peer)).await) }
+            });
             let result = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_timeout)
                 .keep_alive(true)
+                // A request body is never read, so a client that shuts down its sending side
+                // after the request still gets its answer. It also spares a read (and a new
+                // read buffer) per request that only looked for that shutdown while the
+                // response was being made; a client that goes away entirely is noticed by
+                // the failing write, and one that stops reading by the write timeout.
+                .half_close(true)
                 .serve_connection(io, handler)
                 .await;
             if let Err(error) = result {
