@@ -301,7 +301,13 @@ impl BootService {
             debug!(path = %requested.display(), "no mount serves this path");
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
-        let (file, metadata) = match files::open_confined(root, &relative).await {
+        // A small file is read with the look-up (one trip to the blocking pool, not two).
+        let read_small = request.method == Method::GET;
+        let files::Opened {
+            file,
+            metadata,
+            content,
+        } = match files::open_confined(root, &relative, read_small).await {
             Ok(opened) => opened,
             Err(error) => {
                 debug!(path = %relative.display(), %error, "no such file");
@@ -359,7 +365,11 @@ impl BootService {
         if request.method == Method::HEAD {
             return finish(builder, Body::empty());
         }
-        let body = if count <= files::SMALL_BODY {
+        let body = if let Some(content) = content.filter(|c| c.len() as u64 == len) {
+            // `start + count <= len`: the range was checked against this length.
+            let start = start as usize;
+            Ok(Body::full(content.slice(start..start + count as usize)))
+        } else if count <= files::SMALL_BODY {
             files::read_small(file, start, count).await.map(Body::full)
         } else {
             FileBody::new(file, start, count).await.map(Body::file)
