@@ -201,3 +201,73 @@ fn ipv6_ra_without_interface_is_refused() {
     let stderr = netboot_boot_refuses(&["--cmdline", "console=ttyS0", "--ipv6-ra"]);
     assert!(stderr.contains("--interface"), "unclear error: {stderr}");
 }
+
+/// QEMU's iPXE ROM says in its DHCP request (option 175) that it has no HTTPS, and its script
+/// request over HTTP cannot say so. A policy that names an `https://` kernel must still never
+/// reach it: netboot carries the DHCP stage's features to the script request and refuses to
+/// render the script, naming the client.
+#[test]
+fn https_kernel_is_refused_to_an_ipxe_without_https() {
+    let test = "https_kernel_is_refused_to_an_ipxe_without_https";
+    let case = BootCase::BiosIpxeRom;
+    if !vm_prerequisites(test, &[case.firmware()], &[]) {
+        return;
+    }
+    let _one_at_a_time = ONE_VM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lab = Lab::new("nbhttps");
+    let table = lab.dir().join("site.toml");
+    std::fs::write(
+        &table,
+        "[profiles.secure]\nkernel = \"https://192.0.2.1/vmlinuz\"\ncmdline = \"console=ttyS0\"\n\n\
+         [[groups]]\nprofile = \"secure\"\n",
+    )
+    .unwrap();
+    let mut command = lab.ns().command(NETBOOT);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&table)
+        .args(["--listen", &lab.server_addr().to_string()])
+        .args(["--interface", lab.bridge()])
+        .arg("--ipv6-ra")
+        .args(["--ipxe-dir", IPXE_DIR])
+        .args([
+            "--dhcp",
+            "authoritative",
+            "--pool",
+            "192.0.2.100-192.0.2.199",
+        ])
+        .env("RUST_LOG", "info");
+    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
+    assert!(
+        server
+            .wait_for_log("netboot serving", Duration::from_secs(30))
+            .is_some(),
+        "netboot did not start:\n{}",
+        server.log_text()
+    );
+    let vm = lab.vm(&VmConfig::new(case.firmware()).uuid(&case.uuid()));
+    const REFUSAL: &str = "cannot render the policy's script";
+    let log = server
+        .wait_for_log(REFUSAL, BOOT_TIMEOUT)
+        .unwrap_or_else(|| {
+            panic!(
+                "no refusal in netboot's log:\n{}\n--- console ---\n{}",
+                server.log_text(),
+                vm.console()
+            )
+        });
+    let refused = log
+        .lines()
+        .find(|line| line.contains(REFUSAL))
+        .unwrap_or("");
+    let mac = pxe_testkit::lab::format_mac(vm.mac());
+    assert!(
+        refused.contains("no HTTPS support") && refused.contains(&mac),
+        "the refusal does not name the reason and the client ({mac}): {refused}"
+    );
+    // iPXE was answered with an error, not with a script.
+    pxe_testkit::assert_in_order(&log, &[REFUSAL, "status=500"], &case);
+}

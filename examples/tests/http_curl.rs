@@ -2,10 +2,10 @@
 //! attempts in many spellings, malformed requests, keep-alive and scripts.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pxe_testkit::{prerequisites, ChildGuard};
 
@@ -34,26 +34,18 @@ impl Server {
         let big = std::fs::File::create(root.join("big.img")).unwrap();
         big.set_len(5 << 30).unwrap();
 
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = ChildGuard::spawn(
+        // Port 0: the kernel picks a free port, which netboot logs.
+        let (child, addr) = ChildGuard::spawn_reporting_address(
             Command::new(env!("CARGO_BIN_EXE_netboot"))
                 .args(["http", "--root"])
                 .arg(&root)
-                .args(["--listen", &addr.to_string()])
+                .args(["--listen", "127.0.0.1:0"])
                 .args(extra)
-                .stdout(Stdio::null())
+                .env("RUST_LOG", "info")
                 .stderr(Stdio::null()),
+            "serving boot files over http",
+            "listen",
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "netboot http did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Self {
             _child: child,
             addr,

@@ -2,7 +2,7 @@
 //! (`--config`) or the external service (`--delegate`), and the iPXE binaries are served under
 //! `/ipxe/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,30 +42,10 @@ fn start(args: &[&str], ipxe_dir: &std::path::Path) -> (ChildGuard, u16) {
         .args(["--tftp-port", "0", "--http-port", "0"])
         .arg("--ipxe-dir")
         .arg(ipxe_dir)
-        .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut guard = ChildGuard::spawn(&mut command);
-    let stdout = guard.0.stdout.take().expect("piped stdout");
-    let (found, port) = std::sync::mpsc::channel();
-    // Read the log until the start line names the port, then keep draining it so that the
-    // server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("netboot serving") {
-                let http = line
-                    .split_whitespace()
-                    .find_map(|field| field.strip_prefix("http=127.0.0.1:"))
-                    .and_then(|port| port.parse::<u16>().ok());
-                let _ = found.send(http);
-            }
-        }
-    });
-    let port = port
-        .recv_timeout(Duration::from_secs(30))
-        .ok()
-        .flatten()
-        .expect("netboot serve logs its HTTP address when it starts");
-    (guard, port)
+    let (guard, http) =
+        ChildGuard::spawn_reporting_address(&mut command, "netboot serving", "http");
+    (guard, http.port())
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! exact block (which needs an empty final block), one block and a byte, 1 MiB, and 40 MiB
 //! (81 920 blocks of 512 bytes: block numbers roll over).
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -66,37 +66,20 @@ fn write_files(root: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `netboot tftp` (through `wrap`, e.g. inside a namespace) and waits until it answers.
-fn start_netboot(
-    mut command: Command,
-    root: &Path,
-    listen: SocketAddr,
-    extra: &[&str],
-) -> ChildGuard {
-    command
-        .arg(env!("CARGO_BIN_EXE_netboot"))
-        .args(["tftp", "--root"])
-        .arg(root)
-        .args(["--listen", &listen.to_string()])
-        .args(extra)
-        .env("RUST_LOG", "warn");
-    let guard = ChildGuard::spawn(&mut command);
-    // Readiness: the port is taken once the server has bound it.
-    for _ in 0..100 {
-        std::thread::sleep(Duration::from_millis(50));
-        if UdpSocket::bind(listen).is_err() {
-            break;
-        }
-    }
-    guard
+/// Starts `netboot tftp` on a port the kernel picks (tests running at once never race for a
+/// port) and returns it with the address it logged.
+fn start_netboot(root: &Path, extra: &[&str]) -> (ChildGuard, SocketAddr) {
+    ChildGuard::spawn_reporting_address(
+        Command::new(env!("CARGO_BIN_EXE_netboot"))
+            .args(["tftp", "--root"])
+            .arg(root)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::null()),
+        "tftp serving",
+        "listen",
+    )
 }
 
 fn run_client(label: &str, command: &mut Command) {
@@ -194,8 +177,7 @@ fn clients() -> Vec<(&'static str, ClientCommand)> {
 fn interop(label: &str, extra: &[&str]) {
     let scratch = Scratch::new(label);
     let files = write_files(&scratch.root());
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let _server = start_netboot(Command::new("env"), &scratch.root(), listen, extra);
+    let (_server, listen) = start_netboot(&scratch.root(), extra);
     for (client, command) in clients() {
         for (name, data) in &files {
             // 40 MiB in lock-step 512-byte blocks is the rollover case: once per client is
@@ -237,8 +219,7 @@ fn tftp_hpa_netascii_download_restores_the_text() {
     let scratch = Scratch::new("netascii");
     let text = b"#!ipxe\nchain http://192.0.2.1/boot.ipxe\r\nbare cr\r here\n".repeat(100);
     std::fs::write(scratch.root().join("boot.txt"), &text).unwrap();
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let _server = start_netboot(Command::new("env"), &scratch.root(), listen, &[]);
+    let (_server, listen) = start_netboot(&scratch.root(), &[]);
     let out = scratch.out("boot.txt");
     let mut tftp = Command::new("tftp");
     tftp.args([

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use pxe_policy::delegate::{DelegateError, DelegateTransport};
+use pxe_policy::delegate::DelegateTransport;
+use pxe_policy::Error as PolicyError;
 
 /// The largest answer read: a decision is a few hundred bytes.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -23,16 +24,22 @@ pub struct HttpDelegate {
 
 impl HttpDelegate {
     /// A transport to `url` (`http://host:port/path`) that gives up after `timeout`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, DelegateError> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, PolicyError> {
         let rest = url
             .strip_prefix("http://")
-            .ok_or_else(|| DelegateError::Transport(format!("{url}: only http:// URLs")))?;
+            .ok_or_else(|| PolicyError::DelegateExchange {
+                target: url.to_string(),
+                reason: "only http:// URLs are supported".into(),
+            })?;
         let (authority, path) = match rest.find('/') {
             Some(slash) => (&rest[..slash], &rest[slash..]),
             None => (rest, "/"),
         };
         if authority.is_empty() {
-            return Err(DelegateError::Transport(format!("{url}: no host")));
+            return Err(PolicyError::DelegateExchange {
+                target: url.to_string(),
+                reason: "no host".into(),
+            });
         }
         let authority = if authority.contains(':') {
             authority.to_string()
@@ -46,9 +53,10 @@ impl HttpDelegate {
         })
     }
 
-    async fn post(&self, request: Vec<u8>) -> Result<Vec<u8>, DelegateError> {
-        let transport = |e: &dyn std::fmt::Display| {
-            DelegateError::Transport(format!("{}{}: {e}", self.authority, self.path))
+    async fn post(&self, request: Vec<u8>) -> Result<Vec<u8>, PolicyError> {
+        let transport = |e: &dyn std::fmt::Display| PolicyError::DelegateExchange {
+            target: format!("{}{}", self.authority, self.path),
+            reason: e.to_string(),
         };
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
@@ -82,10 +90,12 @@ impl HttpDelegate {
 }
 
 impl DelegateTransport for HttpDelegate {
-    async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, DelegateError> {
+    async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, PolicyError> {
         tokio::time::timeout(self.timeout, self.post(request))
             .await
-            .map_err(|_| DelegateError::Timeout(self.timeout))?
+            .map_err(|_| PolicyError::DelegateTimeout {
+                after: self.timeout,
+            })?
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{Policy, ScriptDecision, ScriptError, SharedPolicy};
+use pxe_policy::{ClientMemory, Error as PolicyError, Policy, ScriptDecision, SharedPolicy};
 use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
@@ -37,10 +37,11 @@ struct Inner {
     /// Most specific first: files, then directories by decreasing prefix depth.
     mounts: Vec<Mount>,
     policy: Option<SharedPolicy>,
+    memory: Option<ClientMemory>,
     script_path: String,
     /// The answer to a script request without facts: the same for every client, so rendered
     /// once.
-    bootstrap: Result<Bytes, ScriptError>,
+    bootstrap: Result<Bytes, PolicyError>,
 }
 
 /// Where a part of the URL space is served from.
@@ -83,6 +84,7 @@ pub struct BootServiceBuilder {
     /// (URL path, file-system path, is a single file)
     mounts: Vec<(String, PathBuf, bool)>,
     policy: Option<SharedPolicy>,
+    memory: Option<ClientMemory>,
     script_path: String,
 }
 
@@ -110,6 +112,15 @@ impl BootServiceBuilder {
     /// Answers script requests with this policy's [`Policy::script`].
     pub fn policy(mut self, policy: impl Policy) -> Self {
         self.policy = Some(SharedPolicy::new(policy));
+        self
+    }
+
+    /// Completes each script request's facts with what the DHCP stage remembered of the
+    /// client (its iPXE features: iPXE's HTTP requests do not carry them), so that an
+    /// `https://` URL is refused to an iPXE that said it cannot fetch one. Share the same
+    /// memory with the DHCP server's policy through [`ClientMemory::remembering`].
+    pub fn client_memory(mut self, memory: ClientMemory) -> Self {
+        self.memory = Some(memory);
         self
     }
 
@@ -167,6 +178,7 @@ impl BootServiceBuilder {
                 mounts,
                 policy: self.policy,
                 bootstrap: script::bootstrap(&self.script_path).map(Bytes::from),
+                memory: self.memory,
                 script_path: self.script_path,
             }),
         })
@@ -179,6 +191,7 @@ impl BootService {
         BootServiceBuilder {
             mounts: Vec::new(),
             policy: None,
+            memory: None,
             script_path: "/boot.ipxe".to_string(),
         }
     }
@@ -257,7 +270,7 @@ impl BootService {
                 }
             };
         }
-        let facts = match query::facts_from_query(query, peer.map(|peer| peer.ip())) {
+        let mut facts = match query::facts_from_query(query, peer.map(|peer| peer.ip())) {
             Ok(facts) => facts,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused script query");
@@ -265,6 +278,9 @@ impl BootService {
                 return text(StatusCode::BAD_REQUEST, format!("{error}\n"));
             }
         };
+        if let Some(memory) = &self.inner.memory {
+            memory.fill(&mut facts);
+        }
         let decision = policy.script(&facts).await;
         match script::render_shared(&decision, &facts) {
             Ok(script) => {

@@ -24,22 +24,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::table::{ProfileError, ProfileTarget};
-use crate::{BootDecision, ClientFacts, IpxeBinary, Policy, ScriptDecision};
-
-/// Why a delegate exchange failed; the policy then uses its fallback.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DelegateError {
-    /// The service did not answer in time.
-    #[error("delegate did not answer within {0:?}")]
-    Timeout(std::time::Duration),
-    /// The exchange failed (connection refused, HTTP error status…).
-    #[error("delegate exchange failed: {0}")]
-    Transport(String),
-    /// The answer is not the expected JSON.
-    #[error("delegate answer is not valid: {0}")]
-    Answer(String),
-}
+use crate::{BootDecision, ClientFacts, Error, IpxeBinary, Policy, ScriptDecision};
 
 /// Carries one request to the delegate service and brings back its answer.
 pub trait DelegateTransport: Send + Sync + 'static {
@@ -47,7 +32,7 @@ pub trait DelegateTransport: Send + Sync + 'static {
     fn exchange(
         &self,
         request: Vec<u8>,
-    ) -> impl Future<Output = Result<Vec<u8>, DelegateError>> + Send + '_;
+    ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send + '_;
 }
 
 #[derive(Serialize)]
@@ -118,8 +103,10 @@ struct Answer {
 }
 
 impl Answer {
-    fn parse(body: &[u8]) -> Result<Self, DelegateError> {
-        serde_json::from_slice(body).map_err(|e| DelegateError::Answer(e.to_string()))
+    fn parse(body: &[u8]) -> Result<Self, Error> {
+        serde_json::from_slice(body).map_err(|e| Error::DelegateAnswer {
+            reason: e.to_string(),
+        })
     }
 
     fn target(&self) -> ProfileTarget<'_> {
@@ -133,13 +120,13 @@ impl Answer {
         }
     }
 
-    fn script(&self) -> Result<ScriptDecision, DelegateError> {
+    fn script(&self) -> Result<ScriptDecision, Error> {
         self.target()
             .decision()
             .map(|(script, _)| script)
             .map_err(|e| match e {
                 ProfileError::UnknownAction(m) | ProfileError::NotExactlyOne(m) => {
-                    DelegateError::Answer(m)
+                    Error::DelegateAnswer { reason: m }
                 }
             })
     }
@@ -183,13 +170,12 @@ impl<T: DelegateTransport> DelegatePolicy<T> {
         self
     }
 
-    async fn ask(
-        &self,
-        stage: &'static str,
-        client: &ClientFacts,
-    ) -> Result<Answer, DelegateError> {
-        let request = serde_json::to_vec(&Request::new(stage, client))
-            .map_err(|e| DelegateError::Transport(e.to_string()))?;
+    async fn ask(&self, stage: &'static str, client: &ClientFacts) -> Result<Answer, Error> {
+        let request = serde_json::to_vec(&Request::new(stage, client)).map_err(|e| {
+            Error::DelegateAnswer {
+                reason: format!("cannot encode the question: {e}"),
+            }
+        })?;
         let body = self.transport.exchange(request).await?;
         Answer::parse(&body)
     }
@@ -235,15 +221,17 @@ mod tests {
         fn exchange(
             &self,
             request: Vec<u8>,
-        ) -> impl Future<Output = Result<Vec<u8>, DelegateError>> + Send + '_ {
+        ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send + '_ {
             self.seen
                 .lock()
                 .unwrap()
                 .push(serde_json::from_slice(&request).unwrap());
-            let answer = self
-                .answer
-                .map(|a| a.as_bytes().to_vec())
-                .map_err(|()| DelegateError::Timeout(std::time::Duration::from_secs(2)));
+            let answer =
+                self.answer
+                    .map(|a| a.as_bytes().to_vec())
+                    .map_err(|()| Error::DelegateTimeout {
+                        after: std::time::Duration::from_secs(2),
+                    });
             std::future::ready(answer)
         }
     }

@@ -16,7 +16,7 @@
 //! - any other text (spaces, newlines, `#`, `${`, non-ASCII, the empty string) is carried in a
 //!   setting: the line before sets `pxe-vN:hex` to its bytes, and the word becomes
 //!   `${pxe-vN:string}`. Expansion happens after splitting, so the value stays one argument;
-//! - text that iPXE cannot carry at all is rejected with a [`ScriptError`]: a NUL byte, and
+//! - text that iPXE cannot carry at all is rejected with a [`Error`]: a NUL byte, and
 //!   any `${` (iPXE re-expands expanded values, so it would be replaced);
 //! - an argument that could start with `-` is preceded by `--`, and option values are written
 //!   `--option=value`.
@@ -30,50 +30,7 @@
 
 use std::fmt::{self, Write as _};
 
-use thiserror::Error;
-
-/// Why a script could not be rendered: a value that iPXE cannot carry.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum ScriptError {
-    /// A value holds a NUL byte: iPXE strings end there.
-    #[error("{value:?} contains a NUL byte, which an iPXE string cannot hold")]
-    Nul {
-        /// The value.
-        value: String,
-    },
-    /// A value holds `${` (or forms it with the text next to it): iPXE would expand it.
-    #[error("{value:?} contains `${{`, which iPXE always expands; it cannot be passed verbatim")]
-    Expansion {
-        /// The value (or the word it forms).
-        value: String,
-    },
-    /// A label, setting name or menu key is not of the restricted form iPXE needs.
-    #[error("invalid {kind} {name:?}: use ASCII letters, digits, `-`, `_` and `.`")]
-    Name {
-        /// What the name is for (`"label"`, `"setting name"`).
-        kind: &'static str,
-        /// The name.
-        name: String,
-    },
-    /// A URL part that iPXE would alter on the way to the server.
-    #[error("{value:?} cannot be sent in a url {part}: {reason}")]
-    Url {
-        /// `"path segment"`, `"query key"` or `"query value"`.
-        part: &'static str,
-        /// The value.
-        value: String,
-        /// Why iPXE cannot carry it.
-        reason: &'static str,
-    },
-    /// An `https://` URL for an iPXE whose option 175 does not list HTTPS (no Debian build
-    /// does): it could not fetch it.
-    #[error("{url:?} is https, and this client's iPXE has no HTTPS support (option 175)")]
-    HttpsUnsupported {
-        /// The URL.
-        url: String,
-    },
-}
+use crate::Error;
 
 /// How iPXE formats a setting when it expands `${name:type}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,7 +73,7 @@ impl SettingType {
 const HOIST_PREFIX: &str = "pxe-v";
 
 /// A validated name: a label, a setting or an image name.
-fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), ScriptError> {
+fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), Error> {
     let ok = !name.is_empty()
         && !name.starts_with(['-', '.'])
         && name.chars().all(|c| {
@@ -126,7 +83,7 @@ fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), S
     if ok {
         Ok(())
     } else {
-        Err(ScriptError::Name {
+        Err(Error::Name {
             kind,
             name: name.to_string(),
         })
@@ -145,7 +102,7 @@ impl Setting {
     ///
     /// Names are ASCII letters, digits, `-`, `_`, `.` and `/` (a settings block scope);
     /// names starting with `pxe-v` are reserved for the builder.
-    pub fn new(name: &str, ty: SettingType) -> Result<Self, ScriptError> {
+    pub fn new(name: &str, ty: SettingType) -> Result<Self, Error> {
         check_name("setting name", name, true)?;
         Ok(Self {
             name: name.to_string(),
@@ -154,7 +111,7 @@ impl Setting {
     }
 
     /// `${name}`.
-    pub fn named(name: &str) -> Result<Self, ScriptError> {
+    pub fn named(name: &str) -> Result<Self, Error> {
         Self::new(name, SettingType::Default)
     }
 
@@ -176,7 +133,7 @@ pub struct Label(String);
 
 impl Label {
     /// A label: ASCII letters, digits, `-`, `_` and `.`, not starting with `-` or `.`.
-    pub fn new(name: &str) -> Result<Self, ScriptError> {
+    pub fn new(name: &str) -> Result<Self, Error> {
         check_name("label", name, false)?;
         Ok(Self(name.to_string()))
     }
@@ -311,9 +268,9 @@ fn percent_encode(text: &str, out: &mut String) {
 impl Url {
     /// A URL starting with `base`, written as it is (`http://192.0.2.1:8080/boot`, or a path
     /// relative to the script's own URL): it must be plain (printable ASCII, no `$ { } \ #`).
-    pub fn new(base: &str) -> Result<Self, ScriptError> {
+    pub fn new(base: &str) -> Result<Self, Error> {
         if base.is_empty() || !base.bytes().all(is_plain_byte) {
-            return Err(ScriptError::Url {
+            return Err(Error::Url {
                 part: "base",
                 value: base.to_string(),
                 reason: "a base must be printable ASCII without `$ { } \\ #`",
@@ -326,7 +283,7 @@ impl Url {
     }
 
     /// Appends `/` and a path segment, percent-encoded.
-    pub fn segment(mut self, segment: &str) -> Result<Self, ScriptError> {
+    pub fn segment(mut self, segment: &str) -> Result<Self, Error> {
         let reason = if segment.contains('/') {
             Some("iPXE decodes `%2F` and sends `/`, making it two segments")
         } else if segment == "." || segment == ".." || segment.is_empty() {
@@ -337,7 +294,7 @@ impl Url {
             None
         };
         if let Some(reason) = reason {
-            return Err(ScriptError::Url {
+            return Err(Error::Url {
                 part: "path segment",
                 value: segment.to_string(),
                 reason,
@@ -349,9 +306,9 @@ impl Url {
         Ok(self)
     }
 
-    fn query_key(&mut self, key: &str) -> Result<(), ScriptError> {
+    fn query_key(&mut self, key: &str) -> Result<(), Error> {
         if key.is_empty() || key.contains(['&', '=']) {
-            return Err(ScriptError::Url {
+            return Err(Error::Url {
                 part: "query key",
                 value: key.to_string(),
                 reason: "a key must be non-empty, without `&` or `=`",
@@ -366,9 +323,9 @@ impl Url {
     }
 
     /// Appends a query pair whose value comes from the server, percent-encoded.
-    pub fn query(mut self, key: &str, value: &str) -> Result<Self, ScriptError> {
+    pub fn query(mut self, key: &str, value: &str) -> Result<Self, Error> {
         if value.contains('&') {
-            return Err(ScriptError::Url {
+            return Err(Error::Url {
                 part: "query value",
                 value: value.to_string(),
                 reason: "iPXE decodes `%26` and sends `&`, splitting the parameter",
@@ -384,7 +341,7 @@ impl Url {
     /// Appends a query pair whose value the client fills in: `key=${name:type}`. Use
     /// [`SettingType::Uristring`] for text settings, and a type whose output needs no
     /// encoding (`Hexhyp`, `Uuid`, `Ipv4`) for binary ones.
-    pub fn query_setting(mut self, key: &str, setting: Setting) -> Result<Self, ScriptError> {
+    pub fn query_setting(mut self, key: &str, setting: Setting) -> Result<Self, Error> {
         self.query_key(key)?;
         self.word.0.push(Piece::Setting(setting));
         Ok(self)
@@ -480,7 +437,7 @@ impl Command {
     }
 
     /// `set NAME VALUE`: store a setting on the client.
-    pub fn set(setting: &str, value: impl Into<Word>) -> Result<Self, ScriptError> {
+    pub fn set(setting: &str, value: impl Into<Word>) -> Result<Self, Error> {
         check_name("setting name", setting, true)?;
         Ok(Self::new("set").arg(Word::plain(setting)).arg(value))
     }
@@ -506,7 +463,7 @@ impl Command {
     }
 
     /// `choose SETTING`: show the menu and store the chosen label in `setting`.
-    pub fn choose(setting: &str) -> Result<Self, ScriptError> {
+    pub fn choose(setting: &str) -> Result<Self, Error> {
         check_name("setting name", setting, true)?;
         Ok(Self::new("choose").arg(Word::plain(setting)))
     }
@@ -572,7 +529,7 @@ impl Command {
     }
 
     /// `--name NAME` (image commands, `menu`, `params`).
-    pub fn name(self, name: &str) -> Result<Self, ScriptError> {
+    pub fn name(self, name: &str) -> Result<Self, Error> {
         check_name("image name", name, false)?;
         Ok(self.option("name", Word::plain(name)))
     }
@@ -593,9 +550,9 @@ impl Command {
     }
 
     /// `--key KEY` (`item`, `prompt`): a shortcut key, an ASCII letter or digit.
-    pub fn key(self, key: char) -> Result<Self, ScriptError> {
+    pub fn key(self, key: char) -> Result<Self, Error> {
         if !key.is_ascii_alphanumeric() {
-            return Err(ScriptError::Name {
+            return Err(Error::Name {
                 kind: "menu key",
                 name: key.to_string(),
             });
@@ -616,7 +573,7 @@ impl Command {
     }
 
     /// `--params NAME` (`param`).
-    pub fn params_list(self, name: &str) -> Result<Self, ScriptError> {
+    pub fn params_list(self, name: &str) -> Result<Self, Error> {
         check_name("params name", name, false)?;
         Ok(self.option("params", Word::plain(name)))
     }
@@ -729,7 +686,7 @@ impl Script {
     }
 
     /// The script's text, starting with `#!ipxe`, or the first value iPXE could not carry.
-    pub fn render(&self) -> Result<String, ScriptError> {
+    pub fn render(&self) -> Result<String, Error> {
         let mut renderer = Renderer::default();
         renderer.out.push_str("#!ipxe\n");
         for line in &self.lines {
@@ -755,7 +712,7 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn chain(&mut self, chain: &Chain) -> Result<(), ScriptError> {
+    fn chain(&mut self, chain: &Chain) -> Result<(), Error> {
         let mut line = String::new();
         self.command(&chain.first, &mut line)?;
         for (join, command) in &chain.rest {
@@ -775,7 +732,7 @@ impl Renderer {
         Ok(())
     }
 
-    fn command(&mut self, command: &Command, line: &mut String) -> Result<(), ScriptError> {
+    fn command(&mut self, command: &Command, line: &mut String) -> Result<(), Error> {
         line.push_str(command.name);
         for (option, value) in &command.options {
             line.push_str(" --");
@@ -806,7 +763,7 @@ impl Renderer {
 
     /// Renders one word as one token, carrying text that cannot be written as it is in
     /// settings set on the lines before.
-    fn word(&mut self, word: &Word) -> Result<Token, ScriptError> {
+    fn word(&mut self, word: &Word) -> Result<Token, Error> {
         // What the argument will be once expanded, with client settings as an unknown
         // stand-in (`None`): used to find `${` formed across pieces, and a leading `-`.
         let mut known: Vec<Option<&str>> = Vec::new();
@@ -837,12 +794,12 @@ impl Renderer {
                 }
                 Piece::Text(text) => {
                     if text.contains('\0') {
-                        return Err(ScriptError::Nul {
+                        return Err(Error::Nul {
                             value: text.clone(),
                         });
                     }
                     if text.contains("${") {
-                        return Err(ScriptError::Expansion {
+                        return Err(Error::Expansion {
                             value: text.clone(),
                         });
                     }
@@ -868,7 +825,7 @@ impl Renderer {
         let known_text: Vec<&str> = known.iter().flatten().copied().collect();
         let joined = known_text.concat();
         if joined.contains("${") {
-            return Err(ScriptError::Expansion { value: joined });
+            return Err(Error::Expansion { value: joined });
         }
         let may_start_with_dash = match known.iter().find(|p| p != &&Some("")) {
             Some(Some(text)) => text.starts_with('-'),
@@ -1173,7 +1130,7 @@ mod tests {
     }
 
     /// The commands a script runs, without the builder's own `set`/`clear` lines.
-    fn visible(script: &Script) -> Result<Vec<model::Executed>, ScriptError> {
+    fn visible(script: &Script) -> Result<Vec<model::Executed>, Error> {
         let text = script.render()?;
         let executed = model::run(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         Ok(executed
@@ -1412,19 +1369,13 @@ mod tests {
     fn expansions_and_nul_are_rejected() {
         let mut script = Script::new();
         script.push(Command::kernel("vmlinuz").cmdline("root=${root}"));
-        assert!(matches!(
-            script.render(),
-            Err(ScriptError::Expansion { .. })
-        ));
+        assert!(matches!(script.render(), Err(Error::Expansion { .. })));
         let mut script = Script::new();
         script.push(Command::echo(Word::text("a$").and_text("{b}")));
-        assert!(matches!(
-            script.render(),
-            Err(ScriptError::Expansion { .. })
-        ));
+        assert!(matches!(script.render(), Err(Error::Expansion { .. })));
         let mut script = Script::new();
         script.push(Command::echo("a\0b"));
-        assert!(matches!(script.render(), Err(ScriptError::Nul { .. })));
+        assert!(matches!(script.render(), Err(Error::Nul { .. })));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
 //!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML;
 //!   [`delegate::DelegatePolicy`] asks an external service, with a fallback.
+//! - [`ClientMemory`]: what a client's DHCP stage said about its iPXE (option 175), kept by
+//!   MAC for its HTTP stage, which iPXE does not tell; [`Remembering`] fills it.
 //! - [`Script`]: an iPXE script builder in which data can never become syntax, so that a
 //!   policy can answer with a custom script ([`ScriptDecision::Custom`]).
 //!
@@ -32,18 +34,29 @@ mod ipxe_features;
 mod ipxe_script;
 mod kind;
 mod mac;
+mod memory;
 mod policy;
 pub mod table;
 
 pub use arch::Arch;
 pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
-pub use error::ParseError;
+pub use error::{Error, ParseError};
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
-pub use ipxe_script::{
-    Chain, Command, Label, Script, ScriptError, Setting, SettingType, Url, Word,
-};
+pub use ipxe_script::{Chain, Command, Label, Script, Setting, SettingType, Url, Word};
 pub use kind::ClientKind;
 pub use mac::MacAddr;
+pub use memory::{ClientMemory, Remembering};
 pub use policy::{BootEveryone, BoxFuture, DynPolicy, Policy, SharedPolicy};
+
+/// Runs a future that never waits: the ready policies' futures, in tests.
+#[cfg(test)]
+fn block_on_ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("a future that should be ready waited"),
+    }
+}

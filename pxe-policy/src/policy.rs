@@ -97,17 +97,8 @@ impl Policy for BootEveryone {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_ready as block_on;
     use crate::{Arch, ClientKind, IpxeBinary, MacAddr};
-
-    fn block_on<F: Future>(future: F) -> F::Output {
-        // The futures here are always ready; a no-op waker is all they need.
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("ready future was pending"),
-        }
-    }
 
     #[test]
     fn shared_policy_delegates() {

@@ -34,41 +34,15 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, MacAddr, Policy,
+    Arch, BootDecision, ClientFacts, ClientGuid, Error, IpxeBinary, LinuxBoot, MacAddr, Policy,
     ScriptDecision,
 };
-
-/// Why a table file could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TableError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or does not have the expected shape, or a value is wrong.
-    #[error("{path}:{line}: {field}: {message}")]
-    Invalid {
-        /// The file (or `<string>` when parsed from memory).
-        path: PathBuf,
-        /// The 1-based line of the offending value (0 when unknown).
-        line: usize,
-        /// The field in dotted form (`groups[2].mac`, `profiles.debian`), or `-`.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,9 +207,9 @@ pub struct TablePolicy {
 
 impl TablePolicy {
     /// Loads and validates a table file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, TableError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::TableIo {
             path: path.to_owned(),
             source,
         })?;
@@ -243,10 +217,10 @@ impl TablePolicy {
     }
 
     /// Parses table text; `path` only names the source in errors.
-    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self, TableError> {
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
-            TableError::Invalid {
+            Error::TableInvalid {
                 path: path.to_owned(),
                 line: span.map_or(0, |s| line_of(text, s.start)),
                 field,
@@ -411,6 +385,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block_on_ready as run;
     use crate::ClientKind;
 
     const TABLE: &str = r#"
@@ -454,15 +429,6 @@ guid = ["9e0c1ab0-0000-4000-8000-000000000001"]
 name = "everyone"
 profile = "disk"
 "#;
-
-    fn run<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match future.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(output) => output,
-            std::task::Poll::Pending => panic!("table policy futures are always ready"),
-        }
-    }
 
     fn client(last: u8) -> ClientFacts {
         ClientFacts::new(
@@ -519,7 +485,7 @@ profile = "disk"
 
     fn error_of(text: &str) -> (usize, String, String) {
         match TablePolicy::parse(text, "site.toml").unwrap_err() {
-            TableError::Invalid {
+            Error::TableInvalid {
                 path,
                 line,
                 field,

@@ -276,6 +276,43 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Spawns a server told to listen on port 0 (the kernel picks a free one, so tests running
+    /// at once never race for a port) and returns it with the address it reports: the value of
+    /// the field `field=ADDR` on the first stdout line that contains `marker`. Stdout is
+    /// drained afterwards so that the server never blocks on a full pipe.
+    pub fn spawn_reporting_address(
+        command: &mut Command,
+        marker: &'static str,
+        field: &'static str,
+    ) -> (Self, std::net::SocketAddr) {
+        use std::io::BufRead as _;
+        let mut guard = Self::spawn(command.stdout(Stdio::piped()));
+        let stdout = guard.0.stdout.take().expect("piped stdout");
+        let (found, address) = std::sync::mpsc::channel();
+        let prefix = format!("{field}=");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains(marker) {
+                    let address = line
+                        .split_whitespace()
+                        .find_map(|word| word.strip_prefix(prefix.as_str())?.parse().ok());
+                    let _ = found.send(address);
+                }
+            }
+        });
+        let address = address
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("{command:?} logs `{marker}` with `{field}=ADDR` at start"));
+        (guard, address)
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::server::DhcpServer;
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
-use pxe_policy::{IpxeBinary, SharedPolicy};
+use pxe_policy::{ClientMemory, IpxeBinary, SharedPolicy};
 use pxe_tftp::{Directory, ServerConfig};
 
 /// How DHCP is served.
@@ -131,10 +131,14 @@ pub(crate) async fn run(
     .await
     .with_context(|| format!("tftp: cannot listen on {tftp_addr}"))?;
 
+    // iPXE tells its features (HTTPS or not) only in DHCP: the memory carries them to the
+    // script request, where an https:// URL it cannot fetch is refused.
+    let memory = ClientMemory::default();
     let service: BootService = http
         .mount(IPXE_PREFIX, &flags.ipxe_dir)
         .script_path(SCRIPT_PATH)
         .policy(policy.clone())
+        .client_memory(memory.clone())
         .build()
         .context("http: cannot serve the boot files")?;
     let http_addr = SocketAddr::new(flags.bind_ip(), flags.http_port);
@@ -146,7 +150,7 @@ pub(crate) async fn run(
     let dhcp = match flags.dhcp {
         DhcpChoice::Off => None,
         choice => {
-            let mut builder = DhcpServer::builder(policy)
+            let mut builder = DhcpServer::builder(SharedPolicy::new(memory.remembering(policy)))
                 .script_url(format!("{base}{SCRIPT_PATH}"))
                 .http_boot_base(format!("{base}{IPXE_PREFIX}"))
                 .chainload_rom_ipxe(flags.chainload_ipxe_rom);
