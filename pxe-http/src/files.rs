@@ -28,7 +28,7 @@ pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
         return Err(PathError::NotAbsolute);
     }
     let decoded = percent::decode(request_path).map_err(|offset| PathError::Encoding { offset })?;
-    let decoded = String::from_utf8(decoded).map_err(|_| PathError::Character)?;
+    let decoded = std::str::from_utf8(&decoded).map_err(|_| PathError::Character)?;
     let mut relative = PathBuf::new();
     for segment in decoded.split('/') {
         match segment {
@@ -41,17 +41,27 @@ pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
     Ok(relative)
 }
 
-/// Responses up to this size are read in one go (one trip to the blocking pool) and sent from
-/// memory; larger ones stream.
+/// Responses up to this size are read in one go and sent from memory; larger ones stream.
 pub(crate) const SMALL_BODY: u64 = 64 * 1024;
 
+/// A file found under the root, opened.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) file: std::fs::File,
+    pub(crate) metadata: std::fs::Metadata,
+    /// The whole file, when it is at most [`SMALL_BODY`] long and its content was asked for
+    /// (read in the same trip to the blocking pool as the look-up).
+    pub(crate) content: Option<Bytes>,
+}
+
 /// Opens `relative` under `root` (already canonical) if, once every symbolic link is
-/// resolved, it is a regular file that is still inside the root. One trip to the blocking
-/// pool for the whole look-up.
+/// resolved, it is a regular file that is still inside the root; with `read_small`, also
+/// reads a small file whole. One trip to the blocking pool for all of it.
 pub(crate) async fn open_confined(
     root: &Path,
     relative: &Path,
-) -> io::Result<(std::fs::File, std::fs::Metadata)> {
+    read_small: bool,
+) -> io::Result<Opened> {
     let root = root.to_path_buf();
     let path = root.join(relative);
     let opened = tokio::task::spawn_blocking(move || {
@@ -70,7 +80,15 @@ pub(crate) async fn open_confined(
                 "not a regular file",
             ));
         }
-        Ok((file, metadata))
+        // A failed read leaves `content` empty: the caller reads again and reports it.
+        let content = (read_small && metadata.len() <= SMALL_BODY)
+            .then(|| read_exact_at(&file, 0, metadata.len()).ok())
+            .flatten();
+        Ok(Opened {
+            file,
+            metadata,
+            content,
+        })
     })
     .await;
     opened.unwrap_or_else(|join| Err(io::Error::other(join)))
@@ -78,14 +96,16 @@ pub(crate) async fn open_confined(
 
 /// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`.
 pub(crate) async fn read_small(file: std::fs::File, start: u64, count: u64) -> io::Result<Bytes> {
-    let read = tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; usize::try_from(count.min(SMALL_BODY)).unwrap_or(0)];
-        file.read_exact_at(&mut buf, start)?;
-        Ok(Bytes::from(buf))
-    })
-    .await;
+    let read = tokio::task::spawn_blocking(move || read_exact_at(&file, start, count)).await;
     read.unwrap_or_else(|join| Err(io::Error::other(join)))
+}
+
+/// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`, blocking.
+fn read_exact_at(file: &std::fs::File, start: u64, count: u64) -> io::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; usize::try_from(count.min(SMALL_BODY)).unwrap_or(0)];
+    file.read_exact_at(&mut buf, start)?;
+    Ok(Bytes::from(buf))
 }
 
 /// A file's validators: a strong ETag from size and modification time, and Last-Modified.

@@ -16,7 +16,8 @@
 //!
 //! [`serve`] runs the service standalone on HTTP/1.1 with keep-alive (iPXE fetches script,
 //! kernel and initrd on one connection), a header timeout that also closes idle connections,
-//! and a write timeout for clients that stop reading.
+//! and a write timeout for clients that stop reading; [`serve_on_threads`] does the same on
+//! threads of its own, one single-threaded runtime and listening socket each.
 //!
 //! What it does not do: TLS (no iPXE build in the field advertises HTTPS), directory
 //! listings, multiple ranges in one response, or compression.
@@ -38,5 +39,5 @@ pub use error::{Error, PathError, QueryError};
 pub use files::{parse_range, relative_path, FileBody, RangeAnswer};
 pub use query::{arch_of, facts_from_query, facts_url};
 pub use script::render_decision;
-pub use serve::{serve, ServeConfig};
+pub use serve::{serve, serve_on_threads, ServeConfig, ServerThreads};
 pub use service::{BootService, BootServiceBuilder, ClientAddr};

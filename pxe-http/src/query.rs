@@ -1,5 +1,6 @@
 //! iPXE's facts from a script request's query string.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 use pxe_policy::{
@@ -45,57 +46,55 @@ pub fn facts_url(base: &str) -> Result<Url, PolicyError> {
 /// connection's address, used when the query has no `ip`. Values are percent-decoded (`+` is
 /// not a space) and invalid UTF-8 is replaced, since SMBIOS strings are not always text.
 pub fn facts_from_query(query: &str, peer: Option<IpAddr>) -> Result<ClientFacts, QueryError> {
-    let mut pairs = Vec::new();
+    // One pass, on the script endpoint's hot path: values without escapes stay borrowed from
+    // the query, and only the facts kept become `String`s.
+    let mut known: [Option<Cow<'_, str>>; KNOWN.len()] = Default::default();
+    let mut extra = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let offset = pair.as_ptr() as usize - query.as_ptr() as usize;
-        let key = percent::decode(key).map_err(|at| QueryError::Encoding {
+        let key = percent::decode_lossy(raw_key).map_err(|at| QueryError::Encoding {
             offset: offset + at,
         })?;
-        let value = percent::decode(value).map_err(|at| QueryError::Encoding {
-            offset: offset + key.len() + 1 + at,
+        let value = percent::decode_lossy(raw_value).map_err(|at| QueryError::Encoding {
+            offset: offset + raw_key.len() + 1 + at,
         })?;
-        pairs.push((
-            String::from_utf8_lossy(&key).into_owned(),
-            String::from_utf8_lossy(&value).into_owned(),
-        ));
+        match KNOWN.iter().position(|name| *name == key) {
+            // The last non-empty value wins; iPXE sends unset settings as empty values.
+            Some(slot) if !value.is_empty() => known[slot] = Some(value),
+            Some(_) => {}
+            None => extra.push((key, value)),
+        }
     }
-    let find = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
-    let mac: MacAddr = find("mac")
-        .ok_or(QueryError::MissingMac)?
-        .parse()
-        .map_err(|_| QueryError::Invalid {
-            name: "mac",
-            value: find("mac").unwrap_or_default(),
-        })?;
-    let kind = match find("kind").as_deref() {
+    let [mac, kind, uuid, buildarch, platform, serial, asset, manufacturer, product, hostname, ip, _] =
+        known;
+    let mac = mac.ok_or(QueryError::MissingMac)?;
+    let mac: MacAddr = mac.parse().map_err(|_| QueryError::Invalid {
+        name: "mac",
+        value: mac.into_owned(),
+    })?;
+    let kind = match kind.as_deref() {
         Some("firmware-ipxe") => ClientKind::FirmwareIpxe,
         _ => ClientKind::ChainloadedIpxe,
     };
     let mut facts = ClientFacts::new(mac, kind);
-    if let Some(uuid) = find("uuid") {
+    if let Some(uuid) = uuid {
         let guid: ClientGuid = uuid.parse().map_err(|_| QueryError::Invalid {
             name: "uuid",
-            value: uuid.clone(),
+            value: uuid.into_owned(),
         })?;
         facts.guid = guid.meaningful();
     }
-    facts.arch = arch_of(find("buildarch").as_deref(), find("platform").as_deref());
-    facts.serial = find("serial");
-    facts.asset = find("asset");
-    facts.manufacturer = find("manufacturer");
-    facts.product = find("product");
-    facts.hostname = find("hostname");
-    facts.ip = match find("ip") {
+    facts.arch = arch_of(buildarch.as_deref(), platform.as_deref());
+    facts.serial = serial.map(Cow::into_owned);
+    facts.asset = asset.map(Cow::into_owned);
+    facts.manufacturer = manufacturer.map(Cow::into_owned);
+    facts.product = product.map(Cow::into_owned);
+    facts.hostname = hostname.map(Cow::into_owned);
+    facts.ip = match ip {
         Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| QueryError::Invalid {
             name: "ip",
-            value: ip.clone(),
+            value: ip.into_owned(),
         })?),
         None => match peer {
             Some(IpAddr::V4(v4)) => Some(v4),
@@ -103,27 +102,29 @@ pub fn facts_from_query(query: &str, peer: Option<IpAddr>) -> Result<ClientFacts
             None => None,
         },
     };
-    const KNOWN: [&str; 12] = [
-        "mac",
-        "kind",
-        "uuid",
-        "buildarch",
-        "platform",
-        "serial",
-        "asset",
-        "manufacturer",
-        "product",
-        "hostname",
-        "ip",
-        "",
-    ];
-    for (key, value) in pairs {
-        if !KNOWN.contains(&key.as_str()) {
-            facts.extra.insert(key, value);
-        }
+    // In query order, so a repeated name keeps its last value.
+    for (key, value) in extra {
+        facts.extra.insert(key.into_owned(), value.into_owned());
     }
     Ok(facts)
 }
+
+/// The query names [`facts_from_query`] reads into fields, in the order it destructures them;
+/// an empty name is dropped. Every other name goes to [`ClientFacts::extra`].
+const KNOWN: [&str; 12] = [
+    "mac",
+    "kind",
+    "uuid",
+    "buildarch",
+    "platform",
+    "serial",
+    "asset",
+    "manufacturer",
+    "product",
+    "hostname",
+    "ip",
+    "",
+];
 
 /// The architecture code of an iPXE build, from `${buildarch}` and `${platform}`.
 pub fn arch_of(buildarch: Option<&str>, platform: Option<&str>) -> Option<Arch> {
@@ -166,6 +167,22 @@ mod tests {
     }
 
     #[test]
+    fn repeated_names_keep_the_last_value() {
+        let facts = facts_from_query(
+            "mac=02-00-00-00-00-01&serial=a&serial=&rack=1&rack=2&kind=firmware-ipxe&=x&mac=",
+            None,
+        )
+        .unwrap();
+        // An empty value (an unset iPXE setting) does not replace a known fact…
+        assert_eq!(facts.mac, MacAddr([2, 0, 0, 0, 0, 1]));
+        assert_eq!(facts.serial.as_deref(), Some("a"));
+        // …while other names keep exactly what came last; an empty name is dropped.
+        assert_eq!(facts.extra.len(), 1);
+        assert_eq!(facts.extra.get("rack").map(String::as_str), Some("2"));
+        assert_eq!(facts.kind, ClientKind::FirmwareIpxe);
+    }
+
+    #[test]
     fn placeholders_and_peer_address() {
         let facts = facts_from_query(
             "mac=52:54:00:12:34:56&uuid=ffffffff-ffff-ffff-ffff-ffffffffffff&ip=",
@@ -189,6 +206,11 @@ mod tests {
         assert_eq!(
             facts_from_query("mac=52:54:00:12:34:56&x=%4", None),
             Err(QueryError::Encoding { offset: 24 })
+        );
+        // Offsets count the raw query, escapes in the name included.
+        assert_eq!(
+            facts_from_query("mac=52:54:00:12:34:56&%41b=%4", None),
+            Err(QueryError::Encoding { offset: 27 })
         );
     }
 

@@ -1,6 +1,9 @@
 //! A policy's [`ScriptDecision`] as an iPXE script: the one place that knows how each decision
 //! is spelled in iPXE, and how to leave network boot on each firmware.
 
+use std::cell::RefCell;
+
+use bytes::Bytes;
 use pxe_policy::{
     ClientFacts, Command, Error as PolicyError, LinuxBoot, Script, ScriptDecision, Setting,
 };
@@ -22,17 +25,100 @@ pub fn render_decision(
     decision: &ScriptDecision,
     client: &ClientFacts,
 ) -> Result<String, PolicyError> {
-    refuse_https_without_support(decision, client)?;
+    render_for(decision, Firmware::of(client))
+}
+
+/// All that rendering reads of a client: the script is a function of the decision and this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Firmware {
+    /// [`ClientFacts::is_uefi`].
+    uefi: Option<bool>,
+    /// Whether `https://` URLs may be handed out (see [`refuse_https`]).
+    https: bool,
+}
+
+impl Firmware {
+    fn of(client: &ClientFacts) -> Self {
+        Self {
+            uefi: client.is_uefi(),
+            // An iPXE that did not list its features is trusted with the policy's URLs.
+            https: client.ipxe.is_none() || client.supports_https(),
+        }
+    }
+}
+
+/// [`render_decision`] as the bytes of a response body, from this thread's memo of recent
+/// scripts when the same decision was rendered for the same kind of firmware before.
+///
+/// A fleet gets few distinct scripts (one per profile and firmware), and rendering one means
+/// quoting and checking every word; the policy is still asked on every request, only the
+/// spelling of an identical answer is reused. Failures are not kept: they are rare, and
+/// each is logged where it happens.
+pub(crate) fn render_shared(
+    decision: &ScriptDecision,
+    client: &ClientFacts,
+) -> Result<Bytes, PolicyError> {
+    let firmware = Firmware::of(client);
+    RECENT_SCRIPTS.with_borrow_mut(|recent| {
+        if let Some(script) = recent.find(decision, firmware) {
+            return Ok(script);
+        }
+        let script = Bytes::from(render_for(decision, firmware)?);
+        recent.keep(decision, firmware, script.clone());
+        Ok(script)
+    })
+}
+
+/// How many rendered scripts each thread keeps.
+const RECENT_SCRIPTS_KEPT: usize = 16;
+
+thread_local! {
+    /// Per thread, so that the workers of a runtime never wait on one another for it.
+    static RECENT_SCRIPTS: RefCell<RecentScripts> = const {
+        RefCell::new(RecentScripts { entries: Vec::new(), next: 0 })
+    };
+}
+
+/// The last [`RECENT_SCRIPTS_KEPT`] distinct scripts rendered, replaced oldest first.
+struct RecentScripts {
+    entries: Vec<(ScriptDecision, Firmware, Bytes)>,
+    /// The entry to replace next once full.
+    next: usize,
+}
+
+impl RecentScripts {
+    fn find(&self, decision: &ScriptDecision, firmware: Firmware) -> Option<Bytes> {
+        self.entries
+            .iter()
+            .find(|(d, f, _)| *f == firmware && d == decision)
+            .map(|(_, _, script)| script.clone())
+    }
+
+    fn keep(&mut self, decision: &ScriptDecision, firmware: Firmware, script: Bytes) {
+        let entry = (decision.clone(), firmware, script);
+        if self.entries.len() < RECENT_SCRIPTS_KEPT {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.next] = entry;
+            self.next = (self.next + 1) % RECENT_SCRIPTS_KEPT;
+        }
+    }
+}
+
+fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, PolicyError> {
+    if !firmware.https {
+        refuse_https(decision)?;
+    }
     let mut script = Script::new();
     match decision {
-        ScriptDecision::Linux(linux) => linux_boot(&mut script, linux, client),
+        ScriptDecision::Linux(linux) => linux_boot(&mut script, linux, firmware.uefi),
         ScriptDecision::Chain(url) => {
             script.push(Command::chain(url));
         }
         ScriptDecision::Sanboot(url) => {
             script.push(Command::sanboot(url));
         }
-        ScriptDecision::ExitToDisk => exit_to_disk(&mut script, client.is_uefi())?,
+        ScriptDecision::ExitToDisk => exit_to_disk(&mut script, firmware.uefi)?,
         ScriptDecision::Custom(custom) => return custom.render(),
         // `Ignore`, and decisions this version does not know: boot nothing.
         _ => {
@@ -48,14 +134,8 @@ pub fn render_decision(
 
 /// An iPXE that told us its features (option 175) and lacks HTTPS must never be sent to an
 /// `https://` URL. When the features are unknown (the HTTP stage alone does not learn them),
-/// the policy's URLs are trusted.
-fn refuse_https_without_support(
-    decision: &ScriptDecision,
-    client: &ClientFacts,
-) -> Result<(), PolicyError> {
-    if client.ipxe.is_none() || client.supports_https() {
-        return Ok(());
-    }
+/// the policy's URLs are trusted ([`Firmware::https`]).
+fn refuse_https(decision: &ScriptDecision) -> Result<(), PolicyError> {
     let urls: Vec<&str> = match decision {
         ScriptDecision::Linux(linux) => std::iter::once(linux.kernel.as_str())
             .chain(linux.initrds.iter().map(String::as_str))
@@ -82,12 +162,12 @@ pub(crate) fn bootstrap(script_path: &str) -> Result<String, PolicyError> {
     script.render()
 }
 
-fn linux_boot(script: &mut Script, linux: &LinuxBoot, client: &ClientFacts) {
+fn linux_boot(script: &mut Script, linux: &LinuxBoot, uefi: Option<bool>) {
     let names: Vec<String> = (0..linux.initrds.len())
         .map(|i| format!("initrd{i}"))
         .collect();
     let mut cmdline = linux.cmdline.clone();
-    if client.is_uefi() != Some(false) {
+    if uefi != Some(false) {
         for name in &names {
             if !cmdline.is_empty() {
                 cmdline.push(' ');
@@ -177,6 +257,41 @@ mod tests {
              initrd --name initrd0 http://192.0.2.1/initrd.img\n\
              boot\n"
         );
+    }
+
+    #[test]
+    fn remembered_scripts_follow_the_firmware() {
+        let linux = ScriptDecision::Linux(
+            LinuxBoot::new("http://192.0.2.1/vmlinuz").initrd("https://192.0.2.1/initrd.img"),
+        );
+        let uefi = client(Some(Arch::X64_UEFI));
+        let bios = client(Some(Arch::X86_BIOS));
+        let mut debian = bios.clone();
+        debian.ipxe = Some(IpxeFeatures::new().with(IpxeFeature::HTTP));
+        // Twice each, interleaved: the second answer comes from the memo, and must still be
+        // the one for this client's firmware.
+        for _ in 0..2 {
+            for facts in [&uefi, &bios, &debian, &client(None)] {
+                let shared = render_shared(&linux, facts).map(|b| b.to_vec());
+                match render_decision(&linux, facts) {
+                    Ok(script) => assert_eq!(shared.unwrap(), script.into_bytes()),
+                    Err(error) => assert_eq!(shared.unwrap_err().to_string(), error.to_string()),
+                }
+            }
+        }
+        assert!(render_shared(&linux, &debian).is_err());
+        // Many distinct decisions: older ones are replaced, answers stay right.
+        for round in 0..2 {
+            for n in 0..(RECENT_SCRIPTS_KEPT * 2) {
+                let chain = ScriptDecision::Chain(format!("http://192.0.2.1/{n}.ipxe"));
+                let script = render_shared(&chain, &uefi).unwrap();
+                assert_eq!(
+                    script,
+                    format!("#!ipxe\nchain http://192.0.2.1/{n}.ipxe\n"),
+                    "round {round}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,10 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{ClientMemory, Policy, ScriptDecision, SharedPolicy};
+use pxe_policy::{ClientMemory, Error as PolicyError, Policy, ScriptDecision, SharedPolicy};
 use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
@@ -38,6 +39,9 @@ struct Inner {
     policy: Option<SharedPolicy>,
     memory: Option<ClientMemory>,
     script_path: String,
+    /// The answer to a script request without facts: the same for every client, so rendered
+    /// once.
+    bootstrap: Result<Bytes, PolicyError>,
 }
 
 /// Where a part of the URL space is served from.
@@ -173,6 +177,7 @@ impl BootServiceBuilder {
             inner: Arc::new(Inner {
                 mounts,
                 policy: self.policy,
+                bootstrap: script::bootstrap(&self.script_path).map(Bytes::from),
                 memory: self.memory,
                 script_path: self.script_path,
             }),
@@ -191,8 +196,20 @@ impl BootService {
         }
     }
 
-    /// Answers one request. The request body is never read.
+    /// Answers one request. The request body is never read. The client's address, if the
+    /// server knows it, comes from the request's [`ClientAddr`] extension.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        let peer = request.extensions().get::<ClientAddr>().map(|addr| addr.0);
+        self.answer(request, peer).await
+    }
+
+    /// [`BootService::handle`] with the client's address given directly: [`crate::serve`]
+    /// knows it per connection, and an extension would cost allocations on every request.
+    pub(crate) async fn answer<B>(
+        &self,
+        request: Request<B>,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body> {
         // Only the head matters; dropping the body here keeps the future `Send` for any body.
         let (request, _body) = request.into_parts();
         let head = request.method == Method::HEAD;
@@ -205,7 +222,7 @@ impl BootService {
         }
         let mut response = if request.uri.path() == self.inner.script_path {
             match &self.inner.policy {
-                Some(policy) => self.script(policy, &request).await,
+                Some(policy) => self.script(policy, &request, peer).await,
                 None => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         } else {
@@ -216,68 +233,67 @@ impl BootService {
         }
         // The HTTP chapter of a client's boot story, one line per request; scripts also log
         // the client's MAC (below), files only its address, which the DHCP line pairs with it.
-        let client = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
-        let bytes = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
+        // The fields are only evaluated when the line is enabled: nothing is built per request
+        // when it is not.
         info!(
-            // Recorded only when known; no string is built per request on this hot path.
-            client = client.map(tracing::field::display),
+            client = peer.map(|peer| tracing::field::display(peer.ip())),
             method = %request.method,
             path = request.uri.path(),
             status = response.status().as_u16(),
-            bytes,
+            bytes = response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
             "http"
         );
         response
     }
 
-    async fn script(&self, policy: &SharedPolicy, request: &Parts) -> Response<Body> {
-        let peer = request.extensions.get::<ClientAddr>().map(|a| a.0.ip());
+    async fn script(
+        &self,
+        policy: &SharedPolicy,
+        request: &Parts,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body> {
         let query = request.uri.query().unwrap_or("");
         if !query
             .split('&')
             .any(|pair| pair == "mac" || pair.starts_with("mac="))
         {
             // DHCP handed out the bare URL: come back with the facts in the query.
-            return match script::bootstrap(&self.inner.script_path) {
-                Ok(script) => script_response(&script),
+            return match &self.inner.bootstrap {
+                Ok(script) => script_response(script.clone()),
                 Err(error) => {
                     warn!(%error, "cannot build the bootstrap script");
-                    text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n"))
+                    text(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n"))
                 }
             };
         }
-        let mut facts = match query::facts_from_query(query, peer) {
+        let mut facts = match query::facts_from_query(query, peer.map(|peer| peer.ip())) {
             Ok(facts) => facts,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused script query");
                 let error = Error::Query { reason };
-                return text(StatusCode::BAD_REQUEST, &format!("{error}\n"));
+                return text(StatusCode::BAD_REQUEST, format!("{error}\n"));
             }
         };
         if let Some(memory) = &self.inner.memory {
             memory.fill(&mut facts);
         }
         let decision = policy.script(&facts).await;
-        match script::render_decision(&decision, &facts) {
+        match script::render_shared(&decision, &facts) {
             Ok(script) => {
                 info!(mac = %facts.mac, client = %facts.kind, arch = ?facts.arch.map(|a| a.0), decision = decision_name(&decision), "http script");
                 debug!(mac = %facts.mac, ?decision, "script decision");
-                let mut response = text(StatusCode::OK, &script);
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                response
+                script_response(script)
             }
             Err(error) => {
                 // The policy's values, not the peer's: worth an operator's attention.
                 warn!(mac = %facts.mac, %error, "cannot render the policy's script");
                 text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot render the boot script: {error}\n"),
+                    format!("cannot render the boot script: {error}\n"),
                 )
             }
         }
@@ -289,7 +305,7 @@ impl BootService {
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused path");
                 let error = Error::Path { reason };
-                return text(StatusCode::BAD_REQUEST, &format!("{error}\n"));
+                return text(StatusCode::BAD_REQUEST, format!("{error}\n"));
             }
         };
         let Some((root, relative)) = self
@@ -301,7 +317,13 @@ impl BootService {
             debug!(path = %requested.display(), "no mount serves this path");
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
-        let (file, metadata) = match files::open_confined(root, &relative).await {
+        // A small file is read with the look-up (one trip to the blocking pool, not two).
+        let read_small = request.method == Method::GET;
+        let files::Opened {
+            file,
+            metadata,
+            content,
+        } = match files::open_confined(root, &relative, read_small).await {
             Ok(opened) => opened,
             Err(error) => {
                 debug!(path = %relative.display(), %error, "no such file");
@@ -359,7 +381,11 @@ impl BootService {
         if request.method == Method::HEAD {
             return finish(builder, Body::empty());
         }
-        let body = if count <= files::SMALL_BODY {
+        let body = if let Some(content) = content.filter(|c| c.len() as u64 == len) {
+            // `start + count <= len`: the range was checked against this length.
+            let start = start as usize;
+            Ok(Body::full(content.slice(start..start + count as usize)))
+        } else if count <= files::SMALL_BODY {
             files::read_small(file, start, count).await.map(Body::full)
         } else {
             FileBody::new(file, start, count).await.map(Body::file)
@@ -393,7 +419,7 @@ fn finish(builder: http::response::Builder, body: Body) -> Response<Body> {
 }
 
 /// A script: per client and per moment, so never cached.
-fn script_response(script: &str) -> Response<Body> {
+fn script_response(script: impl Into<Bytes>) -> Response<Body> {
     let mut response = text(StatusCode::OK, script);
     response
         .headers_mut()
@@ -401,15 +427,18 @@ fn script_response(script: &str) -> Response<Body> {
     response
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Body> {
-    let mut response = Response::new(Body::full(body.to_string()));
+/// A `text/plain` response; the body is moved in (a rendered script is not copied).
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let body = body.into();
+    let len = body.len();
+    let mut response = Response::new(Body::full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     response
 }
 

@@ -1,6 +1,7 @@
 //! `netboot http`: the http server alone.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,10 @@ pub(crate) struct Args {
     /// Seconds a response write may make no progress before the connection is dropped.
     #[arg(long, default_value_t = 60)]
     write_timeout: u64,
+    /// Threads that serve connections, each with its own listening socket (default: one
+    /// per CPU).
+    #[arg(long)]
+    threads: Option<NonZeroUsize>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -49,17 +54,24 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.policy(BootEveryone(linux));
     }
     let service = builder.build()?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(
-        root = %args.root.display(),
-        listen = %listener.local_addr()?,
-        "serving boot files over http"
-    );
     let config = ServeConfig::default()
         .header_timeout(Duration::from_secs(args.header_timeout))
         .write_timeout(Duration::from_secs(args.write_timeout));
-    pxe_http::serve(listener, service, config).await;
+    // Standalone, the server gets threads of its own (one runtime and socket each, like
+    // nginx's workers) rather than sharing this multi-threaded runtime: see
+    // `pxe_http::serve_on_threads`.
+    let threads = args
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .unwrap_or(NonZeroUsize::MIN);
+    let server = pxe_http::serve_on_threads(args.listen, service, config, threads)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(
+        root = %args.root.display(),
+        listen = %server.local_addr(),
+        threads,
+        "serving boot files over http"
+    );
+    tokio::task::spawn_blocking(move || server.join()).await?;
     Ok(())
 }
