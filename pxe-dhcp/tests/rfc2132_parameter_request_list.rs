@@ -4,23 +4,13 @@
 
 mod server_lab;
 
-use std::net::Ipv4Addr;
-
-use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::proto::{Engine, Mode, ProtoConfig, ProxyStrategy, Service};
 use pxe_dhcp::wire::{ClientRequest, MessageType, OptionCode, Packet, PacketBuilder};
 use pxe_policy::{BootDecision, MacAddr};
 use server_lab::{arrival, capture, now, SERVER_IP as SERVER};
 
 fn authoritative() -> Engine {
-    let subnet = Subnet::new(
-        Ipv4Addr::new(192, 0, 2, 0),
-        24,
-        Ipv4Addr::new(192, 0, 2, 100),
-        Ipv4Addr::new(192, 0, 2, 199),
-    )
-    .router(SERVER)
-    .dns_server(SERVER);
+    let subnet = server_lab::lab_subnet().router(SERVER).dns_server(SERVER);
     let mut config = ProtoConfig::default();
     config.mode = Mode::Authoritative {
         subnets: vec![subnet],

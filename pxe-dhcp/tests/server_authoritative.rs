@@ -3,14 +3,12 @@
 
 mod server_lab;
 
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use std::time::Duration;
 
-use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
 use pxe_testkit::{prerequisites, ChildGuard, NetNs};
@@ -21,14 +19,9 @@ const PXE_BIOS_CLASS: &str = "PXEClient:Arch:00000:UNDI:002001";
 fn authoritative(lease_file: &Path, lease_secs: u64) -> impl FnOnce() -> DhcpServerBuilder {
     let lease_file = lease_file.to_path_buf();
     move || {
-        let subnet = Subnet::new(
-            Ipv4Addr::new(192, 0, 2, 0),
-            24,
-            Ipv4Addr::new(192, 0, 2, 100),
-            Ipv4Addr::new(192, 0, 2, 199),
-        )
-        .router(SERVER_IP)
-        .lease_time(Duration::from_secs(lease_secs));
+        let subnet = server_lab::lab_subnet()
+            .router(SERVER_IP)
+            .lease_time(Duration::from_secs(lease_secs));
         DhcpServer::builder(SharedPolicy::new(BootEveryone(LinuxBoot::new("vmlinuz"))))
             .authoritative(vec![subnet])
             .lease_file(lease_file)

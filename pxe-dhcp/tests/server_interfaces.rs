@@ -88,12 +88,7 @@ fn authoritative_subnet_follows_the_interface() {
     let (server, client_a, client_b) = two_segments();
     let _server = RunningServer::start(&server, || {
         DhcpServer::builder(policy()).authoritative(vec![
-            Subnet::new(
-                Ipv4Addr::new(192, 0, 2, 0),
-                24,
-                Ipv4Addr::new(192, 0, 2, 100),
-                Ipv4Addr::new(192, 0, 2, 199),
-            ),
+            server_lab::lab_subnet(),
             Subnet::new(
                 Ipv4Addr::new(198, 18, 0, 0),
                 15,

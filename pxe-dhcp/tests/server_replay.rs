@@ -19,13 +19,7 @@ use pxe_policy::{BootDecision, ClientKind, MacAddr};
 use server_lab::{arrival, capture, now, SERVER_IP as SERVER};
 
 fn subnet() -> Subnet {
-    Subnet::new(
-        Ipv4Addr::new(192, 0, 2, 0),
-        24,
-        Ipv4Addr::new(192, 0, 2, 100),
-        Ipv4Addr::new(192, 0, 2, 199),
-    )
-    .router(SERVER)
+    server_lab::lab_subnet().router(SERVER)
 }
 
 fn authoritative_config() -> ProtoConfig {

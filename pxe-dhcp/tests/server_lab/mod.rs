@@ -21,6 +21,17 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// The site DHCP server's address (proxy tests).
 pub const SITE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 
+/// The lab segment 192.0.2.0/24 with the pool 192.0.2.100–192.0.2.199: each test adds the
+/// router, DNS server or lease time it needs.
+pub fn lab_subnet() -> Subnet {
+    Subnet::new(
+        Ipv4Addr::new(192, 0, 2, 0),
+        24,
+        Ipv4Addr::new(192, 0, 2, 100),
+        Ipv4Addr::new(192, 0, 2, 199),
+    )
+}
+
 /// A server running in-process on its own thread inside a namespace; stopped when dropped.
 pub struct RunningServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
