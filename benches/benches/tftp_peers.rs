@@ -6,10 +6,17 @@
 //! that a shared machine's changing load falls on all of them alike:
 //! - `window16`, `window64`: 64 MiB at blksize 1468, windowsize 16 / 64;
 //! - `lockstep`: 64 MiB at blksize 1432 (iPXE's request), one ACK per block;
+//! - these three download the way firmware does, on one thread that polls its socket and
+//!   never sleeps, and also give the server's reply time (the mean from each ACK to the
+//!   next DATA, `reply us`);
+//! - `window16-sleeping`, `lockstep-sleeping`: the same with the crate's tokio client, which
+//!   sleeps between datagrams as the TFTP tools do, so each round trip also pays for
+//!   waking the client;
 //! - `storm`: 1000 concurrent clients fetching a 74 KiB file (undionly.kpxe's size);
 //! - `rss`: 200 concurrent lock-step downloads of one 16 MiB file, sampling the server's RSS.
 //!
-//! Server CPU time comes from `/proc/PID/stat` (user + system, and reaped children; tftpd-hpa
+//! Server CPU time comes from `/proc/PID/stat` (user + system, and reaped children; the mean
+//! over the runs, since /proc counts in 10 ms ticks; tftpd-hpa
 //! forks a child per transfer that it never reaps into its counters, so its CPU shows as
 //! `-`), RSS from the sum of `VmRSS` over the server's process tree (tftpd-hpa's children
 //! included), sampled every 20 ms.
@@ -28,6 +35,17 @@ use std::time::{Duration, Instant};
 use pxe_tftp::{DownloadOptions, MemoryFiles, Server, ServerConfig};
 
 const MIB: usize = 1 << 20;
+
+/// Every scenario, in the order they run.
+const SCENARIOS: [&str; 7] = [
+    "window16",
+    "window64",
+    "lockstep",
+    "window16-sleeping",
+    "lockstep-sleeping",
+    "storm",
+    "rss",
+];
 
 #[derive(Debug, Clone)]
 struct Target {
@@ -94,20 +112,107 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The options every bench download asks for.
+fn download_options(blksize: u16, windowsize: Option<u16>) -> DownloadOptions {
+    DownloadOptions {
+        blksize: Some(blksize),
+        windowsize,
+        timeout: Duration::from_millis(500),
+        max_retries: 8,
+        ..DownloadOptions::default()
+    }
+}
+
+/// One download with the crate's tokio client, which sleeps in `epoll_wait` between
+/// datagrams as the TFTP tools do.
 async fn fetch(
     addr: SocketAddr,
     file: &str,
     blksize: u16,
     windowsize: Option<u16>,
 ) -> Result<usize, pxe_tftp::Error> {
-    let options = DownloadOptions {
-        blksize: Some(blksize),
-        windowsize,
-        timeout: Duration::from_millis(500),
-        max_retries: 8,
-        ..DownloadOptions::default()
-    };
+    let options = download_options(blksize, windowsize);
     Ok(pxe_tftp::download(addr, file, options).await?.data.len())
+}
+
+/// What one bulk download measured besides its length.
+struct Fetched {
+    len: usize,
+    /// Mean time from the client's ACK to the first DATA after it, when the client knows.
+    reply: Option<Duration>,
+}
+
+/// One download driven the way firmware drives its NIC: a single thread that never sleeps,
+/// polling the socket (iPXE's main loop and EDK2's MTFTP both poll). So every microsecond of
+/// a round trip is either the network stack or the server, and the time from each ACK to
+/// the next DATA, the server's reply time, is measured here too.
+fn fetch_polling(
+    addr: SocketAddr,
+    file: &str,
+    blksize: u16,
+    windowsize: Option<u16>,
+) -> Result<Fetched, pxe_tftp::Error> {
+    let io = |source| pxe_tftp::Error::Io {
+        action: "polling the client socket",
+        source,
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    let mut download = pxe_tftp::Download::new(addr, file, download_options(blksize, windowsize));
+    let mut buf = vec![0u8; 65536];
+    let mut datagram = Vec::with_capacity(2048);
+    // The last ACK sent and whether a DATA came after it yet.
+    let mut acked: Option<Instant> = None;
+    let (mut replies, mut reply_total) = (0u32, Duration::ZERO);
+    loop {
+        let now = Instant::now();
+        while let Some(transmit) = download.poll_transmit(now) {
+            datagram.clear();
+            datagram.extend_from_slice(transmit.header());
+            datagram.extend_from_slice(&transmit.payload);
+            socket
+                .send_to(&datagram, transmit.destination)
+                .map_err(io)?;
+            acked = Some(Instant::now());
+        }
+        if let Some(result) = download.take_result() {
+            let reply = (replies > 0).then(|| reply_total / replies);
+            return result.map(|d| Fetched {
+                len: d.data.len(),
+                reply,
+            });
+        }
+        let deadline = download
+            .poll_timeout()
+            .expect("a running download has a deadline");
+        loop {
+            match socket.recv_from(&mut buf) {
+                Ok((len, from)) => {
+                    let received = Instant::now();
+                    if let Some(sent) = acked.take() {
+                        reply_total += received - sent;
+                        replies += 1;
+                    }
+                    download.handle_datagram(received, from, &buf[..len]);
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        download.handle_timeout(now);
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
 }
 
 struct Row {
@@ -116,6 +221,7 @@ struct Row {
     seconds: f64,
     mib_per_s: f64,
     cpu_ms_per_mib: Option<f64>,
+    reply_us: Option<f64>,
     failures: usize,
     peak_rss_mib: Option<f64>,
 }
@@ -125,22 +231,46 @@ struct Row {
 struct Samples {
     times: Vec<f64>,
     cpu_ms_per_mib: Vec<f64>,
+    reply_us: Vec<f64>,
     failures: usize,
     peak_rss_kib: u64,
 }
 
 /// One 64 MiB download; its time and the server's CPU go into `samples`.
+/// Block size, window size and client of a bulk scenario; `-sleeping` names the tokio
+/// client, the rest poll like firmware.
+fn bulk_load(scenario: &str) -> (u16, Option<u16>, bool) {
+    let polling = !scenario.ends_with("-sleeping");
+    match scenario.trim_end_matches("-sleeping") {
+        "window16" => (1468, Some(16), polling),
+        "window64" => (1468, Some(64), polling),
+        _ => (1432, None, polling),
+    }
+}
+
+/// One 64 MiB download; its time, reply time and the server's CPU go into `samples`.
 async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples) {
-    let (blksize, windowsize) = match scenario {
-        "window16" => (1468, Some(16)),
-        "window64" => (1468, Some(64)),
-        _ => (1432, None),
-    };
+    let (blksize, windowsize, polling) = bulk_load(scenario);
     let cpu_before = target.pid.map(cpu_seconds);
     let started = Instant::now();
-    match fetch(target.addr, "bench-64m", blksize, windowsize).await {
-        Ok(len) if len == 64 * MIB => {}
-        Ok(len) => {
+    let addr = target.addr;
+    let fetched = if polling {
+        tokio::task::spawn_blocking(move || fetch_polling(addr, "bench-64m", blksize, windowsize))
+            .await
+            .expect("the polling client does not panic")
+    } else {
+        fetch(addr, "bench-64m", blksize, windowsize)
+            .await
+            .map(|len| Fetched { len, reply: None })
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    match fetched {
+        Ok(Fetched { len, reply }) if len == 64 * MIB => {
+            samples
+                .reply_us
+                .extend(reply.map(|r| r.as_secs_f64() * 1e6));
+        }
+        Ok(Fetched { len, .. }) => {
             eprintln!("{}: {scenario}: got {len} bytes", target.name);
             samples.failures += 1;
         }
@@ -149,7 +279,7 @@ async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples
             samples.failures += 1;
         }
     }
-    samples.times.push(started.elapsed().as_secs_f64());
+    samples.times.push(elapsed);
     if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
         samples
             .cpu_ms_per_mib
@@ -242,7 +372,10 @@ async fn measure(targets: &[Target], scenario: &'static str, runs: usize) -> Vec
                 seconds,
                 mib_per_s: mib / seconds,
                 cpu_ms_per_mib: (!samples.cpu_ms_per_mib.is_empty())
-                    .then(|| median(samples.cpu_ms_per_mib)),
+                    // The mean, not the median: /proc counts CPU in 10 ms ticks, about
+                    // 8 ticks per windowed run, and a mean over runs keeps the fraction.
+                    .then(|| mean(&samples.cpu_ms_per_mib)),
+                reply_us: (!samples.reply_us.is_empty()).then(|| median(samples.reply_us)),
                 failures: samples.failures,
                 peak_rss_mib: (concurrent && target.pid.is_some())
                     .then(|| samples.peak_rss_kib as f64 / 1024.0),
@@ -307,7 +440,7 @@ fn main() {
             .and_then(|r| r.parse().ok())
             .unwrap_or(5);
         let scenarios = std::env::var("TFTP_BENCH_SCENARIOS")
-            .unwrap_or_else(|_| "window16,window64,lockstep,storm,rss".into());
+            .unwrap_or_else(|_| SCENARIOS.join(","));
         let (targets, _server) = match std::env::var("TFTP_BENCH_SERVERS") {
             Ok(spec) => (parse_servers(&spec), None),
             Err(_) => {
@@ -316,7 +449,7 @@ fn main() {
             }
         };
         let mut rows = Vec::new();
-        for scenario in ["window16", "window64", "lockstep", "storm", "rss"] {
+        for scenario in SCENARIOS {
             if !scenarios.split(',').any(|s| s == scenario) {
                 continue;
             }
@@ -329,8 +462,16 @@ fn main() {
             "\nsummary (median of {runs} runs; ratio = fastest peer's time / pxe-tftp's time, over peers without failures):"
         );
         println!(
-            "{:<9} {:<24} {:>8} {:>9} {:>12} {:>8} {:>9} {:>7}",
-            "scenario", "server", "time s", "MiB/s", "cpu ms/MiB", "fails", "rss MiB", "ratio"
+            "{:<18} {:<14} {:>8} {:>9} {:>12} {:>9} {:>6} {:>9} {:>7}",
+            "scenario",
+            "server",
+            "time s",
+            "MiB/s",
+            "cpu ms/MiB",
+            "reply us",
+            "fails",
+            "rss MiB",
+            "ratio"
         );
         for row in &rows {
             let peers: Vec<&Row> = rows
@@ -364,12 +505,13 @@ fn report(row: &Row, peers: &[&Row]) {
             .map_or("-".to_string(), |v| format!("{v:.2}"))
     };
     println!(
-        "{:<9} {:<24} {:>8.3} {:>9.1} {:>12} {:>8} {:>9} {:>7}",
+        "{:<18} {:<14} {:>8.3} {:>9.1} {:>12} {:>9} {:>6} {:>9} {:>7}",
         row.scenario,
         row.server,
         row.seconds,
         row.mib_per_s,
         opt(row.cpu_ms_per_mib),
+        opt(row.reply_us),
         row.failures,
         opt(row.peak_rss_mib),
         ratio

@@ -12,9 +12,11 @@
 //!
 //! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
 //! iovec for each 4-byte header, one for each slice of the file), falling back to one
-//! vectored send per block where the kernel refuses GSO. Lock-step transfers (windowsize 1)
-//! on their own port run on a blocking thread, up to eight at once: one `recvfrom` and one
-//! `sendmsg` per block, as lock-step speed is wakeup latency.
+//! vectored send per block where the kernel refuses GSO. Transfers on their own port run on a
+//! blocking thread, up to eight at once: one `recvfrom` per ACK and one `sendmsg` per block
+//! or window, as lock-step speed is wakeup latency. A lock-step transfer also polls its
+//! socket for up to [`ServerConfig::lock_step_poll`] (50 µs) before it sleeps, which cuts
+//! the turnaround to near peers; it stops polling by itself for slower ones.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.

@@ -3,15 +3,15 @@
 //! The listening socket takes requests. Each accepted read request becomes a task that owns
 //! a [`Transfer`] and either its own socket (a new port per transfer as RFC 1350 describes,
 //! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
-//! the datagrams the listener routes to it by client address. A lock-step transfer on its
-//! own socket moves to a blocking thread while one of a few is free (see
-//! `serve_lock_step_blocking`).
+//! the datagrams the listener routes to it by client address. A transfer on its own socket
+//! moves to a blocking thread while one of a few is free (see `serve_blocking`), where a
+//! lock-step transfer also polls briefly for each ACK before it sleeps (see `PollFirst`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +50,11 @@ pub struct ServerConfig {
     pub max_transfers: usize,
     /// Most transfers at once from one client address (default 16).
     pub max_transfers_per_client: usize,
+    /// How long a lock-step transfer polls its socket for the next ACK before its thread
+    /// sleeps (default 50 µs; zero never polls). Polling trades a little CPU for a faster
+    /// turnaround to near peers, and stops by itself for peers slower than this; windowed
+    /// transfers never poll.
+    pub lock_step_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +64,7 @@ impl Default for ServerConfig {
             ports: PortMode::Ephemeral,
             max_transfers: 4096,
             max_transfers_per_client: 16,
+            lock_step_poll: Duration::from_micros(50),
         }
     }
 }
@@ -83,8 +89,10 @@ struct Shared {
     /// Bounds the file opens running at once: a boot storm's thousand requests would
     /// otherwise start hundreds of blocking threads for opens that mostly hit the cache.
     opening: tokio::sync::Semaphore,
-    /// Lock-step transfers running on a blocking thread (see [`LOCK_STEP_THREADS`]).
-    lock_step_threads: AtomicUsize,
+    /// Transfers running on a blocking thread (see [`TRANSFER_THREADS`]).
+    transfer_threads: AtomicUsize,
+    /// Transfers polling for their next ACK right now (see [`PollFirst`]).
+    pollers: Pollers,
 }
 
 /// File opens at once (they take a lock in [`crate::Directory`] anyway).
@@ -135,34 +143,60 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// Most segments one GSO send may carry (the kernel's UDP_MAX_SEGMENTS).
 const GSO_MAX_SEGMENTS: usize = 64;
 
+/// How many transmits from the start of `batch` go out with one system call: a GSO run while
+/// the kernel takes GSO sends, else one.
+fn next_run(batch: &[Transmit], gso: &AtomicBool) -> usize {
+    if gso.load(Ordering::Relaxed) {
+        gso_run(batch)
+    } else {
+        1
+    }
+}
+
+/// What is left of `rest` after trying to send its first `sent_len` transmits. A refused GSO
+/// send (old kernel, odd device) turns GSO off for the server and leaves the run to go out
+/// one datagram at a time; any other failure is the peer's path and skips one datagram.
+fn after_send<'b>(
+    rest: &'b [Transmit],
+    sent_len: usize,
+    result: io::Result<()>,
+    gso: &AtomicBool,
+) -> &'b [Transmit] {
+    match result {
+        Ok(()) => &rest[sent_len..],
+        Err(error) if sent_len >= 2 => {
+            tracing::debug!(%error, "udp gso send refused; sending blocks one by one");
+            gso.store(false, Ordering::Relaxed);
+            rest
+        }
+        Err(error) => {
+            tracing::debug!(peer = %rest[0].destination, %error, "send failed");
+            &rest[1..]
+        }
+    }
+}
+
 /// Sends `batch` in order. Runs of DATA to one destination with equal sizes (the last may be
 /// shorter) go out with one UDP GSO `sendmsg` each: an iovec for each 4-byte header and one
 /// for each slice of the shared file, no copy, one system call for up to 44 full blocks.
 async fn send_batch(socket: &UdpSocket, batch: &[Transmit], gso: &AtomicBool) {
-    let mut i = 0;
-    while i < batch.len() {
-        let run = if gso.load(Ordering::Relaxed) {
-            gso_run(&batch[i..])
-        } else {
-            1
-        };
-        if run >= 2 {
-            match send_gso(socket, &batch[i..i + run]).await {
-                Ok(()) => {
-                    i += run;
-                    continue;
-                }
-                Err(error) => {
-                    // No GSO here (old kernel, odd device): one datagram per call from now on.
-                    tracing::debug!(%error, "udp gso send refused; sending blocks one by one");
-                    gso.store(false, Ordering::Relaxed);
-                }
-            }
-        }
-        if let Err(error) = send(socket, &batch[i]).await {
-            tracing::debug!(peer = %batch[i].destination, %error, "send failed");
-        }
-        i += 1;
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let run = &rest[..next_run(rest, gso)];
+        let result = socket
+            .async_io(Interest::WRITABLE, || send_run(socket.as_fd(), run))
+            .await;
+        rest = after_send(rest, run.len(), result, gso);
+    }
+}
+
+/// [`send_batch`] on a blocking socket.
+fn send_batch_blocking(socket: &std::net::UdpSocket, batch: &[Transmit], gso: &AtomicBool) {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let run = &rest[..next_run(rest, gso)];
+        let result = send_run(socket.as_fd(), run);
+        rest = after_send(rest, run.len(), result, gso);
     }
 }
 
@@ -189,8 +223,13 @@ fn gso_run(batch: &[Transmit]) -> usize {
     run
 }
 
-async fn send_gso(socket: &UdpSocket, run: &[Transmit]) -> io::Result<()> {
+/// One system call for `run`: a plain vectored send for one transmit, a UDP GSO `sendmsg`
+/// for more (all to one destination, sized as [`gso_run`] checks).
+fn send_run(fd: BorrowedFd<'_>, run: &[Transmit]) -> io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
+    if let [transmit] = run {
+        return send_vectored(socket2::SockRef::from(&fd), transmit).map(|_| ());
+    }
     let segment =
         u16::try_from(run[0].len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let destination = SockaddrStorage::from(run[0].destination);
@@ -201,14 +240,16 @@ async fn send_gso(socket: &UdpSocket, run: &[Transmit]) -> io::Result<()> {
         slots[1] = IoSlice::new(&transmit.payload);
     }
     let iov = &iov[..2 * run.len()];
-    let fd = socket.as_raw_fd();
-    socket
-        .async_io(Interest::WRITABLE, || {
-            let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
-            sendmsg(fd, iov, &cmsgs, MsgFlags::empty(), Some(&destination)).map_err(io::Error::from)
-        })
-        .await
-        .map(|_| ())
+    let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
+    sendmsg(
+        fd.as_raw_fd(),
+        iov,
+        &cmsgs,
+        MsgFlags::empty(),
+        Some(&destination),
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
 }
 
 /// Receive buffer asked for on the listening socket: a boot storm's requests arrive at once,
@@ -254,7 +295,8 @@ impl Server {
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
                 opening: tokio::sync::Semaphore::new(CONCURRENT_OPENS),
-                lock_step_threads: AtomicUsize::new(0),
+                transfer_threads: AtomicUsize::new(0),
+                pollers: Pollers::new(),
             }),
         })
     }
@@ -325,7 +367,7 @@ impl Server {
                                 _ = stopped => Ok(()),
                             }
                         });
-                        // Blocking lock-step transfers end on their own; do not wait for them.
+                        // Transfers on blocking threads end on their own; do not wait for them.
                         runtime.shutdown_background();
                         served
                     });
@@ -552,18 +594,32 @@ async fn serve_transfer(
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
-    if negotiated.windowsize <= 1 && own_socket.is_some() {
-        if let Some(lease) = LockStepThread::lease(&shared) {
+    if own_socket.is_some() {
+        if let Some(lease) = TransferThread::lease(&shared) {
             let Some(Ok(socket)) = own_socket.take().map(UdpSocket::into_std) else {
                 tracing::debug!(%peer, "cannot move the transfer socket to a thread");
                 return;
             };
             slot.started();
+            // Only a lock-step transfer polls: a window's ACK comes after the client has taken
+            // the whole window, too long a wait to spend on a busy CPU.
+            let poll_budget = if negotiated.windowsize <= 1 {
+                shared.config.lock_step_poll
+            } else {
+                Duration::ZERO
+            };
             let served = tokio::task::spawn_blocking(move || {
-                let _lease = lease;
-                serve_lock_step_blocking(socket, &mut transfer, |outcome| {
-                    log_outcome(peer, &filename, &negotiated, started, outcome);
-                });
+                let shared = &lease.0;
+                serve_blocking(
+                    socket,
+                    &mut transfer,
+                    &shared.gso,
+                    poll_budget,
+                    &shared.pollers,
+                    |outcome| {
+                        log_outcome(peer, &filename, &negotiated, started, outcome);
+                    },
+                );
             });
             let _ = served.await;
             return;
@@ -609,37 +665,42 @@ async fn serve_transfer(
     }
 }
 
-/// Lock-step transfers served at once on a blocking thread of their own.
-const LOCK_STEP_THREADS: usize = 8;
+/// Transfers served at once on a blocking thread of their own; the rest run on the event
+/// loop.
+const TRANSFER_THREADS: usize = 8;
 
-/// A lock-step transfer's claim on one of [`LOCK_STEP_THREADS`]; given back on drop.
-struct LockStepThread(Arc<Shared>);
+/// A transfer's claim on one of [`TRANSFER_THREADS`]; given back on drop.
+struct TransferThread(Arc<Shared>);
 
-impl LockStepThread {
+impl TransferThread {
     fn lease(shared: &Arc<Shared>) -> Option<Self> {
         shared
-            .lock_step_threads
+            .transfer_threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < LOCK_STEP_THREADS).then_some(n + 1)
+                (n < TRANSFER_THREADS).then_some(n + 1)
             })
             .ok()
             .map(|_| Self(shared.clone()))
     }
 }
 
-impl Drop for LockStepThread {
+impl Drop for TransferThread {
     fn drop(&mut self) {
-        self.0.lock_step_threads.fetch_sub(1, Ordering::AcqRel);
+        self.0.transfer_threads.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Drives a lock-step transfer with blocking calls on its own socket: one `recvfrom` that
-/// sleeps until the ACK and one `sendmsg` per block, the fewest system calls and wakeups a
-/// block can take (the event loop adds a failed `recvfrom` and an `epoll_wait` per block,
-/// and lock-step speed is wakeup latency). The socket's receive timeout is the timer.
-fn serve_lock_step_blocking(
+/// Drives a transfer with blocking calls on its own socket: one `recvfrom` that sleeps until
+/// the ACK and one `sendmsg` per block or GSO run, the fewest system calls and wakeups a
+/// block or window can take (the event loop adds a failed `recvfrom` and an `epoll_wait`
+/// per ACK, and lock-step speed is wakeup latency). The socket's receive timeout is the
+/// timer; a lock-step transfer first polls for up to `poll_budget` (see [`PollFirst`]).
+fn serve_blocking(
     socket: std::net::UdpSocket,
     transfer: &mut Transfer,
+    gso: &AtomicBool,
+    poll_budget: Duration,
+    pollers: &Pollers,
     mut on_finished: impl FnMut(&Outcome),
 ) {
     if let Err(error) = socket.set_nonblocking(false) {
@@ -647,16 +708,16 @@ fn serve_lock_step_blocking(
         return;
     }
     let mut buf = [0u8; 2048];
+    let mut batch = Vec::new();
+    let mut poll_first = PollFirst::new(poll_budget, pollers);
     // The receive timeout in force; set again only when the wait it allows is far off, since
     // each change is a system call (waking early only costs a loop).
     let mut armed = Duration::ZERO;
     loop {
         let now = Instant::now();
-        while let Some(transmit) = transfer.poll_transmit(now) {
-            if let Err(error) = send_vectored(socket2::SockRef::from(&socket), &transmit) {
-                tracing::debug!(peer = %transmit.destination, %error, "send failed");
-            }
-        }
+        batch.extend(std::iter::from_fn(|| transfer.poll_transmit(now)));
+        send_batch_blocking(&socket, &batch, gso);
+        batch.clear();
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
             on_finished(&outcome);
         }
@@ -674,7 +735,11 @@ fn serve_lock_step_blocking(
             }
             armed = wait;
         }
-        match socket.recv_from(&mut buf) {
+        let received = match poll_first.receive(&socket, &mut buf) {
+            Some(received) => received,
+            None => socket.recv_from(&mut buf),
+        };
+        match received {
             Ok((len, from)) => transfer.handle_datagram(Instant::now(), from, &buf[..len]),
             Err(e)
                 if matches!(
@@ -690,6 +755,151 @@ fn serve_lock_step_blocking(
                 return;
             }
         }
+    }
+}
+
+/// How many transfers may poll at once: one per two CPUs (none on a single CPU, where a
+/// polling thread would only keep its peer from running), so polling never takes the CPUs
+/// the event loop and the other transfers need.
+struct Pollers {
+    now: AtomicUsize,
+    max: usize,
+}
+
+impl Pollers {
+    fn new() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            now: AtomicUsize::new(0),
+            max: cpus / 2,
+        }
+    }
+
+    /// A turn to poll, or `None` while [`Self::max`] transfers are polling.
+    fn turn(&self) -> Option<PollTurn<'_>> {
+        self.now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| PollTurn(self))
+    }
+}
+
+/// One transfer's turn to poll; given back on drop.
+struct PollTurn<'p>(&'p Pollers);
+
+impl Drop for PollTurn<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Polls a lock-step transfer's socket for a short while before its thread sleeps in
+/// `recvfrom`.
+///
+/// A sleeping thread is woken by the next datagram through an interrupt and the scheduler;
+/// on a virtual CPU that went idle this costs tens of microseconds per block, more than
+/// the whole round trip to a near peer (a VM on the same host, firmware on a fast LAN),
+/// which then gets its next block that much sooner. It adapts: after
+/// [`Self::MISSES`] polls in a row that the peer did not answer in time, the transfer
+/// sleeps straight away for its next [`Self::BACKOFF`] blocks, so a slow peer costs almost
+/// no CPU; and no more than [`Pollers::max`] transfers poll at once.
+struct PollFirst<'p> {
+    budget: Duration,
+    pollers: &'p Pollers,
+    misses: u32,
+    sleep_straight: u32,
+}
+
+impl<'p> PollFirst<'p> {
+    /// Polls in a row that miss before the transfer stops polling for a while.
+    const MISSES: u32 = 3;
+    /// How many waits then sleep straight away.
+    const BACKOFF: u32 = 64;
+
+    fn new(budget: Duration, pollers: &'p Pollers) -> Self {
+        Self {
+            budget,
+            pollers,
+            misses: 0,
+            sleep_straight: 0,
+        }
+    }
+
+    /// The datagram (or error) that arrived while polling; `None` when the caller should
+    /// sleep in a blocking receive.
+    fn receive(
+        &mut self,
+        socket: &std::net::UdpSocket,
+        buf: &mut [u8],
+    ) -> Option<io::Result<(usize, SocketAddr)>> {
+        if self.budget.is_zero() {
+            return None;
+        }
+        if self.sleep_straight > 0 {
+            self.sleep_straight -= 1;
+            return None;
+        }
+        let _turn = self.pollers.turn()?;
+        let started = Instant::now();
+        loop {
+            match receive_now(socket, buf) {
+                Ok(Some(received)) => {
+                    self.misses = 0;
+                    return Some(Ok(received));
+                }
+                Ok(None) => {}
+                Err(error) => return Some(Err(error)),
+            }
+            if started.elapsed() >= self.budget {
+                self.misses += 1;
+                if self.misses >= Self::MISSES {
+                    self.misses = 0;
+                    self.sleep_straight = Self::BACKOFF;
+                }
+                return None;
+            }
+            // Not `yield_now`: a peer polling on the same CPU (firmware in a VM pinned
+            // beside this server) would then keep the CPU until its time slice ends.
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// One `recvmsg` that does not wait: the datagram waiting on `socket`, if any.
+fn receive_now(
+    socket: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, SocketAddr)>> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let message = match recvmsg::<SockaddrStorage>(
+        socket.as_raw_fd(),
+        &mut iov,
+        None,
+        MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(message) => message,
+        Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+        Err(errno) => return Err(io::Error::from(errno)),
+    };
+    let from = message.address.and_then(|address| {
+        if let Some(v4) = address.as_sockaddr_in() {
+            Some(SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+        } else {
+            address
+                .as_sockaddr_in6()
+                .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+        }
+    });
+    match from {
+        Some(from) => Ok(Some((message.bytes, from))),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a datagram without a source address",
+        )),
     }
 }
 
@@ -751,5 +961,83 @@ fn log_outcome(
         Outcome::Failed(error) => {
             tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        (server, peer)
+    }
+
+    #[test]
+    fn polling_returns_a_datagram_already_waiting_with_its_source() {
+        let (server, peer) = socket_pair();
+        let pollers = Pollers {
+            now: AtomicUsize::new(0),
+            max: 1,
+        };
+        let mut poll = PollFirst::new(Duration::from_millis(200), &pollers);
+        peer.send_to(b"\x00\x04\x00\x01", server.local_addr().unwrap())
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (len, from) = poll.receive(&server, &mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..len], b"\x00\x04\x00\x01");
+        assert_eq!(from, peer.local_addr().unwrap());
+        assert_eq!(
+            pollers.now.load(Ordering::Acquire),
+            0,
+            "the turn is given back"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_misses_the_budget_stops_the_polling_for_a_while() {
+        let (server, _peer) = socket_pair();
+        let pollers = Pollers {
+            now: AtomicUsize::new(0),
+            max: 1,
+        };
+        let mut poll = PollFirst::new(Duration::from_micros(50), &pollers);
+        let mut buf = [0u8; 64];
+        for _ in 0..PollFirst::MISSES {
+            assert!(poll.receive(&server, &mut buf).is_none());
+        }
+        assert_eq!(poll.sleep_straight, PollFirst::BACKOFF);
+        // Backing off: the next waits go straight to sleep, whatever is waiting.
+        let waiting = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        waiting
+            .send_to(b"ack", server.local_addr().unwrap())
+            .unwrap();
+        for left in (0..PollFirst::BACKOFF).rev() {
+            assert!(poll.receive(&server, &mut buf).is_none());
+            assert_eq!(poll.sleep_straight, left);
+        }
+        assert!(
+            poll.receive(&server, &mut buf).is_some(),
+            "polls again after the back-off"
+        );
+    }
+
+    #[test]
+    fn no_more_transfers_poll_than_the_bound_and_none_without_a_budget() {
+        let (server, peer) = socket_pair();
+        let pollers = Pollers {
+            now: AtomicUsize::new(0),
+            max: 1,
+        };
+        let busy = pollers.turn().expect("a first turn");
+        let mut poll = PollFirst::new(Duration::from_millis(200), &pollers);
+        peer.send_to(b"ack", server.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 64];
+        assert!(poll.receive(&server, &mut buf).is_none(), "no turn left");
+        drop(busy);
+        let mut off = PollFirst::new(Duration::ZERO, &pollers);
+        assert!(off.receive(&server, &mut buf).is_none(), "zero budget");
+        assert!(poll.receive(&server, &mut buf).is_some());
     }
 }

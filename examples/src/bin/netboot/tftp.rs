@@ -46,6 +46,9 @@ pub(crate) struct Args {
     /// Match file names case-insensitively when no exact match exists.
     #[arg(long)]
     case_insensitive: bool,
+    /// Microseconds a lock-step transfer polls for the next ACK before sleeping (0: never).
+    #[arg(long, default_value_t = 50)]
+    lock_step_poll_us: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u16, u16), String> {
@@ -80,6 +83,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         ports,
         max_transfers: args.max_transfers,
         max_transfers_per_client: args.max_per_client,
+        lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
     };
     let server = Server::bind(args.listen, source, config)
         .await
