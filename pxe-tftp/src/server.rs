@@ -803,20 +803,25 @@ impl Drop for PollTurn<'_> {
 /// the whole round trip to a near peer (a VM on the same host, firmware on a fast LAN),
 /// which then gets its next block that much sooner. It adapts: after
 /// [`Self::MISSES`] polls in a row that the peer did not answer in time, the transfer
-/// sleeps straight away for its next [`Self::BACKOFF`] blocks, so a slow peer costs almost
-/// no CPU; and no more than [`Pollers::max`] transfers poll at once.
+/// sleeps straight away for its next [`Self::BACKOFF`] blocks, then tries one poll; each
+/// further miss doubles the back-off (up to [`Self::MAX_BACKOFF`]) and a hit resets it. So
+/// a slow peer, or a machine too busy for polling to pay, costs almost no CPU; and no more
+/// than [`Pollers::max`] transfers poll at once.
 struct PollFirst<'p> {
     budget: Duration,
     pollers: &'p Pollers,
     misses: u32,
     sleep_straight: u32,
+    backoff: u32,
 }
 
 impl<'p> PollFirst<'p> {
     /// Polls in a row that miss before the transfer stops polling for a while.
     const MISSES: u32 = 3;
-    /// How many waits then sleep straight away.
+    /// How many waits sleep straight away after the first run of misses.
     const BACKOFF: u32 = 64;
+    /// The longest back-off.
+    const MAX_BACKOFF: u32 = 4096;
 
     fn new(budget: Duration, pollers: &'p Pollers) -> Self {
         Self {
@@ -824,6 +829,22 @@ impl<'p> PollFirst<'p> {
             pollers,
             misses: 0,
             sleep_straight: 0,
+            backoff: Self::BACKOFF,
+        }
+    }
+
+    fn hit(&mut self) {
+        self.misses = 0;
+        self.backoff = Self::BACKOFF;
+    }
+
+    fn miss(&mut self) {
+        self.misses += 1;
+        if self.misses >= Self::MISSES {
+            // After a back-off, one more miss is enough to back off again, for longer.
+            self.misses = Self::MISSES - 1;
+            self.sleep_straight = self.backoff;
+            self.backoff = (self.backoff * 2).min(Self::MAX_BACKOFF);
         }
     }
 
@@ -846,18 +867,14 @@ impl<'p> PollFirst<'p> {
         loop {
             match receive_now(socket, buf) {
                 Ok(Some(received)) => {
-                    self.misses = 0;
+                    self.hit();
                     return Some(Ok(received));
                 }
                 Ok(None) => {}
                 Err(error) => return Some(Err(error)),
             }
             if started.elapsed() >= self.budget {
-                self.misses += 1;
-                if self.misses >= Self::MISSES {
-                    self.misses = 0;
-                    self.sleep_straight = Self::BACKOFF;
-                }
+                self.miss();
                 return None;
             }
             // Not `yield_now`: a peer polling on the same CPU (firmware in a VM pinned
@@ -1021,6 +1038,43 @@ mod tests {
             poll.receive(&server, &mut buf).is_some(),
             "polls again after the back-off"
         );
+    }
+
+    #[test]
+    fn each_miss_after_a_back_off_doubles_it_and_a_hit_resets_it() {
+        let (server, peer) = socket_pair();
+        let pollers = Pollers {
+            now: AtomicUsize::new(0),
+            max: 1,
+        };
+        let mut poll = PollFirst::new(Duration::from_micros(20), &pollers);
+        let mut buf = [0u8; 64];
+        let mut backoffs = Vec::new();
+        for _ in 0..PollFirst::MISSES {
+            assert!(poll.receive(&server, &mut buf).is_none());
+        }
+        backoffs.push(poll.sleep_straight);
+        for _ in 0..8 {
+            while poll.sleep_straight > 0 {
+                assert!(poll.receive(&server, &mut buf).is_none());
+            }
+            assert!(
+                poll.receive(&server, &mut buf).is_none(),
+                "one probe, missed"
+            );
+            backoffs.push(poll.sleep_straight);
+        }
+        assert_eq!(
+            backoffs,
+            [64, 128, 256, 512, 1024, 2048, 4096, 4096, 4096],
+            "doubling up to the cap"
+        );
+        while poll.sleep_straight > 0 {
+            assert!(poll.receive(&server, &mut buf).is_none());
+        }
+        peer.send_to(b"ack", server.local_addr().unwrap()).unwrap();
+        assert!(poll.receive(&server, &mut buf).is_some());
+        assert_eq!((poll.misses, poll.backoff), (0, PollFirst::BACKOFF));
     }
 
     #[test]
