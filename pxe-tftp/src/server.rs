@@ -985,6 +985,13 @@ fn log_outcome(
 mod tests {
     use super::*;
 
+    fn one_poller() -> Pollers {
+        Pollers {
+            now: AtomicUsize::new(0),
+            max: 1,
+        }
+    }
+
     fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -994,10 +1001,7 @@ mod tests {
     #[test]
     fn polling_returns_a_datagram_already_waiting_with_its_source() {
         let (server, peer) = socket_pair();
-        let pollers = Pollers {
-            now: AtomicUsize::new(0),
-            max: 1,
-        };
+        let pollers = one_poller();
         let mut poll = PollFirst::new(Duration::from_millis(200), &pollers);
         peer.send_to(b"\x00\x04\x00\x01", server.local_addr().unwrap())
             .unwrap();
@@ -1013,40 +1017,9 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_that_misses_the_budget_stops_the_polling_for_a_while() {
-        let (server, _peer) = socket_pair();
-        let pollers = Pollers {
-            now: AtomicUsize::new(0),
-            max: 1,
-        };
-        let mut poll = PollFirst::new(Duration::from_micros(50), &pollers);
-        let mut buf = [0u8; 64];
-        for _ in 0..PollFirst::MISSES {
-            assert!(poll.receive(&server, &mut buf).is_none());
-        }
-        assert_eq!(poll.sleep_straight, PollFirst::BACKOFF);
-        // Backing off: the next waits go straight to sleep, whatever is waiting.
-        let waiting = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        waiting
-            .send_to(b"ack", server.local_addr().unwrap())
-            .unwrap();
-        for left in (0..PollFirst::BACKOFF).rev() {
-            assert!(poll.receive(&server, &mut buf).is_none());
-            assert_eq!(poll.sleep_straight, left);
-        }
-        assert!(
-            poll.receive(&server, &mut buf).is_some(),
-            "polls again after the back-off"
-        );
-    }
-
-    #[test]
-    fn each_miss_after_a_back_off_doubles_it_and_a_hit_resets_it() {
+    fn misses_back_off_doubling_and_a_hit_resets_the_back_off() {
         let (server, peer) = socket_pair();
-        let pollers = Pollers {
-            now: AtomicUsize::new(0),
-            max: 1,
-        };
+        let pollers = one_poller();
         let mut poll = PollFirst::new(Duration::from_micros(20), &pollers);
         let mut buf = [0u8; 64];
         let mut backoffs = Vec::new();
@@ -1054,6 +1027,24 @@ mod tests {
             assert!(poll.receive(&server, &mut buf).is_none());
         }
         backoffs.push(poll.sleep_straight);
+        // Backing off: the next waits go straight to sleep, whatever is waiting.
+        peer.send_to(b"ack", server.local_addr().unwrap()).unwrap();
+        for left in (0..PollFirst::BACKOFF).rev() {
+            assert!(poll.receive(&server, &mut buf).is_none());
+            assert_eq!(poll.sleep_straight, left);
+        }
+        assert!(
+            poll.receive(&server, &mut buf).is_some(),
+            "one probe, a hit"
+        );
+        assert_eq!(
+            poll.backoff,
+            PollFirst::BACKOFF,
+            "a hit resets the back-off"
+        );
+        for _ in 0..PollFirst::MISSES {
+            assert!(poll.receive(&server, &mut buf).is_none());
+        }
         for _ in 0..8 {
             while poll.sleep_straight > 0 {
                 assert!(poll.receive(&server, &mut buf).is_none());
@@ -1080,10 +1071,7 @@ mod tests {
     #[test]
     fn no_more_transfers_poll_than_the_bound_and_none_without_a_budget() {
         let (server, peer) = socket_pair();
-        let pollers = Pollers {
-            now: AtomicUsize::new(0),
-            max: 1,
-        };
+        let pollers = one_poller();
         let busy = pollers.turn().expect("a first turn");
         let mut poll = PollFirst::new(Duration::from_millis(200), &pollers);
         peer.send_to(b"ack", server.local_addr().unwrap()).unwrap();
