@@ -16,7 +16,8 @@
 //! blocking thread, up to eight at once: one `recvfrom` per ACK and one `sendmsg` per block
 //! or window, as lock-step speed is wakeup latency. A lock-step transfer also polls its
 //! socket for up to [`ServerConfig::lock_step_poll`] (50 µs) before it sleeps, which cuts
-//! the turnaround to near peers; it stops polling by itself for slower ones.
+//! the turnaround to near peers; it stops polling by itself for slower ones. Windowed
+//! transfers poll only when [`ServerConfig::windowed_poll`] asks them to.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.

@@ -52,9 +52,13 @@ pub struct ServerConfig {
     pub max_transfers_per_client: usize,
     /// How long a lock-step transfer polls its socket for the next ACK before its thread
     /// sleeps (default 50 µs; zero never polls). Polling trades a little CPU for a faster
-    /// turnaround to near peers, and stops by itself for peers slower than this; windowed
-    /// transfers never poll.
+    /// turnaround to near peers, and stops by itself for peers slower than this.
     pub lock_step_poll: Duration,
+    /// The same for windowed transfers (default zero: never). A window's ACK comes only
+    /// after the client has taken the whole window, so polling for it costs more CPU per
+    /// MiB than it does in lock-step; it still makes windows of 16 or fewer blocks to a
+    /// near peer markedly faster (see `scripts/bench-tftp`).
+    pub windowed_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             max_transfers: 4096,
             max_transfers_per_client: 16,
             lock_step_poll: Duration::from_micros(50),
+            windowed_poll: Duration::ZERO,
         }
     }
 }
@@ -601,12 +606,10 @@ async fn serve_transfer(
                 return;
             };
             slot.started();
-            // Only a lock-step transfer polls: a window's ACK comes after the client has taken
-            // the whole window, too long a wait to spend on a busy CPU.
             let poll_budget = if negotiated.windowsize <= 1 {
                 shared.config.lock_step_poll
             } else {
-                Duration::ZERO
+                shared.config.windowed_poll
             };
             let served = tokio::task::spawn_blocking(move || {
                 let shared = &lease.0;
@@ -694,7 +697,7 @@ impl Drop for TransferThread {
 /// the ACK and one `sendmsg` per block or GSO run, the fewest system calls and wakeups a
 /// block or window can take (the event loop adds a failed `recvfrom` and an `epoll_wait`
 /// per ACK, and lock-step speed is wakeup latency). The socket's receive timeout is the
-/// timer; a lock-step transfer first polls for up to `poll_budget` (see [`PollFirst`]).
+/// timer; it first polls for up to `poll_budget` (see [`PollFirst`]).
 fn serve_blocking(
     socket: std::net::UdpSocket,
     transfer: &mut Transfer,
@@ -795,8 +798,8 @@ impl Drop for PollTurn<'_> {
     }
 }
 
-/// Polls a lock-step transfer's socket for a short while before its thread sleeps in
-/// `recvfrom`.
+/// Polls a transfer's socket for a short while before its thread sleeps in `recvfrom`
+/// ([`ServerConfig::lock_step_poll`], [`ServerConfig::windowed_poll`]).
 ///
 /// A sleeping thread is woken by the next datagram through an interrupt and the scheduler;
 /// on a virtual CPU that went idle this costs tens of microseconds per block, more than

@@ -49,6 +49,10 @@ pub(crate) struct Args {
     /// Microseconds a lock-step transfer polls for the next ACK before sleeping (0: never).
     #[arg(long, default_value_t = 50)]
     lock_step_poll_us: u64,
+    /// Microseconds a windowed transfer polls for the next ACK before sleeping (0: never):
+    /// faster small windows to near peers, for more CPU.
+    #[arg(long, default_value_t = 0)]
+    windowed_poll_us: u64,
 }
 
 fn parse_range(text: &str) -> Result<(u16, u16), String> {
@@ -84,6 +88,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         max_transfers: args.max_transfers,
         max_transfers_per_client: args.max_per_client,
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
+        windowed_poll: Duration::from_micros(args.windowed_poll_us),
     };
     let server = Server::bind(args.listen, source, config)
         .await
