@@ -4,8 +4,9 @@
 //! a [`Transfer`] and either its own socket (a new port per transfer as RFC 1350 describes,
 //! optionally drawn from a configured range for NAT and containers) or, in single-port mode,
 //! the datagrams the listener routes to it by client address. A transfer on its own socket
-//! moves to a blocking thread while one of a few is free (see `serve_blocking`), where a
-//! lock-step transfer also polls briefly for each ACK before it sleeps (see `PollFirst`).
+//! moves to a blocking thread while one of a few is free (see `serve_blocking`), where it
+//! may poll briefly for each ACK before it sleeps (lock-step transfers do by default; see
+//! `PollFirst`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
