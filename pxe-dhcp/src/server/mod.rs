@@ -56,7 +56,7 @@ use crate::proto::{
     Accepted, Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply,
     Service,
 };
-use crate::wire::{OptionCode, ReplyDestination};
+use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
 use socket::{PktInfoSocket, ReceiveBatch, Route};
 
@@ -315,6 +315,8 @@ async fn receive_loop(
 ) -> Result<(), Error> {
     let mut batch = ReceiveBatch::new(RECV_BUFFER);
     let mut replies: Vec<Prepared> = Vec::with_capacity(socket::BATCH);
+    // Reply buffers come back here once sent, for the next batch.
+    let mut spare_buffers: Vec<Vec<u8>> = Vec::with_capacity(socket::BATCH);
     loop {
         match socket.recv_batch(&mut batch).await {
             Ok(_) => {}
@@ -337,10 +339,10 @@ async fn receive_loop(
             };
             let task_shared = Arc::clone(&shared);
             let task_socket = Arc::clone(&socket);
-            let mut task =
-                Box::pin(
-                    async move { prepare(&task_shared, &task_socket, accepted, arrival).await },
-                );
+            let buffer = spare_buffers.pop().unwrap_or_default();
+            let mut task = Box::pin(async move {
+                prepare(&task_shared, &task_socket, accepted, arrival, buffer).await
+            });
             // Most requests complete in one poll (the policy answers at once): their replies
             // join the batch. Only those that wait (a slow policy, a reply delay) get their
             // own task, so the receive loop never waits on a policy.
@@ -367,7 +369,7 @@ async fn receive_loop(
             }
         }
         send_replies(&socket, &replies).await;
-        replies.clear();
+        spare_buffers.extend(replies.drain(..).map(|reply| reply.datagram));
     }
 }
 
@@ -382,12 +384,14 @@ struct Prepared {
 }
 
 /// Asks the policy about an accepted request, decides, persists lease changes and emits the
-/// reply; `None` when there is no reply (logged at `debug`, or `error` for the lease file).
+/// reply into `buffer`; `None` when there is no reply (logged at `debug`, or `error` for the
+/// lease file).
 async fn prepare(
     shared: &Shared,
     socket: &PktInfoSocket,
     accepted: Accepted,
     arrival: Arrival,
+    buffer: Vec<u8>,
 ) -> Option<Prepared> {
     let decision = match accepted.facts() {
         Some(facts) => Some(shared.policy.boot(facts).await),
@@ -427,14 +431,13 @@ async fn prepare(
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }
-    let mut datagram = vec![0u8; reply.packet.buffer_len()];
-    match reply.packet.emit(&mut datagram) {
-        Ok(len) => datagram.truncate(len),
+    let datagram = match emit(&reply.packet, buffer) {
+        Ok(datagram) => datagram,
         Err(e) => {
             tracing::debug!(mac = %accepted.mac(), error = %e, "reply cannot be emitted");
             return None;
         }
-    }
+    };
     let on_arrival_interface = |to| Route {
         to,
         ifindex: arrival.ifindex,
@@ -476,14 +479,37 @@ async fn prepare(
     })
 }
 
+/// The first size tried for a reply buffer: an Ethernet frame's worth, which almost every
+/// reply fits.
+const REPLY_BUFFER: usize = 1500;
+
+/// Emits `packet` into `buffer` (reused from an earlier reply), growing it only for a reply
+/// larger than any before.
+fn emit(packet: &crate::wire::PacketBuilder, mut buffer: Vec<u8>) -> Result<Vec<u8>, EmitError> {
+    buffer.resize(buffer.capacity().max(REPLY_BUFFER), 0);
+    let len = match packet.emit(&mut buffer) {
+        Err(EmitError::BufferTooSmall { needed, .. }) => {
+            buffer.resize(needed, 0);
+            packet.emit(&mut buffer)?
+        }
+        result => result?,
+    };
+    buffer.truncate(len);
+    Ok(buffer)
+}
+
 /// Replies to clients without an address go to the limited broadcast address.
 const BROADCAST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
 
-/// Sends `replies` in as few `sendmmsg` calls as their routes allow. A reply that cannot be
-/// sent is logged at `debug` (a unicast to a new address is retried as a broadcast) and the
-/// rest still go.
+/// Sends `replies` in as few `sendmmsg` calls as their routes allow (a lone reply with one
+/// `sendmsg`). A reply that cannot be sent is logged at `debug` (a unicast to a new address
+/// is retried as a broadcast) and the rest still go.
 async fn send_replies(socket: &PktInfoSocket, replies: &[Prepared]) {
-    if replies.is_empty() {
+    if let [reply] = replies {
+        match socket.send(&reply.datagram, reply.route).await {
+            Ok(()) => reply.sent(),
+            Err(e) => reply.not_sent(socket, e).await,
+        }
         return;
     }
     let datagrams: Vec<(&[u8], Route)> = replies
@@ -494,36 +520,40 @@ async fn send_replies(socket: &PktInfoSocket, replies: &[Prepared]) {
     while next < replies.len() {
         match socket.send_batch(&datagrams[next..]).await {
             Ok(sent) => {
-                for reply in &replies[next..next + sent] {
-                    if let Some(story) = &reply.story {
-                        story.log();
-                    }
-                }
+                replies[next..next + sent].iter().for_each(Prepared::sent);
                 next += sent;
             }
             Err(e) => {
-                let reply = &replies[next];
+                replies[next].not_sent(socket, e).await;
                 next += 1;
-                let mut sent = Err(e);
-                if reply.broadcast_on_failure {
-                    if let Err(e) = &sent {
-                        tracing::debug!(to = %reply.route.to, error = %e, "unicast to the new address failed; broadcasting");
-                    }
-                    let route = Route {
-                        to: BROADCAST,
-                        ..reply.route
-                    };
-                    sent = socket.send(&reply.datagram, route).await;
-                }
-                match sent {
-                    Ok(()) => {
-                        if let Some(story) = &reply.story {
-                            story.log();
-                        }
-                    }
-                    Err(e) => tracing::debug!(to = %reply.route.to, error = %e, "reply not sent"),
-                }
             }
+        }
+    }
+}
+
+impl Prepared {
+    /// The reply has left: its story line.
+    fn sent(&self) {
+        if let Some(story) = &self.story {
+            story.log();
+        }
+    }
+
+    /// Sending failed with `error`: a unicast to the client's new address is retried as a
+    /// broadcast; anything else is logged at `debug`.
+    async fn not_sent(&self, socket: &PktInfoSocket, error: io::Error) {
+        if !self.broadcast_on_failure {
+            tracing::debug!(to = %self.route.to, %error, "reply not sent");
+            return;
+        }
+        tracing::debug!(to = %self.route.to, %error, "unicast to the new address failed; broadcasting");
+        let route = Route {
+            to: BROADCAST,
+            ..self.route
+        };
+        match socket.send(&self.datagram, route).await {
+            Ok(()) => self.sent(),
+            Err(error) => tracing::debug!(to = %route.to, %error, "reply not sent"),
         }
     }
 }

@@ -5,13 +5,14 @@
 //! request arrived on.
 //!
 //! Under load datagrams queue, and one system call per datagram each way is most of a
-//! server's time: [`PktInfoSocket::recv_batch`] takes everything queued (up to [`BATCH`]) with
-//! one `recvmmsg`, and [`PktInfoSocket::send_batch`] sends replies with one `sendmmsg`. Neither
-//! waits to fill a batch: a lone datagram is returned, or sent, at once.
+//! server's time: once datagrams are found queued, [`PktInfoSocket::recv_batch`] takes up to
+//! [`BATCH`] with one `recvmmsg`, and [`PktInfoSocket::send_batch`] sends replies with one
+//! `sendmmsg`. Neither waits to fill a batch, and while the queue is empty a lone datagram
+//! takes the plain `recvmsg` path, costing what it did before batching.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use nix::libc;
 use nix::sys::socket::{
@@ -83,6 +84,8 @@ impl Route {
 pub(crate) struct ReceiveBatch {
     buffers: Vec<Vec<u8>>,
     arrivals: Vec<Arrival>,
+    /// The last receive found datagrams already queued (load): the next one tries `recvmmsg`.
+    queued: bool,
 }
 
 impl ReceiveBatch {
@@ -92,6 +95,7 @@ impl ReceiveBatch {
         Self {
             buffers: vec![vec![0; datagram_len]; BATCH],
             arrivals: Vec::with_capacity(BATCH),
+            queued: false,
         }
     }
 
@@ -125,6 +129,35 @@ fn arrival_of(message: &RecvMsg<'_, '_, SockaddrIn>) -> io::Result<Arrival> {
         }
     }
     Ok(arrival)
+}
+
+/// One `recvmsg` into the batch's first buffer.
+fn receive_one(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    batch.arrivals.clear();
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let mut iov = [IoSliceMut::new(&mut batch.buffers[0])];
+    let message = socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+    batch.arrivals.push(arrival_of(&message)?);
+    Ok(1)
+}
+
+/// One `recvmmsg` into all the batch's buffers.
+fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    batch.arrivals.clear();
+    // Allocated per call: the headers hold raw pointers, so they cannot live in the (Send)
+    // receive task across an await; a few small allocations per batch.
+    let mut headers =
+        MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(libc::in_pktinfo)));
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = batch
+        .buffers
+        .iter_mut()
+        .map(|buffer| [IoSliceMut::new(buffer)])
+        .collect();
+    let messages = socket::recvmmsg(fd, &mut headers, &mut slices, MsgFlags::MSG_DONTWAIT, None)?;
+    for message in messages {
+        batch.arrivals.push(arrival_of(&message)?);
+    }
+    Ok(batch.arrivals.len())
 }
 
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
@@ -186,31 +219,32 @@ impl PktInfoSocket {
         Ok(self.inner.local_addr()?.port())
     }
 
-    /// Receives the datagrams queued on the socket, at most [`BATCH`], into `batch` (one
-    /// `recvmmsg`); waits only while none is queued. Returns how many arrived.
+    /// Receives into `batch` the datagrams queued on the socket, at most [`BATCH`], waiting
+    /// only while none is queued. Returns how many arrived (at least one).
+    ///
+    /// A datagram found queued without waiting means load: the next call takes everything
+    /// queued with one `recvmmsg`. Once the queue runs dry the socket waits and takes the
+    /// datagram that wakes it with one `recvmsg`, so a lone client costs two `recvmsg` (one
+    /// finding nothing) per request as before, and no extra latency.
     pub(crate) async fn recv_batch(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
         let fd = self.inner.as_raw_fd();
+        let found = if batch.queued {
+            self.inner
+                .try_io(Interest::READABLE, || receive_many(fd, batch))
+        } else {
+            self.inner
+                .try_io(Interest::READABLE, || receive_one(fd, batch))
+        };
+        match found {
+            Ok(count) => {
+                batch.queued = true;
+                return Ok(count);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => batch.queued = false,
+            Err(e) => return Err(e),
+        }
         self.inner
-            .async_io(Interest::READABLE, || {
-                batch.arrivals.clear();
-                // Allocated per call: the headers hold raw pointers, so they cannot live in
-                // the (Send) receive task across an await; a few small allocations per batch.
-                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
-                    BATCH,
-                    Some(nix::cmsg_space!(libc::in_pktinfo)),
-                );
-                let mut slices: Vec<[IoSliceMut<'_>; 1]> = batch
-                    .buffers
-                    .iter_mut()
-                    .map(|buffer| [IoSliceMut::new(buffer)])
-                    .collect();
-                let messages =
-                    socket::recvmmsg(fd, &mut headers, &mut slices, MsgFlags::MSG_DONTWAIT, None)?;
-                for message in messages {
-                    batch.arrivals.push(arrival_of(&message)?);
-                }
-                Ok(batch.arrivals.len())
-            })
+            .async_io(Interest::READABLE, || receive_one(fd, batch))
             .await
     }
 
@@ -381,9 +415,11 @@ mod tests {
             }
             let mut batch = ReceiveBatch::new(64);
             let mut received = Vec::new();
+            let mut counts = Vec::new();
             while received.len() < payloads.len() {
                 let count = server.recv_batch(&mut batch).await.unwrap();
                 assert!((1..=BATCH).contains(&count));
+                counts.push(count);
                 for (datagram, arrival) in batch.iter() {
                     assert_eq!(arrival.from.port(), client_port);
                     assert_eq!(arrival.destination, Ipv4Addr::LOCALHOST);
@@ -391,6 +427,9 @@ mod tests {
                 }
             }
             assert_eq!(received, payloads);
+            // The first datagram was found queued (one recvmsg); the rest came in batches.
+            assert_eq!(counts[0], 1);
+            assert!(counts[1..].iter().any(|&count| count > 1), "{counts:?}");
         });
     }
 
