@@ -30,9 +30,11 @@
 //! # }
 //! ```
 //!
-//! Each request is handled in its own task: parse, ask the policy, decide, persist lease
-//! changes (one `write` to the journal, before the reply leaves), send. Bad input is dropped
-//! with a `debug` log and never stops the server.
+//! Each socket's receive loop takes the requests queued on it in one batch (`recvmmsg`), and
+//! for each: parse, ask the policy, decide, persist lease changes (one `write` to the journal,
+//! before the reply leaves). The replies of a batch leave together (`sendmmsg`). A request
+//! that has to wait (a slow policy, a reply-delay quirk) finishes in its own task and sends
+//! its reply alone. Bad input is dropped with a `debug` log and never stops the server.
 
 mod neighbour;
 mod socket;
@@ -54,9 +56,9 @@ use crate::proto::{
     Accepted, Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply,
     Service,
 };
-use crate::wire::{OptionCode, ReplyDestination};
+use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
-use socket::PktInfoSocket;
+use socket::{PktInfoSocket, ReceiveBatch, Route};
 
 /// The largest datagram read: larger than any DHCP message a client may send (its option 57
 /// is at most 65535, and Ethernet frames are 1500), so a truncated read is always malformed.
@@ -311,70 +313,94 @@ async fn receive_loop(
     socket: Arc<PktInfoSocket>,
     service: Service,
 ) -> Result<(), Error> {
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut batch = ReceiveBatch::new(RECV_BUFFER);
+    let mut replies: Vec<Prepared> = Vec::with_capacity(socket::BATCH);
+    // Reply buffers come back here once sent, for the next batch.
+    let mut spare_buffers: Vec<Vec<u8>> = Vec::with_capacity(socket::BATCH);
     loop {
-        let arrival = match socket.recv(&mut buf).await {
-            Ok(arrival) => arrival,
+        match socket.recv_batch(&mut batch).await {
+            Ok(_) => {}
             // ICMP errors from earlier sends surface here on Linux; they are not ours to fix.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
             Err(e) => return Err(Error::Socket(e)),
-        };
-        let datagram = buf[..arrival.len.min(buf.len())].to_vec();
-        let request_arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
-        let task_shared = Arc::clone(&shared);
-        let socket = Arc::clone(&socket);
-        let mut task = Some(Box::pin(async move {
-            handle(&task_shared, &socket, &datagram, request_arrival).await;
-        }));
-        // Most requests complete in one poll (the policy answers at once, the socket is
-        // writable): run them here, and hand only those that wait (a slow policy, a reply
-        // delay) to their own task. This saves a task spawn and a cross-thread wake-up per
-        // packet, and the receive loop never waits on a policy.
-        std::future::poll_fn(|cx| {
-            if let Some(pending) = task.as_mut() {
-                if pending.as_mut().poll(cx).is_ready() {
-                    task = None;
+        }
+        for (datagram, arrival) in batch.iter() {
+            let arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
+            let accepted = {
+                let engine = lock(&shared.engine);
+                engine.accept(datagram, &arrival, SystemTime::now())
+            };
+            let accepted = match accepted {
+                Ok(accepted) => accepted,
+                Err(reason) => {
+                    tracing::debug!(from = %arrival.from, %reason, "request dropped");
+                    continue;
+                }
+            };
+            let task_shared = Arc::clone(&shared);
+            let task_socket = Arc::clone(&socket);
+            let buffer = spare_buffers.pop().unwrap_or_default();
+            let mut task = Box::pin(async move {
+                prepare(&task_shared, &task_socket, accepted, arrival, buffer).await
+            });
+            // Most requests complete in one poll (the policy answers at once): their replies
+            // join the batch. Only those that wait (a slow policy, a reply delay) get their
+            // own task, so the receive loop never waits on a policy.
+            let polled = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
+            match polled {
+                Poll::Ready(Some(reply)) => replies.push(reply),
+                Poll::Ready(None) => {}
+                Poll::Pending => {
+                    // A slow policy must not let a flood of requests pile up without bound.
+                    if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
+                        tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
+                        continue;
+                    }
+                    shared.waiting.fetch_add(1, Ordering::Relaxed);
+                    let shared = Arc::clone(&shared);
+                    let socket = Arc::clone(&socket);
+                    tokio::spawn(async move {
+                        if let Some(reply) = task.await {
+                            send_replies(&socket, std::slice::from_ref(&reply)).await;
+                        }
+                        shared.waiting.fetch_sub(1, Ordering::Relaxed);
+                    });
                 }
             }
-            Poll::Ready(())
-        })
-        .await;
-        if let Some(pending) = task {
-            // A slow policy must not let a flood of requests pile up without bound.
-            if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
-                tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
-                continue;
-            }
-            shared.waiting.fetch_add(1, Ordering::Relaxed);
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                pending.await;
-                shared.waiting.fetch_sub(1, Ordering::Relaxed);
-            });
         }
+        send_replies(&socket, &replies).await;
+        spare_buffers.extend(replies.drain(..).map(|reply| reply.datagram));
     }
 }
 
-async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arrival: Arrival) {
-    let now = SystemTime::now();
-    let accepted = {
-        let engine = lock(&shared.engine);
-        engine.accept(datagram, &arrival, now)
-    };
-    let accepted = match accepted {
-        Ok(accepted) => accepted,
-        Err(reason) => {
-            tracing::debug!(from = %arrival.from, %reason, "request dropped");
-            return;
-        }
-    };
+/// A reply ready to leave: the datagram, where it goes, and its story line.
+struct Prepared {
+    datagram: Vec<u8>,
+    route: Route,
+    /// Unicast to a client's new address at its hardware address: if that send fails, the
+    /// reply is broadcast instead.
+    broadcast_on_failure: bool,
+    story: Option<Story>,
+}
+
+/// Asks the policy about an accepted request, decides, persists lease changes and emits the
+/// reply into `buffer`; `None` when there is no reply (logged at `debug`, or `error` for the
+/// lease file).
+async fn prepare(
+    shared: &Shared,
+    socket: &PktInfoSocket,
+    accepted: Accepted,
+    arrival: Arrival,
+    buffer: Vec<u8>,
+) -> Option<Prepared> {
     let decision = match accepted.facts() {
         Some(facts) => Some(shared.policy.boot(facts).await),
         None => None,
     };
+    let now = SystemTime::now();
     let outcome = {
         let mut engine = lock(&shared.engine);
-        let outcome = engine.respond(&accepted, &arrival, decision, SystemTime::now());
+        let outcome = engine.respond(&accepted, &arrival, decision, now);
         // Persist under the engine lock, so the journal's order is the table's order.
         if !outcome.lease_changes.is_empty() {
             let mut journal = lock(&shared.journal);
@@ -382,7 +408,7 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
                 if let Err(e) = journal.append(&outcome.lease_changes) {
                     // Without a durable binding the ACK must not go out.
                     tracing::error!(path = %journal.path().display(), error = %e, "lease file write failed");
-                    return;
+                    return None;
                 }
                 if journal.wants_compaction() {
                     if let Some(store) = engine.leases() {
@@ -399,85 +425,203 @@ async fn handle(shared: &Shared, socket: &PktInfoSocket, datagram: &[u8], arriva
         Ok(reply) => reply,
         Err(reason) => {
             tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
-            return;
+            return None;
         }
     };
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }
-    let mut out = vec![0u8; reply.packet.buffer_len()];
-    let len = match reply.packet.emit(&mut out) {
-        Ok(len) => len,
+    let datagram = match emit(&reply.packet, buffer) {
+        Ok(datagram) => datagram,
         Err(e) => {
             tracing::debug!(mac = %accepted.mac(), error = %e, "reply cannot be emitted");
-            return;
+            return None;
         }
     };
-    let broadcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
-    let (to, ifindex, source) = match reply.destination {
-        Destination::Sender(to) => (to, 0, arrival.local),
-        Destination::Dhcp(ReplyDestination::Relay(to)) => (to, 0, arrival.local),
-        Destination::Dhcp(ReplyDestination::Client(to)) => (to, arrival.ifindex, arrival.local),
+    let on_arrival_interface = |to| Route {
+        to,
+        ifindex: arrival.ifindex,
+        source: arrival.local,
+    };
+    let by_routing_table = |to| Route {
+        to,
+        ifindex: 0,
+        source: arrival.local,
+    };
+    let mut broadcast_on_failure = false;
+    let route = match reply.destination {
+        Destination::Sender(to) | Destination::Dhcp(ReplyDestination::Relay(to)) => {
+            by_routing_table(to)
+        }
+        Destination::Dhcp(ReplyDestination::Client(to)) => on_arrival_interface(to),
         // The client has no address and cannot answer ARP: a neighbour entry first, so the
         // kernel can unicast to yiaddr at chaddr. Without one (no CAP_NET_ADMIN, say) the
         // reply is broadcast, which RFC 2131 §4.1 allows.
         Destination::Dhcp(ReplyDestination::Hardware { ip, mac }) => {
             match neighbour::add_neighbour(socket.fd(), arrival.ifindex, ip, mac) {
-                Ok(()) => (
-                    SocketAddrV4::new(ip, crate::wire::CLIENT_PORT),
-                    arrival.ifindex,
-                    arrival.local,
-                ),
+                Ok(()) => {
+                    broadcast_on_failure = true;
+                    on_arrival_interface(SocketAddrV4::new(ip, crate::wire::CLIENT_PORT))
+                }
                 Err(e) => {
                     tracing::debug!(%mac, %ip, error = %e, "no neighbour entry; broadcasting");
-                    (broadcast, arrival.ifindex, arrival.local)
+                    on_arrival_interface(BROADCAST)
                 }
             }
         }
-        Destination::Dhcp(_) => (broadcast, arrival.ifindex, arrival.local),
+        Destination::Dhcp(_) => on_arrival_interface(BROADCAST),
     };
-    let mut sent = socket.send(&out[..len], to, ifindex, source).await;
-    if let (Err(e), Destination::Dhcp(ReplyDestination::Hardware { .. })) =
-        (&sent, reply.destination)
-    {
-        if to != broadcast {
-            tracing::debug!(%to, error = %e, "unicast to the new address failed; broadcasting");
-            sent = socket.send(&out[..len], broadcast, ifindex, source).await;
+    Some(Prepared {
+        datagram,
+        route,
+        broadcast_on_failure,
+        story: Story::of(&accepted, &reply, arrival.service),
+    })
+}
+
+/// The first size tried for a reply buffer: an Ethernet frame's worth, which almost every
+/// reply fits.
+const REPLY_BUFFER: usize = 1500;
+
+/// Emits `packet` into `buffer` (reused from an earlier reply), growing it only for a reply
+/// larger than any before.
+fn emit(packet: &crate::wire::PacketBuilder, mut buffer: Vec<u8>) -> Result<Vec<u8>, EmitError> {
+    buffer.resize(buffer.capacity().max(REPLY_BUFFER), 0);
+    let len = match packet.emit(&mut buffer) {
+        Err(EmitError::BufferTooSmall { needed, .. }) => {
+            buffer.resize(needed, 0);
+            packet.emit(&mut buffer)?
         }
-    }
-    if let Err(e) = sent {
-        tracing::debug!(%to, error = %e, "reply not sent");
+        result => result?,
+    };
+    buffer.truncate(len);
+    Ok(buffer)
+}
+
+/// Replies to clients without an address go to the limited broadcast address.
+const BROADCAST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
+
+/// Sends `replies` in as few `sendmmsg` calls as their routes allow (a lone reply with one
+/// `sendmsg`). A reply that cannot be sent is logged at `debug` (a unicast to a new address
+/// is retried as a broadcast) and the rest still go.
+async fn send_replies(socket: &PktInfoSocket, replies: &[Prepared]) {
+    if let [reply] = replies {
+        match socket.send(&reply.datagram, reply.route).await {
+            Ok(()) => reply.sent(),
+            Err(e) => reply.not_sent(socket, e).await,
+        }
         return;
     }
-    log_story(&accepted, &reply, arrival.service);
+    let datagrams: Vec<(&[u8], Route)> = replies
+        .iter()
+        .map(|reply| (&reply.datagram[..], reply.route))
+        .collect();
+    let mut next = 0;
+    while next < replies.len() {
+        match socket.send_batch(&datagrams[next..]).await {
+            Ok(sent) => {
+                replies[next..next + sent].iter().for_each(Prepared::sent);
+                next += sent;
+            }
+            Err(e) => {
+                replies[next].not_sent(socket, e).await;
+                next += 1;
+            }
+        }
+    }
+}
+
+impl Prepared {
+    /// The reply has left: its story line.
+    fn sent(&self) {
+        if let Some(story) = &self.story {
+            story.log();
+        }
+    }
+
+    /// Sending failed with `error`: a unicast to the client's new address is retried as a
+    /// broadcast; anything else is logged at `debug`.
+    async fn not_sent(&self, socket: &PktInfoSocket, error: io::Error) {
+        if !self.broadcast_on_failure {
+            tracing::debug!(to = %self.route.to, %error, "reply not sent");
+            return;
+        }
+        tracing::debug!(to = %self.route.to, %error, "unicast to the new address failed; broadcasting");
+        let route = Route {
+            to: BROADCAST,
+            ..self.route
+        };
+        match socket.send(&self.datagram, route).await {
+            Ok(()) => self.sent(),
+            Err(error) => tracing::debug!(to = %route.to, %error, "reply not sent"),
+        }
+    }
 }
 
 /// One line per answered request at `info`, keyed by MAC: the DHCP chapter of a client's boot
-/// story (the TFTP and HTTP servers log theirs with the same fields).
-fn log_story(accepted: &Accepted, reply: &Reply, service: Service) {
-    // The fields below cost a string per reply: build them only when the line is written.
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return;
+/// story (the TFTP and HTTP servers log theirs with the same fields). Logged once the reply
+/// has left.
+struct Story {
+    mac: MacAddr,
+    client: &'static str,
+    request: crate::wire::MessageType,
+    reply: String,
+    port: u16,
+    address: String,
+    boot_file: String,
+}
+
+impl Story {
+    /// The story line of `reply`, when `info` lines are written at all (its fields cost a
+    /// few strings per reply).
+    fn of(accepted: &Accepted, reply: &Reply, service: Service) -> Option<Self> {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return None;
+        }
+        let packet = &reply.packet;
+        let boot_file = packet
+            .option(OptionCode::BOOTFILE_NAME)
+            .unwrap_or_else(|| packet.file());
+        let boot_file = String::from_utf8_lossy(boot_file.split(|&b| b == 0).next().unwrap_or(&[]));
+        let yiaddr = packet.yiaddr();
+        Some(Self {
+            mac: accepted.mac(),
+            client: accepted
+                .kind()
+                .map_or("not network boot", ClientKind::as_str),
+            request: accepted.message_type(),
+            reply: packet
+                .message_type()
+                .map_or_else(|| "BOOTP".to_string(), |t| t.to_string()),
+            port: match service {
+                Service::Dhcp => 67,
+                Service::BootServer => 4011,
+            },
+            address: if yiaddr.is_unspecified() {
+                "-".to_string()
+            } else {
+                yiaddr.to_string()
+            },
+            boot_file: if boot_file.is_empty() {
+                "-".to_string()
+            } else {
+                boot_file.into_owned()
+            },
+        })
     }
-    let packet = &reply.packet;
-    let boot_file = packet
-        .option(OptionCode::BOOTFILE_NAME)
-        .unwrap_or_else(|| packet.file());
-    let boot_file = String::from_utf8_lossy(boot_file.split(|&b| b == 0).next().unwrap_or(&[]));
-    let yiaddr = packet.yiaddr();
-    tracing::info!(
-        mac = %accepted.mac(),
-        client = accepted.kind().map_or("not network boot", ClientKind::as_str),
-        request = %accepted.message_type(),
-        reply = %packet.message_type().map_or_else(|| "BOOTP".to_string(), |t| t.to_string()),
-        port = match service {
-            Service::Dhcp => 67,
-            Service::BootServer => 4011,
-        },
-        address = %if yiaddr.is_unspecified() { "-".to_string() } else { yiaddr.to_string() },
-        boot_file = %if boot_file.is_empty() { "-" } else { &boot_file },
-        "dhcp"
-    );
+
+    fn log(&self) {
+        tracing::info!(
+            mac = %self.mac,
+            client = self.client,
+            request = %self.request,
+            reply = %self.reply,
+            port = self.port,
+            address = %self.address,
+            boot_file = %self.boot_file,
+            "dhcp"
+        );
+    }
 }
 
 /// Locks a mutex, recovering from poisoning: every critical section leaves the state

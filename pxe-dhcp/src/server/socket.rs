@@ -3,21 +3,31 @@
 //! address. DHCP needs both: a broadcast DISCOVER carries no hint of which of the server's
 //! addresses the client can reach, and a broadcast reply must leave by the interface the
 //! request arrived on.
+//!
+//! Under load datagrams queue, and one system call per datagram each way is most of a
+//! server's time: once datagrams are found queued, [`PktInfoSocket::recv_batch`] takes up to
+//! [`BATCH`] with one `recvmmsg`, and [`PktInfoSocket::send_batch`] sends replies with one
+//! `sendmmsg`. Neither waits to fill a batch, and while the queue is empty a lone datagram
+//! takes the plain `recvmsg` path, costing what it did before batching.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use nix::libc;
 use nix::sys::socket::{
     self, setsockopt, sockopt, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
-    SockFlag, SockType, SockaddrIn,
+    MultiHeaders, RecvMsg, SockFlag, SockType, SockaddrIn,
 };
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// The socket receive buffer asked for: about 10,000 DHCP requests.
 const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// The most datagrams one `recvmmsg` or `sendmmsg` moves. Past a few dozen the system-call
+/// cost is amortised and a larger batch only delays the first reply of the batch.
+pub(crate) const BATCH: usize = 32;
 
 /// Where a datagram came from and where it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +43,121 @@ pub(crate) struct Arrival {
     pub(crate) local: Ipv4Addr,
     /// The datagram's destination address (`ipi_addr`): broadcast or one of ours.
     pub(crate) destination: Ipv4Addr,
+}
+
+/// Where a datagram goes: to `to`, out of interface `ifindex` (0: by the routing table) from
+/// source address `source` (unspecified: the kernel's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The destination.
+    pub(crate) to: SocketAddrV4,
+    /// The outgoing interface's index, or 0.
+    pub(crate) ifindex: u32,
+    /// The source address, or unspecified.
+    pub(crate) source: Ipv4Addr,
+}
+
+impl Route {
+    /// The IP_PKTINFO control message this route needs, if any.
+    fn packet_info(&self) -> Option<libc::in_pktinfo> {
+        if self.ifindex == 0 && self.source.is_unspecified() {
+            return None;
+        }
+        Some(libc::in_pktinfo {
+            ipi_ifindex: i32::try_from(self.ifindex).unwrap_or(0),
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(self.source).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        })
+    }
+
+    /// Whether one `sendmmsg` can carry datagrams on both routes (it takes one set of control
+    /// messages for all of them; destinations may differ).
+    fn shares_packet_info(&self, other: &Route) -> bool {
+        self.ifindex == other.ifindex && self.source == other.source
+    }
+}
+
+/// Buffers for up to [`BATCH`] received datagrams, and where each came from.
+#[derive(Debug)]
+pub(crate) struct ReceiveBatch {
+    buffers: Vec<Vec<u8>>,
+    arrivals: Vec<Arrival>,
+    /// The last receive found datagrams already queued (load): the next one tries `recvmmsg`.
+    queued: bool,
+}
+
+impl ReceiveBatch {
+    /// Room for [`BATCH`] datagrams of up to `datagram_len` bytes each (longer ones are
+    /// truncated).
+    pub(crate) fn new(datagram_len: usize) -> Self {
+        Self {
+            buffers: vec![vec![0; datagram_len]; BATCH],
+            arrivals: Vec::with_capacity(BATCH),
+            queued: false,
+        }
+    }
+
+    /// The datagrams of the last [`PktInfoSocket::recv_batch`], in arrival order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Arrival)> {
+        self.buffers
+            .iter()
+            .zip(&self.arrivals)
+            .map(|(buffer, arrival)| (&buffer[..arrival.len.min(buffer.len())], arrival))
+    }
+}
+
+/// The sender and IP_PKTINFO of one received message.
+fn arrival_of(message: &RecvMsg<'_, '_, SockaddrIn>) -> io::Result<Arrival> {
+    let mut arrival = Arrival {
+        len: message.bytes,
+        from: message
+            .address
+            .map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |a| {
+                SocketAddrV4::new(a.ip(), a.port())
+            }),
+        ifindex: 0,
+        local: Ipv4Addr::UNSPECIFIED,
+        destination: Ipv4Addr::UNSPECIFIED,
+    };
+    for control in message.cmsgs()? {
+        if let ControlMessageOwned::Ipv4PacketInfo(info) = control {
+            arrival.ifindex = u32::try_from(info.ipi_ifindex).unwrap_or(0);
+            arrival.local = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
+            arrival.destination = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
+        }
+    }
+    Ok(arrival)
+}
+
+/// One `recvmsg` into the batch's first buffer.
+fn receive_one(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    batch.arrivals.clear();
+    let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
+    let mut iov = [IoSliceMut::new(&mut batch.buffers[0])];
+    let message = socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty())?;
+    batch.arrivals.push(arrival_of(&message)?);
+    Ok(1)
+}
+
+/// One `recvmmsg` into all the batch's buffers.
+fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    batch.arrivals.clear();
+    // Allocated per call: the headers hold raw pointers, so they cannot live in the (Send)
+    // receive task across an await; a few small allocations per batch.
+    let mut headers =
+        MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(libc::in_pktinfo)));
+    let mut slices: Vec<[IoSliceMut<'_>; 1]> = batch
+        .buffers
+        .iter_mut()
+        .map(|buffer| [IoSliceMut::new(buffer)])
+        .collect();
+    let messages = socket::recvmmsg(fd, &mut headers, &mut slices, MsgFlags::MSG_DONTWAIT, None)?;
+    for message in messages {
+        batch.arrivals.push(arrival_of(&message)?);
+    }
+    Ok(batch.arrivals.len())
 }
 
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
@@ -94,69 +219,111 @@ impl PktInfoSocket {
         Ok(self.inner.local_addr()?.port())
     }
 
-    /// Receives one datagram into `buf`. A datagram longer than `buf` is truncated (the
-    /// caller's buffer is larger than any valid DHCP message, so the parser rejects it).
-    pub(crate) async fn recv(&self, buf: &mut [u8]) -> io::Result<Arrival> {
+    /// Receives into `batch` the datagrams queued on the socket, at most [`BATCH`], waiting
+    /// only while none is queued. Returns how many arrived (at least one).
+    ///
+    /// A datagram found queued without waiting means load: the next call takes everything
+    /// queued with one `recvmmsg`. Once the queue runs dry the socket waits and takes the
+    /// datagram that wakes it with one `recvmsg`, so a lone client costs two `recvmsg` (one
+    /// finding nothing) per request as before, and no extra latency.
+    pub(crate) async fn recv_batch(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
+        let fd = self.inner.as_raw_fd();
+        let found = if batch.queued {
+            self.inner
+                .try_io(Interest::READABLE, || receive_many(fd, batch))
+        } else {
+            self.inner
+                .try_io(Interest::READABLE, || receive_one(fd, batch))
+        };
+        match found {
+            Ok(count) => {
+                batch.queued = true;
+                return Ok(count);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => batch.queued = false,
+            Err(e) => return Err(e),
+        }
+        self.inner
+            .async_io(Interest::READABLE, || receive_one(fd, batch))
+            .await
+    }
+
+    /// Sends a leading run of `datagrams` with one `sendmmsg`: those whose routes share the
+    /// first one's interface and source address. Returns how many were sent (at least one),
+    /// or the error of the first, which was not sent; waits while the socket buffer is full.
+    pub(crate) async fn send_batch(&self, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
+        let Some((_, first)) = datagrams.first() else {
+            return Ok(0);
+        };
+        let run = datagrams
+            .iter()
+            .take(BATCH)
+            .take_while(|(_, route)| route.shares_packet_info(first))
+            .count();
+        let info = first.packet_info();
         let fd = self.inner.as_raw_fd();
         self.inner
-            .async_io(Interest::READABLE, || {
-                let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
-                let mut iov = [IoSliceMut::new(buf)];
-                let msg = socket::recvmsg::<SockaddrIn>(
-                    fd,
-                    &mut iov,
-                    Some(&mut cmsg),
-                    MsgFlags::empty(),
-                )?;
-                let mut arrival = Arrival {
-                    len: msg.bytes,
-                    from: msg
-                        .address
-                        .map_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |a| {
-                            SocketAddrV4::new(a.ip(), a.port())
-                        }),
-                    ifindex: 0,
-                    local: Ipv4Addr::UNSPECIFIED,
-                    destination: Ipv4Addr::UNSPECIFIED,
-                };
-                for control in msg.cmsgs()? {
-                    if let ControlMessageOwned::Ipv4PacketInfo(info) = control {
-                        arrival.ifindex = u32::try_from(info.ipi_ifindex).unwrap_or(0);
-                        arrival.local = Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr));
-                        arrival.destination = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
+            .async_io(Interest::WRITABLE, || {
+                let slices: Vec<[IoSlice<'_>; 1]> = datagrams[..run]
+                    .iter()
+                    .map(|(datagram, _)| [IoSlice::new(datagram)])
+                    .collect();
+                let addresses: Vec<Option<SockaddrIn>> = datagrams[..run]
+                    .iter()
+                    .map(|(_, route)| Some(SockaddrIn::from(route.to)))
+                    .collect();
+                // Without control messages the headers must carry no control buffer at all:
+                // the kernel rejects a zeroed one.
+                let sent = match &info {
+                    Some(info) => {
+                        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+                            run,
+                            Some(nix::cmsg_space!(libc::in_pktinfo)),
+                        );
+                        let cmsgs = [ControlMessage::Ipv4PacketInfo(info)];
+                        socket::sendmmsg(
+                            fd,
+                            &mut headers,
+                            &slices,
+                            &addresses,
+                            cmsgs,
+                            MsgFlags::empty(),
+                        )?
+                        .count()
                     }
-                }
-                Ok(arrival)
+                    None => {
+                        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(run, None);
+                        socket::sendmmsg(
+                            fd,
+                            &mut headers,
+                            &slices,
+                            &addresses,
+                            [] as [ControlMessage<'_>; 0],
+                            MsgFlags::empty(),
+                        )?
+                        .count()
+                    }
+                };
+                Ok(sent)
             })
             .await
     }
 
-    /// Sends `datagram` to `to`, out of interface `ifindex` (0: by the routing table) from
-    /// source address `source` (unspecified: the kernel's choice).
-    pub(crate) async fn send(
-        &self,
-        datagram: &[u8],
-        to: SocketAddrV4,
-        ifindex: u32,
-        source: Ipv4Addr,
-    ) -> io::Result<()> {
+    /// Sends one datagram (`sendmsg`).
+    pub(crate) async fn send(&self, datagram: &[u8], route: Route) -> io::Result<()> {
         let fd = self.inner.as_raw_fd();
-        let info = libc::in_pktinfo {
-            ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
-            ipi_spec_dst: libc::in_addr {
-                s_addr: u32::from(source).to_be(),
-            },
-            ipi_addr: libc::in_addr { s_addr: 0 },
-        };
-        let dest = SockaddrIn::from(to);
+        let info = route.packet_info();
+        let dest = SockaddrIn::from(route.to);
         self.inner
             .async_io(Interest::WRITABLE, || {
                 let iov = [IoSlice::new(datagram)];
-                let cmsgs = [ControlMessage::Ipv4PacketInfo(&info)];
-                let cmsgs: &[ControlMessage<'_>] = if ifindex == 0 && source.is_unspecified() {
-                    &[]
-                } else {
-                    &cmsgs
+                let with_info;
+                let cmsgs: &[ControlMessage<'_>] = match &info {
+                    Some(info) => {
+                        with_info = [ControlMessage::Ipv4PacketInfo(info)];
+                        &with_info
+                    }
+                    None => &[],
                 };
                 socket::sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&dest))?;
                 Ok(())
@@ -169,36 +336,114 @@ impl PktInfoSocket {
 mod tests {
     use super::*;
 
-    #[test]
-    fn loopback_reports_interface_and_destination() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        runtime.block_on(async {
+            .unwrap()
+    }
+
+    fn by_routing_table(to: SocketAddrV4) -> Route {
+        Route {
+            to,
+            ifindex: 0,
+            source: Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
+    #[test]
+    fn loopback_reports_interface_and_destination() {
+        runtime().block_on(async {
             let server = PktInfoSocket::bind(0, None).unwrap();
             let port = server.local_port().unwrap();
             let client = PktInfoSocket::bind(0, None).unwrap();
             let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-            client
-                .send(b"hello", to, 0, Ipv4Addr::UNSPECIFIED)
-                .await
-                .unwrap();
-            let mut buf = [0u8; 64];
-            let arrival = server.recv(&mut buf).await.unwrap();
-            assert_eq!(&buf[..arrival.len], b"hello");
+            client.send(b"hello", by_routing_table(to)).await.unwrap();
+            let mut batch = ReceiveBatch::new(64);
+            assert_eq!(server.recv_batch(&mut batch).await.unwrap(), 1);
+            let (datagram, arrival) = batch.iter().next().unwrap();
+            assert_eq!(datagram, b"hello");
             assert_eq!(arrival.destination, Ipv4Addr::LOCALHOST);
             assert_eq!(arrival.local, Ipv4Addr::LOCALHOST);
             assert_ne!(arrival.ifindex, 0);
             assert_eq!(*arrival.from.ip(), Ipv4Addr::LOCALHOST);
             // A reply with an explicit interface and source reaches the sender.
-            server
-                .send(b"back", arrival.from, arrival.ifindex, arrival.local)
-                .await
-                .unwrap();
-            let arrival = client.recv(&mut buf).await.unwrap();
-            assert_eq!(&buf[..arrival.len], b"back");
+            let route = Route {
+                to: arrival.from,
+                ifindex: arrival.ifindex,
+                source: arrival.local,
+            };
+            server.send(b"back", route).await.unwrap();
+            client.recv_batch(&mut batch).await.unwrap();
+            let (datagram, arrival) = batch.iter().next().unwrap();
+            assert_eq!(datagram, b"back");
             assert_eq!(arrival.from.port(), port);
+        });
+    }
+
+    #[test]
+    fn batches_take_what_is_queued_and_keep_each_datagram_apart() {
+        runtime().block_on(async {
+            let server = PktInfoSocket::bind(0, None).unwrap();
+            let port = server.local_port().unwrap();
+            let client = PktInfoSocket::bind(0, None).unwrap();
+            let client_port = client.local_port().unwrap();
+            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            // More than a batch, alternating two routes (one with IP_PKTINFO, one without),
+            // so send_batch splits runs and recv_batch needs two calls.
+            let payloads: Vec<Vec<u8>> = (0..BATCH + 5)
+                .map(|n| format!("datagram {n}").into_bytes())
+                .collect();
+            let routes = [
+                by_routing_table(to),
+                Route {
+                    to,
+                    ifindex: 0,
+                    source: Ipv4Addr::LOCALHOST,
+                },
+            ];
+            let datagrams: Vec<(&[u8], Route)> = payloads
+                .iter()
+                .enumerate()
+                .map(|(n, payload)| (&payload[..], routes[n / 3 % 2]))
+                .collect();
+            let mut next = 0;
+            while next < datagrams.len() {
+                let sent = client.send_batch(&datagrams[next..]).await.unwrap();
+                assert!((1..=3).contains(&sent), "one run per route change: {sent}");
+                next += sent;
+            }
+            let mut batch = ReceiveBatch::new(64);
+            let mut received = Vec::new();
+            let mut counts = Vec::new();
+            while received.len() < payloads.len() {
+                let count = server.recv_batch(&mut batch).await.unwrap();
+                assert!((1..=BATCH).contains(&count));
+                counts.push(count);
+                for (datagram, arrival) in batch.iter() {
+                    assert_eq!(arrival.from.port(), client_port);
+                    assert_eq!(arrival.destination, Ipv4Addr::LOCALHOST);
+                    received.push(datagram.to_vec());
+                }
+            }
+            assert_eq!(received, payloads);
+            // The first datagram was found queued (one recvmsg); the rest came in batches.
+            assert_eq!(counts[0], 1);
+            assert!(counts[1..].iter().any(|&count| count > 1), "{counts:?}");
+        });
+    }
+
+    #[test]
+    fn a_datagram_longer_than_the_buffer_is_truncated() {
+        runtime().block_on(async {
+            let server = PktInfoSocket::bind(0, None).unwrap();
+            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, server.local_port().unwrap());
+            let client = PktInfoSocket::bind(0, None).unwrap();
+            client.send(&[7; 100], by_routing_table(to)).await.unwrap();
+            let mut batch = ReceiveBatch::new(16);
+            server.recv_batch(&mut batch).await.unwrap();
+            let (datagram, _) = batch.iter().next().unwrap();
+            assert_eq!(datagram, &[7; 16]);
         });
     }
 }

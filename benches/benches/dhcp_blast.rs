@@ -1,0 +1,298 @@
+//! A DHCP load generator that is not the bottleneck: it finds a proxy server's real capacity
+//! where perfdhcp (one packet per system call, one thread) tops out first.
+//!
+//! It sends a real firmware DISCOVER (EDK2's PXE DISCOVER from `testdata`, by default) over
+//! and over as a relay agent would forward it: `giaddr` is the generator's own address, so
+//! every reply comes back unicast to its port 67, and each copy gets its own `xid` and
+//! `chaddr` (a pool of distinct clients). Batches go out with one `sendmmsg` and come back with
+//! one `recvmmsg`. An OFFER counts when its `xid` matches a DISCOVER still waiting and its
+//! `chaddr` is that DISCOVER's; a reply after the timeout counts as late, not answered.
+//!
+//! Closed loop (the default): at most `--window` DISCOVERs outstanding, a slot freed by each
+//! OFFER or by the timeout: the answered rate is the server's capacity when the window keeps
+//! its queue non-empty. Open loop (`--rate`): DISCOVERs at a fixed rate, whatever comes back.
+//! Bounded both ways: at most `--count` DISCOVERs and `--seconds` of sending.
+//!
+//! Run it (as root, in a namespace whose address is `--local`; `scripts/bench-dhcp` does):
+//! `cargo bench -p pxe-benches --bench dhcp_blast -- --local 198.18.0.2 --server 198.18.0.1`
+//!
+//! It prints one line: `sent S answered A lost L late T seconds D offers/s R`.
+#![allow(missing_docs)]
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, setsockopt, sockopt, ControlMessage, MsgFlags, MultiHeaders, SockaddrIn,
+};
+use pxe_dhcp::wire::{field, MessageType, Op, Packet};
+
+/// DISCOVERs per `sendmmsg` and replies per `recvmmsg`.
+const BATCH: usize = 64;
+/// The default request: UEFI PXE firmware (EDK2), the most common network-boot client.
+const EDK2_DISCOVER: &[u8] = include_bytes!("../../testdata/dhcp/edk2-pxe-discover.bin");
+
+struct Options {
+    local: Ipv4Addr,
+    server: SocketAddrV4,
+    template: Vec<u8>,
+    count: u64,
+    seconds: f64,
+    window: u64,
+    rate: Option<f64>,
+    clients: u32,
+    timeout: Duration,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: dhcp_blast --local ADDR --server ADDR[:PORT] [--template FILE] [--count N] \
+         [--seconds S] [--window N | --rate PER_SECOND] [--clients N] [--timeout-ms MS]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_options() -> Options {
+    let mut options = Options {
+        local: Ipv4Addr::UNSPECIFIED,
+        server: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67),
+        template: EDK2_DISCOVER.to_vec(),
+        count: 1_000_000,
+        seconds: 5.0,
+        window: 256,
+        rate: None,
+        clients: 20_000,
+        timeout: Duration::from_millis(500),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        // `cargo bench` passes `--bench` to every bench binary.
+        if flag == "--bench" {
+            continue;
+        }
+        let value = args.next().unwrap_or_else(|| usage());
+        let bad = |what: &str| -> ! {
+            eprintln!("bad {what}: {value}");
+            usage()
+        };
+        match flag.as_str() {
+            "--local" => options.local = value.parse().unwrap_or_else(|_| bad("address")),
+            "--server" => {
+                options.server = value
+                    .parse()
+                    .or_else(|_| value.parse().map(|ip| SocketAddrV4::new(ip, 67)))
+                    .unwrap_or_else(|_| bad("address"));
+            }
+            "--template" => {
+                options.template = std::fs::read(&value).unwrap_or_else(|_| bad("template"));
+            }
+            "--count" => options.count = value.parse().unwrap_or_else(|_| bad("count")),
+            "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| bad("seconds")),
+            "--window" => options.window = value.parse().unwrap_or_else(|_| bad("window")),
+            "--rate" => options.rate = Some(value.parse().unwrap_or_else(|_| bad("rate"))),
+            "--clients" => options.clients = value.parse().unwrap_or_else(|_| bad("clients")),
+            "--timeout-ms" => {
+                options.timeout =
+                    Duration::from_millis(value.parse().unwrap_or_else(|_| bad("timeout")));
+            }
+            _ => usage(),
+        }
+    }
+    if options.local.is_unspecified() || options.server.ip().is_unspecified() {
+        usage();
+    }
+    if Packet::new_checked(&options.template[..]).is_err() || options.clients == 0 {
+        eprintln!("the template is not a DHCP message, or no clients");
+        usage();
+    }
+    options
+}
+
+/// The MAC of simulated client `n`: locally administered, unicast.
+fn client_mac(n: u32) -> [u8; 6] {
+    let [a, b, c, d] = n.to_be_bytes();
+    [0x02, 0x00, a, b, c, d]
+}
+
+/// One DISCOVER per simulated client, relayed by `local`; only the `xid` changes per send.
+fn discovers(options: &Options) -> Vec<Vec<u8>> {
+    (0..options.clients)
+        .map(|n| {
+            let mut packet = options.template.clone();
+            packet[field::HOPS] = 1;
+            packet[field::GIADDR].copy_from_slice(&options.local.octets());
+            packet[field::CHADDR][..6].copy_from_slice(&client_mac(n));
+            packet
+        })
+        .collect()
+}
+
+/// What happened to each DISCOVER, by sequence number (= its `xid`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Waiting,
+    Answered,
+    TimedOut,
+}
+
+fn main() {
+    let options = parse_options();
+    let socket = UdpSocket::bind(SocketAddrV4::new(options.local, 67)).expect("bind port 67");
+    socket.set_nonblocking(true).expect("non-blocking");
+    // Replies arrive in bursts as large as the window: room for all of them.
+    if setsockopt(&socket, sockopt::RcvBufForce, &(8 << 20)).is_err() {
+        let _ = setsockopt(&socket, sockopt::RcvBuf, &(8 << 20));
+    }
+    let _ = setsockopt(&socket, sockopt::SndBufForce, &(8 << 20));
+    let fd = socket.as_raw_fd();
+    let mut packets = discovers(&options);
+    let server = SockaddrIn::from(options.server);
+    let addresses = [Some(server); BATCH];
+    let mut send_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut receive_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
+    let mut receive_buffers = vec![[0u8; 1500]; BATCH];
+
+    let count = usize::try_from(options.count).unwrap_or(usize::MAX);
+    let mut fates: Vec<Fate> = Vec::with_capacity(count.min(1 << 26));
+    // (sequence, sent at) in sending order, for the timeout.
+    let mut outstanding: VecDeque<(u32, Instant)> = VecDeque::new();
+    let (mut answered, mut lost, mut late, mut in_flight) = (0u64, 0u64, 0u64, 0u64);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(options.seconds);
+    let mut last_answer = start;
+    loop {
+        let now = Instant::now();
+        let sending = now < deadline && (fates.len() as u64) < options.count;
+        if !sending && in_flight == 0 {
+            break;
+        }
+        // Replies still in flight after sending stops get one timeout to arrive.
+        if !sending && now > deadline + options.timeout {
+            break;
+        }
+        while let Some(&(seq, sent_at)) = outstanding.front() {
+            let fate = &mut fates[seq as usize];
+            if *fate == Fate::Waiting {
+                if now.duration_since(sent_at) < options.timeout {
+                    break;
+                }
+                *fate = Fate::TimedOut;
+                lost += 1;
+                in_flight -= 1;
+            }
+            outstanding.pop_front();
+        }
+
+        let mut budget = if sending {
+            let room = match options.rate {
+                Some(rate) => {
+                    let due = (now.duration_since(start).as_secs_f64() * rate) as u64;
+                    due.saturating_sub(fates.len() as u64)
+                }
+                None => options.window.saturating_sub(in_flight),
+            };
+            room.min(options.count - fates.len() as u64)
+                .min(BATCH as u64) as usize
+        } else {
+            0
+        };
+        let mut sent_now = 0;
+        if budget > 0 {
+            let first = fates.len();
+            let mut chosen = Vec::with_capacity(budget);
+            for i in 0..budget {
+                let seq = (first + i) as u32;
+                let index = (first + i) % packets.len();
+                packets[index][field::XID].copy_from_slice(&seq.to_be_bytes());
+                chosen.push(index);
+            }
+            let slices: Vec<[IoSlice<'_>; 1]> = chosen
+                .iter()
+                .map(|&index| [IoSlice::new(&packets[index])])
+                .collect();
+            match sendmmsg(
+                fd,
+                &mut send_headers,
+                &slices,
+                &addresses[..budget],
+                [] as [ControlMessage<'_>; 0],
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(results) => sent_now = results.count(),
+                Err(Errno::EAGAIN | Errno::ENOBUFS) => {}
+                Err(e) => panic!("sendmmsg: {e}"),
+            }
+            drop(slices);
+            for _ in 0..sent_now {
+                let seq = fates.len() as u32;
+                fates.push(Fate::Waiting);
+                outstanding.push_back((seq, now));
+            }
+            in_flight += sent_now as u64;
+            budget -= sent_now;
+        }
+
+        let lengths: Vec<usize> = {
+            let mut slices: Vec<[IoSliceMut<'_>; 1]> = receive_buffers
+                .iter_mut()
+                .map(|buffer| [IoSliceMut::new(buffer)])
+                .collect();
+            match recvmmsg(
+                fd,
+                &mut receive_headers,
+                &mut slices,
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) {
+                Ok(results) => results.map(|message| message.bytes).collect(),
+                Err(Errno::EAGAIN | Errno::ECONNREFUSED) => Vec::new(),
+                Err(e) => panic!("recvmmsg: {e}"),
+            }
+        };
+        for (buffer, &len) in receive_buffers.iter().zip(&lengths) {
+            let Ok(reply) = Packet::new_checked(&buffer[..len]) else {
+                continue;
+            };
+            if reply.op() != Op::BootReply || reply.message_type() != Some(MessageType::Offer) {
+                continue;
+            }
+            let seq = reply.xid();
+            let Some(fate) = fates.get_mut(seq as usize) else {
+                continue;
+            };
+            let index = seq as usize % packets.len();
+            if reply.chaddr_field()[..6] != packets[index][field::CHADDR][..6] {
+                continue;
+            }
+            match fate {
+                Fate::Waiting => {
+                    *fate = Fate::Answered;
+                    answered += 1;
+                    in_flight -= 1;
+                    last_answer = Instant::now();
+                }
+                Fate::TimedOut => late += 1,
+                Fate::Answered => {}
+            }
+        }
+
+        // Nothing to do until a reply arrives, the window or the rate allows more, or the
+        // oldest DISCOVER times out: wait in poll rather than spin (the server needs the CPU).
+        if lengths.is_empty() && sent_now == 0 {
+            let wait = if budget > 0 { 0 } else { 1 };
+            let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(wait as u8));
+        }
+    }
+    let seconds = last_answer.duration_since(start).as_secs_f64().max(1e-9);
+    println!(
+        "sent {} answered {answered} lost {lost} late {late} seconds {seconds:.3} offers/s {:.0}",
+        fates.len(),
+        answered as f64 / seconds
+    );
+}
