@@ -13,14 +13,14 @@ use std::io::{self, IoSlice};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::{Error, ErrorCode};
 use crate::options::{negotiate, Negotiated, TransferConfig};
@@ -94,11 +94,11 @@ struct Shared {
     gso: AtomicBool,
     /// Bounds the file opens running at once: a boot storm's thousand requests would
     /// otherwise start hundreds of blocking threads for opens that mostly hit the cache.
-    opening: tokio::sync::Semaphore,
-    /// Transfers running on a blocking thread (see [`TRANSFER_THREADS`]).
-    transfer_threads: AtomicUsize,
-    /// Transfers polling for their next ACK right now (see [`PollFirst`]).
-    pollers: Pollers,
+    opening: Semaphore,
+    /// Transfers running on a blocking thread (at most [`TRANSFER_THREADS`]).
+    transfer_threads: Arc<Semaphore>,
+    /// Transfers polling for their next ACK right now (see [`pollers`]).
+    pollers: Semaphore,
 }
 
 /// File opens at once (they take a lock in [`crate::Directory`] anyway).
@@ -300,9 +300,9 @@ impl Server {
                 config,
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
-                opening: tokio::sync::Semaphore::new(CONCURRENT_OPENS),
-                transfer_threads: AtomicUsize::new(0),
-                pollers: Pollers::new(),
+                opening: Semaphore::new(CONCURRENT_OPENS),
+                transfer_threads: Arc::new(Semaphore::new(TRANSFER_THREADS)),
+                pollers: pollers(),
             }),
         })
     }
@@ -601,7 +601,7 @@ async fn serve_transfer(
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
     if own_socket.is_some() {
-        if let Some(lease) = TransferThread::lease(&shared) {
+        if let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() {
             let Some(Ok(socket)) = own_socket.take().map(UdpSocket::into_std) else {
                 tracing::debug!(%peer, "cannot move the transfer socket to a thread");
                 return;
@@ -612,8 +612,9 @@ async fn serve_transfer(
             } else {
                 shared.config.windowed_poll
             };
+            let shared = shared.clone();
             let served = tokio::task::spawn_blocking(move || {
-                let shared = &lease.0;
+                let _thread = thread;
                 serve_blocking(
                     socket,
                     &mut transfer,
@@ -673,27 +674,6 @@ async fn serve_transfer(
 /// loop.
 const TRANSFER_THREADS: usize = 8;
 
-/// A transfer's claim on one of [`TRANSFER_THREADS`]; given back on drop.
-struct TransferThread(Arc<Shared>);
-
-impl TransferThread {
-    fn lease(shared: &Arc<Shared>) -> Option<Self> {
-        shared
-            .transfer_threads
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < TRANSFER_THREADS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self(shared.clone()))
-    }
-}
-
-impl Drop for TransferThread {
-    fn drop(&mut self) {
-        self.0.transfer_threads.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Drives a transfer with blocking calls on its own socket: one `recvfrom` that sleeps until
 /// the ACK and one `sendmsg` per block or GSO run, the fewest system calls and wakeups a
 /// block or window can take (the event loop adds a failed `recvfrom` and an `epoll_wait`
@@ -704,7 +684,7 @@ fn serve_blocking(
     transfer: &mut Transfer,
     gso: &AtomicBool,
     poll_budget: Duration,
-    pollers: &Pollers,
+    pollers: &Semaphore,
     mut on_finished: impl FnMut(&Outcome),
 ) {
     if let Err(error) = socket.set_nonblocking(false) {
@@ -765,38 +745,8 @@ fn serve_blocking(
 /// How many transfers may poll at once: one per two CPUs (none on a single CPU, where a
 /// polling thread would only keep its peer from running), so polling never takes the CPUs
 /// the event loop and the other transfers need.
-struct Pollers {
-    now: AtomicUsize,
-    max: usize,
-}
-
-impl Pollers {
-    fn new() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        Self {
-            now: AtomicUsize::new(0),
-            max: cpus / 2,
-        }
-    }
-
-    /// A turn to poll, or `None` while [`Self::max`] transfers are polling.
-    fn turn(&self) -> Option<PollTurn<'_>> {
-        self.now
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| PollTurn(self))
-    }
-}
-
-/// One transfer's turn to poll; given back on drop.
-struct PollTurn<'p>(&'p Pollers);
-
-impl Drop for PollTurn<'_> {
-    fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::AcqRel);
-    }
+fn pollers() -> Semaphore {
+    Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from) / 2)
 }
 
 /// Polls a transfer's socket for a short while before its thread sleeps in `recvfrom`
@@ -810,10 +760,10 @@ impl Drop for PollTurn<'_> {
 /// sleeps straight away for its next [`Self::BACKOFF`] blocks, then tries one poll; each
 /// further miss doubles the back-off (up to [`Self::MAX_BACKOFF`]) and a hit resets it. So
 /// a slow peer, or a machine too busy for polling to pay, costs almost no CPU; and no more
-/// than [`Pollers::max`] transfers poll at once.
+/// than [`pollers`] transfers poll at once.
 struct PollFirst<'p> {
     budget: Duration,
-    pollers: &'p Pollers,
+    pollers: &'p Semaphore,
     misses: u32,
     sleep_straight: u32,
     backoff: u32,
@@ -827,7 +777,7 @@ impl<'p> PollFirst<'p> {
     /// The longest back-off.
     const MAX_BACKOFF: u32 = 4096;
 
-    fn new(budget: Duration, pollers: &'p Pollers) -> Self {
+    fn new(budget: Duration, pollers: &'p Semaphore) -> Self {
         Self {
             budget,
             pollers,
@@ -866,7 +816,7 @@ impl<'p> PollFirst<'p> {
             self.sleep_straight -= 1;
             return None;
         }
-        let _turn = self.pollers.turn()?;
+        let _turn = self.pollers.try_acquire().ok()?;
         let started = Instant::now();
         loop {
             match receive_now(socket, buf) {
@@ -989,11 +939,8 @@ fn log_outcome(
 mod tests {
     use super::*;
 
-    fn one_poller() -> Pollers {
-        Pollers {
-            now: AtomicUsize::new(0),
-            max: 1,
-        }
+    fn one_poller() -> Semaphore {
+        Semaphore::new(1)
     }
 
     fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
@@ -1013,11 +960,7 @@ mod tests {
         let (len, from) = poll.receive(&server, &mut buf).unwrap().unwrap();
         assert_eq!(&buf[..len], b"\x00\x04\x00\x01");
         assert_eq!(from, peer.local_addr().unwrap());
-        assert_eq!(
-            pollers.now.load(Ordering::Acquire),
-            0,
-            "the turn is given back"
-        );
+        assert_eq!(pollers.available_permits(), 1, "the turn is given back");
     }
 
     #[test]
@@ -1076,7 +1019,7 @@ mod tests {
     fn no_more_transfers_poll_than_the_bound_and_none_without_a_budget() {
         let (server, peer) = socket_pair();
         let pollers = one_poller();
-        let busy = pollers.turn().expect("a first turn");
+        let busy = pollers.try_acquire().expect("a first turn");
         let mut poll = PollFirst::new(Duration::from_millis(200), &pollers);
         peer.send_to(b"ack", server.local_addr().unwrap()).unwrap();
         let mut buf = [0u8; 64];
