@@ -164,18 +164,14 @@ fn fetch_polling(
     socket.set_nonblocking(true).map_err(io)?;
     let mut download = pxe_tftp::Download::new(addr, file, download_options(blksize, windowsize));
     let mut buf = vec![0u8; 65536];
-    let mut datagram = Vec::with_capacity(2048);
-    // The last ACK sent and whether a DATA came after it yet.
+    // When the last ACK left, until the first DATA after it arrives.
     let mut acked: Option<Instant> = None;
     let (mut replies, mut reply_total) = (0u32, Duration::ZERO);
     loop {
         let now = Instant::now();
         while let Some(transmit) = download.poll_transmit(now) {
-            datagram.clear();
-            datagram.extend_from_slice(transmit.header());
-            datagram.extend_from_slice(&transmit.payload);
             socket
-                .send_to(&datagram, transmit.destination)
+                .send_to(&transmit.to_vec(), transmit.destination)
                 .map_err(io)?;
             acked = Some(Instant::now());
         }
@@ -236,7 +232,6 @@ struct Samples {
     peak_rss_kib: u64,
 }
 
-/// One 64 MiB download; its time and the server's CPU go into `samples`.
 /// Block size, window size and client of a bulk scenario; `-sleeping` names the tokio
 /// client, the rest poll like firmware.
 fn bulk_load(scenario: &str) -> (u16, Option<u16>, bool) {

@@ -343,6 +343,13 @@ mod tests {
             .unwrap()
     }
 
+    /// A server socket, its loopback address, and a client socket.
+    fn server_and_client() -> (PktInfoSocket, SocketAddrV4, PktInfoSocket) {
+        let server = PktInfoSocket::bind(0, None).unwrap();
+        let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, server.local_port().unwrap());
+        (server, to, PktInfoSocket::bind(0, None).unwrap())
+    }
+
     fn by_routing_table(to: SocketAddrV4) -> Route {
         Route {
             to,
@@ -354,10 +361,7 @@ mod tests {
     #[test]
     fn loopback_reports_interface_and_destination() {
         runtime().block_on(async {
-            let server = PktInfoSocket::bind(0, None).unwrap();
-            let port = server.local_port().unwrap();
-            let client = PktInfoSocket::bind(0, None).unwrap();
-            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            let (server, to, client) = server_and_client();
             client.send(b"hello", by_routing_table(to)).await.unwrap();
             let mut batch = ReceiveBatch::new(64);
             assert_eq!(server.recv_batch(&mut batch).await.unwrap(), 1);
@@ -377,18 +381,15 @@ mod tests {
             client.recv_batch(&mut batch).await.unwrap();
             let (datagram, arrival) = batch.iter().next().unwrap();
             assert_eq!(datagram, b"back");
-            assert_eq!(arrival.from.port(), port);
+            assert_eq!(arrival.from.port(), to.port());
         });
     }
 
     #[test]
     fn batches_take_what_is_queued_and_keep_each_datagram_apart() {
         runtime().block_on(async {
-            let server = PktInfoSocket::bind(0, None).unwrap();
-            let port = server.local_port().unwrap();
-            let client = PktInfoSocket::bind(0, None).unwrap();
+            let (server, to, client) = server_and_client();
             let client_port = client.local_port().unwrap();
-            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
             // More than a batch, alternating two routes (one with IP_PKTINFO, one without),
             // so send_batch splits runs and recv_batch needs two calls.
             let payloads: Vec<Vec<u8>> = (0..BATCH + 5)
@@ -436,9 +437,7 @@ mod tests {
     #[test]
     fn a_datagram_longer_than_the_buffer_is_truncated() {
         runtime().block_on(async {
-            let server = PktInfoSocket::bind(0, None).unwrap();
-            let to = SocketAddrV4::new(Ipv4Addr::LOCALHOST, server.local_port().unwrap());
-            let client = PktInfoSocket::bind(0, None).unwrap();
+            let (server, to, client) = server_and_client();
             client.send(&[7; 100], by_routing_table(to)).await.unwrap();
             let mut batch = ReceiveBatch::new(16);
             server.recv_batch(&mut batch).await.unwrap();
