@@ -99,6 +99,8 @@ struct Shared {
     transfer_threads: Arc<Semaphore>,
     /// Transfers polling for their next ACK right now (see [`pollers`]).
     pollers: Semaphore,
+    /// The CPUs a transfer's thread is pinned to right now (see [`FollowCpu`]).
+    followed_cpus: Mutex<HashSet<usize>>,
 }
 
 /// File opens at once (they take a lock in [`crate::Directory`] anyway).
@@ -303,6 +305,7 @@ impl Server {
                 opening: Semaphore::new(CONCURRENT_OPENS),
                 transfer_threads: Arc::new(Semaphore::new(TRANSFER_THREADS)),
                 pollers: pollers(),
+                followed_cpus: Mutex::default(),
             }),
         })
     }
@@ -602,7 +605,11 @@ async fn serve_transfer(
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
     if own_socket.is_some() {
         if let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() {
-            let Some(Ok(socket)) = own_socket.take().map(UdpSocket::into_std) else {
+            let sockets = own_socket
+                .take()
+                .map(UdpSocket::into_std)
+                .map(|socket| TransferSockets::new(socket?, peer));
+            let Some(Ok(sockets)) = sockets else {
                 tracing::debug!(%peer, "cannot move the transfer socket to a thread");
                 return;
             };
@@ -616,11 +623,12 @@ async fn serve_transfer(
             let served = tokio::task::spawn_blocking(move || {
                 let _thread = thread;
                 serve_blocking(
-                    socket,
+                    &sockets,
                     &mut transfer,
                     &shared.gso,
                     poll_budget,
                     &shared.pollers,
+                    &shared.followed_cpus,
                     |outcome| {
                         log_outcome(peer, &filename, &negotiated, started, outcome);
                     },
@@ -674,33 +682,31 @@ async fn serve_transfer(
 /// loop.
 const TRANSFER_THREADS: usize = 8;
 
-/// Drives a transfer with blocking calls on its own socket: one `recvfrom` that sleeps until
-/// the ACK and one `sendmsg` per block or GSO run, the fewest system calls and wakeups a
-/// block or window can take (the event loop adds a failed `recvfrom` and an `epoll_wait`
-/// per ACK, and lock-step speed is wakeup latency). The socket's receive timeout is the
-/// timer; it first polls for up to `poll_budget` (see [`PollFirst`]).
+/// Drives a transfer with blocking calls on its own port: one `poll` and one `recvmsg` to
+/// sleep until each ACK and one `sendmsg` per block or GSO run, the fewest system calls and
+/// wakeups a block or window can take (the event loop adds a failed `recvfrom` and an
+/// `epoll_wait` per ACK, and lock-step speed is wakeup latency). Before it sleeps it may
+/// poll for up to `poll_budget` (see [`PollFirst`]); a transfer that does not poll follows
+/// its peer's datagrams to the CPU they arrive on (see [`FollowCpu`]).
 fn serve_blocking(
-    socket: std::net::UdpSocket,
+    sockets: &TransferSockets,
     transfer: &mut Transfer,
     gso: &AtomicBool,
     poll_budget: Duration,
     pollers: &Semaphore,
+    followed_cpus: &Mutex<HashSet<usize>>,
     mut on_finished: impl FnMut(&Outcome),
 ) {
-    if let Err(error) = socket.set_nonblocking(false) {
-        tracing::debug!(%error, "transfer socket stays non-blocking");
-        return;
-    }
     let mut buf = [0u8; 2048];
     let mut batch = Vec::new();
     let mut poll_first = PollFirst::new(poll_budget, pollers);
-    // The receive timeout in force; set again only when the wait it allows is far off, since
-    // each change is a system call (waking early only costs a loop).
-    let mut armed = Duration::ZERO;
+    // A transfer that polls stays where the scheduler puts it: spinning on the CPU that
+    // delivers its peer's datagrams would hold up their delivery.
+    let mut follow_cpu = FollowCpu::new(followed_cpus, poll_budget.is_zero());
     loop {
         let now = Instant::now();
         batch.extend(std::iter::from_fn(|| transfer.poll_transmit(now)));
-        send_batch_blocking(&socket, &batch, gso);
+        send_batch_blocking(&sockets.peer, &batch, gso);
         batch.clear();
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
             on_finished(&outcome);
@@ -709,36 +715,183 @@ fn serve_blocking(
             return;
         }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
-        let wait = deadline
-            .saturating_duration_since(now)
-            .max(Duration::from_millis(1));
-        if wait < armed * 7 / 8 || wait > armed * 2 {
-            if let Err(error) = socket.set_read_timeout(Some(wait)) {
-                tracing::debug!(%error, "cannot set the transfer socket's timeout");
-                return;
-            }
-            armed = wait;
-        }
-        let received = match poll_first.receive(&socket, &mut buf) {
-            Some(received) => received,
-            None => socket.recv_from(&mut buf),
+        let received = match poll_first.receive(&sockets.peer, &mut buf) {
+            Some(received) => received.map(Some),
+            None => sockets.wait(&mut buf, deadline.saturating_duration_since(now)),
         };
         match received {
-            Ok((len, from)) => transfer.handle_datagram(Instant::now(), from, &buf[..len]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                transfer.handle_timeout(Instant::now());
+            Ok(Some((len, from))) => {
+                transfer.handle_datagram(Instant::now(), from, &buf[..len]);
+                follow_cpu.follow(&sockets.peer);
             }
+            Ok(None) => transfer.handle_timeout(Instant::now()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
             Err(error) => {
                 tracing::debug!(%error, "transfer socket failed");
                 return;
             }
         }
+    }
+}
+
+/// A blocking transfer's sockets, both bound to the transfer's port.
+///
+/// `peer` is connected to the client: the kernel records which CPU a UDP socket's datagrams
+/// arrive on only for connected sockets ([`FollowCpu`] needs it), and a connected socket
+/// sees its peer's datagrams only. `others` is the port's first socket, left unconnected
+/// (the two share the port with SO_REUSEPORT, which only the same user may join): it gets
+/// every other sender's datagrams, which the transfer answers with ERROR 5 as RFC 1350
+/// asks. Where that cannot be set up, `peer` is the first socket, unconnected, and takes
+/// both.
+struct TransferSockets {
+    peer: std::net::UdpSocket,
+    others: Option<std::net::UdpSocket>,
+}
+
+impl TransferSockets {
+    /// Blocking sockets for `peer`'s transfer on `socket`'s port.
+    fn new(socket: std::net::UdpSocket, peer: SocketAddr) -> io::Result<Self> {
+        // Blocking, so that a full send buffer waits instead of failing a send.
+        socket.set_nonblocking(false)?;
+        Ok(match Self::connected_twin(&socket, peer) {
+            Ok(connected) => Self {
+                peer: connected,
+                others: Some(socket),
+            },
+            Err(error) => {
+                tracing::debug!(%peer, %error, "transfer socket stays unconnected");
+                let _ = socket2::SockRef::from(&socket).set_reuse_port(false);
+                Self {
+                    peer: socket,
+                    others: None,
+                }
+            }
+        })
+    }
+
+    /// A second socket on `socket`'s port, connected to `peer`.
+    fn connected_twin(
+        socket: &std::net::UdpSocket,
+        peer: SocketAddr,
+    ) -> io::Result<std::net::UdpSocket> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let local = socket.local_addr()?;
+        // Set only now that the port is taken: a socket that asks for any free port with
+        // SO_REUSEPORT set could be given this one.
+        socket2::SockRef::from(socket).set_reuse_port(true)?;
+        let twin = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+        twin.set_reuse_port(true)?;
+        twin.bind(&local.into())?;
+        twin.connect(&peer.into())?;
+        Ok(twin.into())
+    }
+
+    /// Sleeps until a datagram reaches either socket, or for `wait` at most: the datagram
+    /// (the peer's first), or `None` when none came.
+    fn wait(&self, buf: &mut [u8], wait: Duration) -> io::Result<Option<(usize, SocketAddr)>> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        // Whole milliseconds, rounded up: waking early would only cost a loop, but a
+        // deadline less than a millisecond away must not become a poll that does not wait.
+        let millis = wait.as_nanos().div_ceil(1_000_000);
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        let mut fds = [
+            PollFd::new(self.peer.as_fd(), PollFlags::POLLIN),
+            PollFd::new(
+                self.others.as_ref().unwrap_or(&self.peer).as_fd(),
+                PollFlags::POLLIN,
+            ),
+        ];
+        let watched = if self.others.is_some() { 2 } else { 1 };
+        match poll(&mut fds[..watched], timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(io::Error::from(errno)),
+        }
+        let peer_ready = fds[0].any().unwrap_or(true);
+        if let (false, Some(others)) = (peer_ready, &self.others) {
+            return receive_now(others, buf);
+        }
+        receive_now(&self.peer, buf)
+    }
+}
+
+/// Runs a transfer's thread on the CPU that its peer's datagrams arrive on, while no other
+/// transfer runs there.
+///
+/// The kernel delivers each ACK on one CPU (a NIC queue's interrupt, or the sender's CPU on
+/// loopback) and then wakes the transfer's thread. Asleep on another CPU, the thread costs
+/// that CPU a wake-up too: an interprocessor interrupt and, on a virtual machine whose CPU
+/// went idle, tens of microseconds before it runs. On the CPU that took the ACK, the wake-up
+/// is a local one, and the ACK's data is still in that CPU's cache. One transfer per CPU, so
+/// a NIC with a single queue never gets every transfer piled on its CPU; the thread gets its
+/// old affinity back when the transfer ends.
+struct FollowCpu<'c> {
+    claims: &'c Mutex<HashSet<usize>>,
+    /// The thread's affinity before the transfer; `None` when this transfer never pins.
+    allowed: Option<nix::sched::CpuSet>,
+    pinned: Option<usize>,
+}
+
+impl<'c> FollowCpu<'c> {
+    fn new(claims: &'c Mutex<HashSet<usize>>, enabled: bool) -> Self {
+        let allowed = enabled
+            .then(|| nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok())
+            .flatten();
+        Self {
+            claims,
+            allowed,
+            pinned: None,
+        }
+    }
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashSet<usize>> {
+        self.claims.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves the thread to the CPU that the last datagram on `socket` (connected to the
+    /// peer) arrived on, if no other transfer runs there; else lets it run anywhere again.
+    fn follow(&mut self, socket: &std::net::UdpSocket) {
+        let Some(allowed) = self.allowed else {
+            return;
+        };
+        // -1 (as usize, out of range) until the socket has received a datagram.
+        let Ok(cpu) = socket2::SockRef::from(socket).cpu_affinity() else {
+            return;
+        };
+        if self.pinned == Some(cpu) || !allowed.is_set(cpu).unwrap_or(false) {
+            return;
+        }
+        self.unpin();
+        if !self.claims().insert(cpu) {
+            return;
+        }
+        let mut only = nix::sched::CpuSet::new();
+        if only.set(cpu).is_ok() && set_thread_affinity(&only).is_ok() {
+            self.pinned = Some(cpu);
+        } else {
+            self.claims().remove(&cpu);
+        }
+    }
+
+    /// Gives the thread its old affinity back and the CPU to other transfers.
+    fn unpin(&mut self) {
+        let (Some(allowed), Some(cpu)) = (self.allowed, self.pinned.take()) else {
+            return;
+        };
+        if let Err(error) = set_thread_affinity(&allowed) {
+            tracing::debug!(%error, "cannot restore a transfer thread's CPU affinity");
+        }
+        self.claims().remove(&cpu);
+    }
+}
+
+/// Sets the calling thread's CPU affinity.
+fn set_thread_affinity(cpus: &nix::sched::CpuSet) -> nix::Result<()> {
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)
+}
+
+impl Drop for FollowCpu<'_> {
+    fn drop(&mut self) {
+        self.unpin();
     }
 }
 
