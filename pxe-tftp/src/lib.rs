@@ -13,11 +13,14 @@
 //! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
 //! iovec for each 4-byte header, one for each slice of the file), falling back to one
 //! vectored send per block where the kernel refuses GSO. Transfers on their own port run on a
-//! blocking thread, up to eight at once: one `recvfrom` per ACK and one `sendmsg` per block
-//! or window, as lock-step speed is wakeup latency. A lock-step transfer also polls its
-//! socket for up to [`ServerConfig::lock_step_poll`] (50 µs) before it sleeps, which cuts
-//! the turnaround to near peers; it stops polling by itself for slower ones. Windowed
-//! transfers poll only when [`ServerConfig::windowed_poll`] asks them to.
+//! blocking thread, up to eight at once: one `poll` and one `recvmsg` per ACK and one
+//! `sendmsg` per block or window, as lock-step speed is wakeup latency. A lock-step transfer
+//! also polls its socket for up to [`ServerConfig::lock_step_poll`] (50 µs) before it sleeps,
+//! which cuts the turnaround to near peers; it stops polling by itself for slower ones.
+//! Windowed transfers poll only when [`ServerConfig::windowed_poll`] asks them to; instead,
+//! a transfer that does not poll moves its thread to the CPU its client's ACKs arrive on
+//! (one transfer per CPU; [`ServerConfig::follow_peer_cpu`]), so that the wake-up after each
+//! ACK is local to that CPU rather than an interrupt to another, idle one.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.

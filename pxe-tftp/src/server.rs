@@ -6,7 +6,7 @@
 //! the datagrams the listener routes to it by client address. A transfer on its own socket
 //! moves to a blocking thread while one of a few is free (see `serve_blocking`), where it
 //! may poll briefly for each ACK before it sleeps (lock-step transfers do by default; see
-//! `PollFirst`).
+//! `PollFirst`) or else runs on the CPU its peer's ACKs arrive on (see `FollowCpu`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSlice};
@@ -60,6 +60,11 @@ pub struct ServerConfig {
     /// MiB than it does in lock-step; it still makes windows of 16 or fewer blocks to a
     /// near peer markedly faster (see `scripts/bench-tftp`).
     pub windowed_poll: Duration,
+    /// Whether a transfer on a blocking thread that does not poll moves its thread to the
+    /// CPU its peer's ACKs arrive on, one transfer per CPU (default true; see
+    /// `FollowCpu`). The thread gets its old affinity back when the transfer ends. Turn it
+    /// off where the application manages thread affinity itself.
+    pub follow_peer_cpu: bool,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +76,7 @@ impl Default for ServerConfig {
             max_transfers_per_client: 16,
             lock_step_poll: Duration::from_micros(50),
             windowed_poll: Duration::ZERO,
+            follow_peer_cpu: true,
         }
     }
 }
@@ -628,7 +634,10 @@ async fn serve_transfer(
                     &shared.gso,
                     poll_budget,
                     &shared.pollers,
-                    &shared.followed_cpus,
+                    shared
+                        .config
+                        .follow_peer_cpu
+                        .then_some(&shared.followed_cpus),
                     |outcome| {
                         log_outcome(peer, &filename, &negotiated, started, outcome);
                     },
@@ -694,7 +703,7 @@ fn serve_blocking(
     gso: &AtomicBool,
     poll_budget: Duration,
     pollers: &Semaphore,
-    followed_cpus: &Mutex<HashSet<usize>>,
+    followed_cpus: Option<&Mutex<HashSet<usize>>>,
     mut on_finished: impl FnMut(&Outcome),
 ) {
     let mut buf = [0u8; 2048];
@@ -702,7 +711,9 @@ fn serve_blocking(
     let mut poll_first = PollFirst::new(poll_budget, pollers);
     // A transfer that polls stays where the scheduler puts it: spinning on the CPU that
     // delivers its peer's datagrams would hold up their delivery.
-    let mut follow_cpu = FollowCpu::new(followed_cpus, poll_budget.is_zero());
+    let mut follow_cpu = followed_cpus
+        .filter(|_| poll_budget.is_zero())
+        .map(FollowCpu::new);
     loop {
         let now = Instant::now();
         batch.extend(std::iter::from_fn(|| transfer.poll_transmit(now)));
@@ -722,7 +733,9 @@ fn serve_blocking(
         match received {
             Ok(Some((len, from))) => {
                 transfer.handle_datagram(Instant::now(), from, &buf[..len]);
-                follow_cpu.follow(&sockets.peer);
+                if let Some(follow_cpu) = &mut follow_cpu {
+                    follow_cpu.follow(&sockets.peer);
+                }
             }
             Ok(None) => transfer.handle_timeout(Instant::now()),
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
@@ -826,16 +839,14 @@ impl TransferSockets {
 /// old affinity back when the transfer ends.
 struct FollowCpu<'c> {
     claims: &'c Mutex<HashSet<usize>>,
-    /// The thread's affinity before the transfer; `None` when this transfer never pins.
+    /// The thread's affinity before the transfer; `None` if unknown, and then it never pins.
     allowed: Option<nix::sched::CpuSet>,
     pinned: Option<usize>,
 }
 
 impl<'c> FollowCpu<'c> {
-    fn new(claims: &'c Mutex<HashSet<usize>>, enabled: bool) -> Self {
-        let allowed = enabled
-            .then(|| nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok())
-            .flatten();
+    fn new(claims: &'c Mutex<HashSet<usize>>) -> Self {
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok();
         Self {
             claims,
             allowed,
@@ -1181,5 +1192,97 @@ mod tests {
         let mut off = PollFirst::new(Duration::ZERO, &pollers);
         assert!(off.receive(&server, &mut buf).is_none(), "zero budget");
         assert!(poll.receive(&server, &mut buf).is_some());
+    }
+
+    #[test]
+    fn peer_and_strangers_reach_their_own_socket_on_one_port() {
+        let (server, client) = socket_pair();
+        let port = server.local_addr().unwrap();
+        let peer = client.local_addr().unwrap();
+        let sockets = TransferSockets::new(server, peer).unwrap();
+        assert!(sockets.others.is_some(), "a connected twin on Linux");
+        assert_eq!(sockets.peer.local_addr().unwrap(), port, "the same port");
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 64];
+        let wait = Duration::from_secs(2);
+
+        stranger.send_to(b"stranger", port).unwrap();
+        let (len, from) = sockets.wait(&mut buf, wait).unwrap().unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"stranger"[..], stranger.local_addr().unwrap())
+        );
+        assert!(
+            receive_now(&sockets.peer, &mut buf).unwrap().is_none(),
+            "not on the peer's"
+        );
+
+        client.send_to(b"ack", port).unwrap();
+        assert!(receive_now(sockets.others.as_ref().unwrap(), &mut buf)
+            .unwrap()
+            .is_none());
+        let (len, from) = sockets.wait(&mut buf, wait).unwrap().unwrap();
+        assert_eq!((&buf[..len], from), (&b"ack"[..], peer));
+        let cpu = socket2::SockRef::from(&sockets.peer)
+            .cpu_affinity()
+            .unwrap();
+        assert!(
+            cpu < 4096,
+            "the arrival CPU is recorded for the connected socket: {cpu}"
+        );
+
+        let started = Instant::now();
+        assert!(sockets
+            .wait(&mut buf, Duration::from_millis(20))
+            .unwrap()
+            .is_none());
+        assert!(
+            started.elapsed() >= Duration::from_millis(20),
+            "waited the whole time"
+        );
+    }
+
+    #[test]
+    fn a_transfer_runs_on_its_peers_cpu_alone_and_gets_its_affinity_back() {
+        // On a thread of its own: the test pins the thread it runs on.
+        std::thread::spawn(|| {
+            let this_thread = || nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0));
+            let before = this_thread().unwrap();
+            let (server, client) = socket_pair();
+            let sockets = TransferSockets::new(server, client.local_addr().unwrap()).unwrap();
+            client
+                .send_to(b"ack", sockets.peer.local_addr().unwrap())
+                .unwrap();
+            let mut buf = [0u8; 64];
+            sockets
+                .wait(&mut buf, Duration::from_secs(2))
+                .unwrap()
+                .unwrap();
+            let cpu = socket2::SockRef::from(&sockets.peer)
+                .cpu_affinity()
+                .unwrap();
+
+            let claims = Mutex::default();
+            let mut follow = FollowCpu::new(&claims);
+            follow.follow(&sockets.peer);
+            assert_eq!(follow.pinned, Some(cpu));
+            let now = this_thread().unwrap();
+            assert!(now.is_set(cpu).unwrap(), "pinned to the arrival CPU {cpu}");
+            let allowed_now = (0..nix::sched::CpuSet::count())
+                .filter(|&c| now.is_set(c).unwrap())
+                .count();
+            assert_eq!(allowed_now, 1, "and only to it");
+
+            // A second transfer whose datagrams arrive there too stays where it was.
+            let mut second = FollowCpu::new(&claims);
+            second.follow(&sockets.peer);
+            assert_eq!(second.pinned, None, "one transfer per CPU");
+
+            drop(follow);
+            assert_eq!(this_thread().unwrap(), before, "the old affinity is back");
+            assert!(claims.lock().unwrap().is_empty(), "the CPU is free again");
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -53,6 +53,10 @@ pub(crate) struct Args {
     /// faster small windows to near peers, for more CPU.
     #[arg(long, default_value_t = 0)]
     windowed_poll_us: u64,
+    /// Leave transfer threads where the scheduler puts them, instead of moving a transfer
+    /// that does not poll to the CPU its client's ACKs arrive on.
+    #[arg(long)]
+    no_follow_cpu: bool,
 }
 
 fn parse_range(text: &str) -> Result<(u16, u16), String> {
@@ -89,6 +93,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         max_transfers_per_client: args.max_per_client,
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
         windowed_poll: Duration::from_micros(args.windowed_poll_us),
+        follow_peer_cpu: !args.no_follow_cpu,
     };
     let server = Server::bind(args.listen, source, config)
         .await
