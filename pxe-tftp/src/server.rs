@@ -167,9 +167,11 @@ fn next_run(batch: &[Transmit], gso: &AtomicBool) -> usize {
     }
 }
 
-/// What is left of `rest` after trying to send its first `sent_len` transmits. A refused GSO
-/// send (old kernel, odd device) turns GSO off for the server and leaves the run to go out
-/// one datagram at a time; any other failure is the peer's path and skips one datagram.
+/// What is left of `rest` after trying to send its first `sent_len` transmits. A GSO send
+/// the kernel refuses (old kernel, odd device: see [`gso_refused`]) turns GSO off for the
+/// server and leaves the run to go out one datagram at a time; any other failure is the
+/// peer's path (a client gone away, reported on its connected socket) and skips the run,
+/// which the retransmit timer covers.
 fn after_send<'b>(
     rest: &'b [Transmit],
     sent_len: usize,
@@ -178,16 +180,27 @@ fn after_send<'b>(
 ) -> &'b [Transmit] {
     match result {
         Ok(()) => &rest[sent_len..],
-        Err(error) if sent_len >= 2 => {
+        Err(error) if sent_len >= 2 && gso_refused(&error) => {
             tracing::debug!(%error, "udp gso send refused; sending blocks one by one");
             gso.store(false, Ordering::Relaxed);
             rest
         }
         Err(error) => {
             tracing::debug!(peer = %rest[0].destination, %error, "send failed");
-            &rest[1..]
+            &rest[sent_len..]
         }
     }
+}
+
+/// Whether a failed GSO send means the kernel or device cannot do UDP GSO: an unknown
+/// control message or a bad segment size (EINVAL), no checksum offload (EIO), or no support
+/// at all.
+fn gso_refused(error: &io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        error.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EINVAL | Errno::EIO | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT)
+    )
 }
 
 /// Sends `batch` in order. Runs of DATA to one destination with equal sizes (the last may be
@@ -1284,5 +1297,28 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn only_a_refused_gso_send_turns_gso_off_and_other_failures_skip_the_run() {
+        let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let run: Vec<Transmit> = (1..=3)
+            .map(|block| Transmit::data(peer, block, Bytes::from_static(&[0u8; 512])))
+            .collect();
+        let gso = AtomicBool::new(true);
+        let gone = io::Error::from_raw_os_error(nix::errno::Errno::ECONNREFUSED as i32);
+        assert!(
+            after_send(&run, 3, Err(gone), &gso).is_empty(),
+            "the run is skipped"
+        );
+        assert!(gso.load(Ordering::Relaxed), "a peer gone away keeps GSO on");
+
+        let refused = io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32);
+        assert_eq!(
+            after_send(&run, 3, Err(refused), &gso).len(),
+            3,
+            "sent again one by one"
+        );
+        assert!(!gso.load(Ordering::Relaxed));
     }
 }
