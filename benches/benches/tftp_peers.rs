@@ -457,7 +457,7 @@ fn main() {
             "\nsummary (median of {runs} runs; ratio = fastest peer's time / pxe-tftp's time, over peers without failures):"
         );
         println!(
-            "{:<18} {:<14} {:>8} {:>9} {:>12} {:>9} {:>6} {:>9} {:>7}",
+            "{:<18} {:<18} {:>8} {:>9} {:>12} {:>9} {:>6} {:>9} {:>7}",
             "scenario",
             "server",
             "time s",
@@ -500,7 +500,7 @@ fn report(row: &Row, peers: &[&Row]) {
             .map_or("-".to_string(), |v| format!("{v:.2}"))
     };
     println!(
-        "{:<18} {:<14} {:>8.3} {:>9.1} {:>12} {:>9} {:>6} {:>9} {:>7}",
+        "{:<18} {:<18} {:>8.3} {:>9.1} {:>12} {:>9} {:>6} {:>9} {:>7}",
         row.scenario,
         row.server,
         row.seconds,
