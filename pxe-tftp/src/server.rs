@@ -767,8 +767,8 @@ fn serve_blocking(
 /// sees its peer's datagrams only. `others` is the port's first socket, left unconnected
 /// (the two share the port with SO_REUSEPORT, which only the same user may join): it gets
 /// every other sender's datagrams, which the transfer answers with ERROR 5 as RFC 1350
-/// asks. Where that cannot be set up, `peer` is the first socket, unconnected, and takes
-/// both.
+/// asks (when the ACKs come while the transfer polls, at its next sleep). Where that cannot
+/// be set up, `peer` is the first socket, unconnected, and takes both.
 struct TransferSockets {
     peer: std::net::UdpSocket,
     others: Option<std::net::UdpSocket>,
