@@ -1,4 +1,4 @@
-//! The client side of one read transfer, sans-IO: what [`crate::Client`] drives over a socket
+//! The client side of one read transfer, sans-IO: what [`crate::download()`] drives over a socket
 //! and what the simulation tests drive on a fake clock.
 //!
 //! It sends an RRQ with the options asked for, checks the OACK (only requested options, no
