@@ -908,15 +908,15 @@ impl<'c> FollowCpu<'c> {
     }
 }
 
-/// Sets the calling thread's CPU affinity.
-fn set_thread_affinity(cpus: &nix::sched::CpuSet) -> nix::Result<()> {
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)
-}
-
 impl Drop for FollowCpu<'_> {
     fn drop(&mut self) {
         self.unpin();
     }
+}
+
+/// Sets the calling thread's CPU affinity.
+fn set_thread_affinity(cpus: &nix::sched::CpuSet) -> nix::Result<()> {
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)
 }
 
 /// How many transfers may poll at once: one per two CPUs (none on a single CPU, where a
