@@ -926,7 +926,7 @@ fn pollers() -> Semaphore {
     Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from) / 2)
 }
 
-/// Polls a transfer's socket for a short while before its thread sleeps in `recvfrom`
+/// Polls a transfer's socket for a short while before its thread sleeps in `poll`
 /// ([`ServerConfig::lock_step_poll`], [`ServerConfig::windowed_poll`]).
 ///
 /// A sleeping thread is woken by the next datagram through an interrupt and the scheduler;
@@ -980,7 +980,7 @@ impl<'p> PollFirst<'p> {
     }
 
     /// The datagram (or error) that arrived while polling; `None` when the caller should
-    /// sleep in a blocking receive.
+    /// sleep (see [`TransferSockets::wait`]).
     fn receive(
         &mut self,
         socket: &std::net::UdpSocket,
