@@ -1,4 +1,4 @@
-//! Real firmware booting through `netboot boot` end to end: every case of issue 6 in
+//! Real firmware booting through `netboot boot` end to end: every firmware case (testkit::BootCase) in
 //! authoritative mode, and cases 1 and 3 in proxy mode beside a site DHCP server (dnsmasq
 //! with no PXE options). QEMU (TCG) in a lab namespace; a case passes only when the payload's
 //! marker reaches the serial console and the kernel command line it prints is the one given,

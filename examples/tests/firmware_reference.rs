@@ -1,4 +1,4 @@
-//! Reference boots: every firmware case of issue 6 served by dnsmasq (DHCP + TFTP) and nginx
+//! Reference boots: every firmware case (testkit::BootCase) served by dnsmasq (DHCP + TFTP) and nginx
 //! (HTTP), real firmware under QEMU (TCG) in a lab namespace, passing only when the payload's
 //! marker reaches the serial console.
 //!

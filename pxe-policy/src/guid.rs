@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn qemu_uuid_wire_order() {
-        // FIRMWARE.md: QEMU -uuid 9e0c1ab0-0000-4000-8000-000000000001 on the wire.
+        // docs/FIRMWARE.md: QEMU -uuid 9e0c1ab0-0000-4000-8000-000000000001 on the wire.
         let wire = [
             0xb0, 0x1a, 0x0c, 0x9e, 0x00, 0x00, 0x00, 0x40, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
             0x00, 0x01,

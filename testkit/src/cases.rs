@@ -1,4 +1,4 @@
-//! The firmware paths issue 6 proves end to end, shared by the reference boots (dnsmasq +
+//! The five firmware paths the lab proves end to end, shared by the reference boots (dnsmasq +
 //! nginx) and the pxe servers' boots so that both measure the same thing, and the record of
 //! their times.
 
@@ -13,7 +13,7 @@ use crate::payload::target_dir;
 pub const IPXE_DIR: &str = "/usr/lib/ipxe";
 
 /// Kernel command-line arguments that iPXE's script parser treats as syntax, which a boot
-/// must carry verbatim (issue 6): an argument starting with `#` (a comment to iPXE), bare
+/// must carry verbatim: an argument starting with `#` (a comment to iPXE), bare
 /// `&&`, `||` and `;` (command chaining), quotes, and a quoted value holding spaces that the
 /// kernel keeps as one argument. It holds no `${…}`: iPXE always expands that, so a server
 /// must refuse it rather than serve it.
@@ -44,7 +44,7 @@ impl BootCase {
         Self::UefiHttpBoot,
     ];
 
-    /// The case's number in issue 6.
+    /// The case's number (1–5), as the boot-time records name it.
     pub fn number(self) -> u8 {
         match self {
             Self::BiosIpxeRom => 1,

@@ -852,7 +852,7 @@ mod tests {
                 format_mac(vm.mac()),
                 discover.len()
             );
-            // Option 60 of a BIOS PXE client (FIRMWARE.md): x86 BIOS, UNDI 2.1.
+            // Option 60 of a BIOS PXE client (docs/FIRMWARE.md): x86 BIOS, UNDI 2.1.
             let vendor_class = b"PXEClient:Arch:00000:UNDI:002001";
             assert!(discover
                 .windows(vendor_class.len())

@@ -12,7 +12,7 @@
 //! - [`lab`]: the firmware lab, a bridge in a namespace ([`Lab`]) and QEMU machines on it
 //!   ([`Vm`]) booting SeaBIOS + iPXE, OVMF's own PXE, OVMF + iPXE, or UEFI HTTP Boot, with
 //!   [`Vm::wait_for_marker`] on the serial console.
-//! - [`cases`]: the five firmware paths of issue 6 ([`BootCase`]) and [`record_boot_time`].
+//! - [`cases`]: the five firmware paths ([`BootCase`]) and [`record_boot_time`].
 //! - [`reference`](mod@reference): dnsmasq and nginx as real peer servers inside a namespace.
 //! - [`payload`]: the kernel + busybox initrd those machines boot, built once and cached.
 //!

@@ -50,7 +50,7 @@ impl ProxyStrategy {
     }
 }
 
-/// Per-client workarounds for firmware that misreads ordinary replies (FIRMWARE.md, "Quirks
+/// Per-client workarounds for firmware that misreads ordinary replies (docs/FIRMWARE.md, "Quirks
 /// seen in the field").
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@
 //! 2. [`Engine::respond`] takes the policy's [`BootDecision`] and produces the reply (with its
 //!    destination) and the lease changes to persist before the reply is sent.
 //!
-//! What goes into the replies, and why, follows `shared/FIRMWARE.md`: proxy offers carry
+//! What goes into the replies, and why, follows `docs/FIRMWARE.md`: proxy offers carry
 //! yiaddr 0, option 60 echoed, server identifier 54, 97 echoed, and siaddr, sname/66 and
 //! file/67 together; UEFI HTTP Boot gets `HTTPClient` echoed and a URL; iPXE gets the script
 //! URL, and in authoritative mode option 175.0xb0 = 1 so it does not wait for proxy offers.
@@ -625,7 +625,7 @@ impl Engine {
 /// - 1: the mask belongs to the address; a client without it guesses a classful one. iPXE,
 ///   EDK2, dhclient and udhcpc all ask for it anyway.
 /// - 82: echoed to the relay (RFC 3046 §2.2), which strips it.
-/// - 60, 43, 97, 66, 67: what FIRMWARE.md's proxy offers need (iPXE accepts a proxy offer
+/// - 60, 43, 97, 66, 67: what docs/FIRMWARE.md's proxy offers need (iPXE accepts a proxy offer
 ///   only with 60 `PXEClient`; UEFI HTTP Boot ignores one without 60 `HTTPClient`; EDK2 HTTP
 ///   Boot does not ask for 66, and different firmware read 66 or sname, 67 or file).
 /// - 175: no-pxedhcp to iPXE (iPXE asks for it; kept regardless so it never waits ~3 s).

@@ -470,7 +470,7 @@ impl PacketBuilder {
         self.set_option(OptionCode::BOOTFILE_NAME, name)
     }
     /// Sets option 77 to raw bytes (`iPXE-chained` marks a chainloaded iPXE, see
-    /// FIRMWARE.md).
+    /// docs/FIRMWARE.md).
     pub fn set_user_class(&mut self, class: &[u8]) -> &mut Self {
         self.set_option(OptionCode::USER_CLASS, class)
     }

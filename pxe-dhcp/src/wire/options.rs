@@ -548,7 +548,7 @@ impl PxeVendorOptions {
     }
 
     /// Just discovery control 8: "boot the file named in this offer, skip discovery", the
-    /// option 43 that BIOS PXE ROMs need in a proxy offer (FIRMWARE.md).
+    /// option 43 that BIOS PXE ROMs need in a proxy offer (docs/FIRMWARE.md).
     pub fn use_boot_file() -> Self {
         Self {
             discovery_control: Some(Self::USE_BOOT_FILE),
@@ -686,7 +686,7 @@ mod tests {
 
     #[test]
     fn ipxe_features_from_real_bytes() {
-        // FIRMWARE.md: bus id 01 1a f4 10 00, version 1.0.0, HTTP and EFI flags.
+        // docs/FIRMWARE.md: bus id 01 1a f4 10 00, version 1.0.0, HTTP and EFI flags.
         let data = [
             0xb1, 5, 1, 0x1a, 0xf4, 0x10, 0x00, 0xeb, 3, 1, 0, 0, 0x13, 1, 1, 0x24, 1, 1,
         ];

@@ -212,7 +212,7 @@ impl ClientRequest {
     }
 
     /// Whether the client is iPXE: user class `iPXE` or an option 175. (A chainloaded iPXE
-    /// and a ROM iPXE look alike; see FIRMWARE.md for telling them apart.)
+    /// and a ROM iPXE look alike; see docs/FIRMWARE.md for telling them apart.)
     pub fn is_ipxe(&self) -> bool {
         self.ipxe_features.is_some() || self.user_class.as_ref().is_some_and(UserClass::is_ipxe)
     }
