@@ -173,3 +173,68 @@ fn plain_clients_get_what_they_asked_for_or_everything_without_a_list() {
     let codes = reply_codes(&mut engine, &discover.to_vec().unwrap(), Service::Dhcp);
     assert_eq!(sorted(codes), [1, 3, 6, 28, 51, 53, 54, 58, 59]);
 }
+
+#[test]
+fn host_name_of_a_reservation_and_the_domain_go_to_clients_that_ask() {
+    use pxe_dhcp::lease::Reservation;
+    let mac = MacAddr([2, 0, 0, 0, 0, 0x12]);
+    let reserved_ip = std::net::Ipv4Addr::new(192, 0, 2, 12);
+    let subnet = server_lab::lab_subnet().domain_name("lab.example").unwrap();
+    let reservation = Reservation::by_mac(mac, reserved_ip)
+        .host_name("node-12")
+        .unwrap();
+    let mut config = ProtoConfig::default();
+    config.mode = Mode::Authoritative {
+        subnets: vec![subnet],
+        reservations: vec![reservation],
+    };
+    let mut engine = Engine::new(config);
+    let answer = |engine: &mut Engine, mac: MacAddr| {
+        let mut discover = PacketBuilder::request(MessageType::Discover, 7, mac);
+        discover.set_option(OptionCode::PARAMETER_REQUEST_LIST, &[1, 12, 15]);
+        let bytes = discover.to_vec().unwrap();
+        let arrival = arrival(Service::Dhcp);
+        let accepted = engine.accept(&bytes, &arrival, now()).expect("answered");
+        let outcome = engine.respond(&accepted, &arrival, None, now());
+        let reply = outcome.reply.expect("a reply").packet.to_vec().unwrap();
+        let packet = Packet::new_checked(&reply[..]).unwrap();
+        let options = packet.merged_options();
+        let get = |code: OptionCode| {
+            options
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, v)| v.to_vec())
+        };
+        (
+            packet.yiaddr(),
+            get(OptionCode::HOST_NAME),
+            get(OptionCode::DOMAIN_NAME),
+        )
+    };
+    let (ip, host, domain) = answer(&mut engine, mac);
+    assert_eq!(ip, reserved_ip);
+    assert_eq!(host.as_deref(), Some(&b"node-12"[..]));
+    assert_eq!(domain.as_deref(), Some(&b"lab.example"[..]));
+    // Another client gets the domain but no host name.
+    let (_, host, domain) = answer(&mut engine, MacAddr([2, 0, 0, 0, 0, 0x13]));
+    assert_eq!(host, None);
+    assert_eq!(domain.as_deref(), Some(&b"lab.example"[..]));
+}
+
+#[test]
+fn names_that_are_not_dns_names_are_refused() {
+    use pxe_dhcp::lease::Reservation;
+    let mac = MacAddr([2, 0, 0, 0, 0, 0x12]);
+    let ip = std::net::Ipv4Addr::new(192, 0, 2, 12);
+    for bad in ["", "a b", "-x", "x-", "a..b", "x;reboot", &"a".repeat(64)] {
+        assert!(
+            Reservation::by_mac(mac, ip).host_name(bad).is_err(),
+            "{bad:?}"
+        );
+        assert!(server_lab::lab_subnet().domain_name(bad).is_err(), "{bad:?}");
+    }
+    assert!(Reservation::by_mac(mac, ip).host_name("rack1-node02").is_ok());
+    assert!(server_lab::lab_subnet()
+        .domain_name("boot.lab.example.")
+        .is_ok());
+}

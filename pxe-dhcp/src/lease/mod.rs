@@ -41,6 +41,8 @@ pub struct Subnet {
     pub dns_servers: Vec<Ipv4Addr>,
     /// The lease time handed to clients (option 51).
     pub lease_time: Duration,
+    /// The DNS domain name (option 15), when there is one.
+    pub domain_name: Option<String>,
 }
 
 impl Subnet {
@@ -61,6 +63,7 @@ impl Subnet {
             router: None,
             dns_servers: Vec::new(),
             lease_time: Duration::from_secs(3600),
+            domain_name: None,
         }
     }
 
@@ -83,6 +86,13 @@ impl Subnet {
     pub fn lease_time(mut self, lease_time: Duration) -> Self {
         self.lease_time = lease_time;
         self
+    }
+
+    /// Sets the DNS domain name (option 15). Refused unless it is a DNS name: letters,
+    /// digits, `-` and `.`, labels of 1 to 63 bytes, 253 bytes at most.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Result<Self, InvalidName> {
+        self.domain_name = Some(checked_dns_name(name.into())?);
+        Ok(self)
     }
 
     /// The subnet mask (option 1).
@@ -111,6 +121,38 @@ impl Subnet {
     }
 }
 
+/// A host or domain name that is not a DNS name, so a client could not use it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a DNS name: {why}")]
+pub struct InvalidName {
+    /// The name as given.
+    pub name: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// `name` if it is a DNS name (RFC 1035 §2.3.1, with RFC 1123's leading digits): labels of
+/// letters, digits and inner hyphens, 1 to 63 bytes each, 253 bytes in all.
+fn checked_dns_name(name: String) -> Result<String, InvalidName> {
+    let why = if name.is_empty() || name.len() > 253 {
+        Some("it must be 1 to 253 bytes long")
+    } else if name.trim_end_matches('.').split('.').any(|label| {
+        label.is_empty()
+            || label.len() > 63
+            || label.starts_with('-')
+            || label.ends_with('-')
+            || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    }) {
+        Some("each dot-separated label must be 1 to 63 letters, digits or inner hyphens")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(InvalidName { name, why }),
+        None => Ok(name),
+    }
+}
+
 fn prefix_mask(prefix_len: u8) -> u32 {
     match prefix_len {
         0 => 0,
@@ -128,6 +170,8 @@ pub struct Reservation {
     pub mac: Option<MacAddr>,
     /// Matches a client that sends this option 61 value (type byte included).
     pub client_id: Option<Vec<u8>>,
+    /// The host name the client is given (option 12), when there is one.
+    pub host_name: Option<String>,
 }
 
 impl Reservation {
@@ -137,6 +181,7 @@ impl Reservation {
             ip,
             mac: Some(mac),
             client_id: None,
+            host_name: None,
         }
     }
 
@@ -146,7 +191,15 @@ impl Reservation {
             ip,
             mac: None,
             client_id: Some(client_id.into()),
+            host_name: None,
         }
+    }
+
+    /// Gives the client this host name (option 12). Refused unless it is a DNS name (see
+    /// [`Subnet::domain_name`]).
+    pub fn host_name(mut self, name: impl Into<String>) -> Result<Self, InvalidName> {
+        self.host_name = Some(checked_dns_name(name.into())?);
+        Ok(self)
     }
 
     fn matches(&self, client: LeaseClient<'_>) -> bool {
@@ -430,12 +483,16 @@ impl LeaseStore {
     }
 
     fn reservation_for(&self, client: LeaseClient<'_>) -> Option<Ipv4Addr> {
+        self.reservation(client).map(|r| r.ip)
+    }
+
+    /// The reservation that applies to `client`, if any.
+    pub fn reservation(&self, client: LeaseClient<'_>) -> Option<&Reservation> {
         // A client-id reservation wins over a MAC one: it is the more specific identity.
         self.reservations
             .iter()
             .find(|r| r.client_id.is_some() && r.client_id.as_deref() == client.client_id)
             .or_else(|| self.reservations.iter().find(|r| r.matches(client)))
-            .map(|r| r.ip)
     }
 
     fn reserved_for_other(&self, ip: Ipv4Addr, client: LeaseClient<'_>) -> bool {

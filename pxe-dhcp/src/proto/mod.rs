@@ -477,6 +477,13 @@ impl Engine {
             if !subnet_def.dns_servers.is_empty() {
                 reply.set_domain_name_servers(&subnet_def.dns_servers);
             }
+            if let Some(domain) = &subnet_def.domain_name {
+                reply.set_option(OptionCode::DOMAIN_NAME, domain.as_bytes());
+            }
+            let host_name = leases.reservation(client).and_then(|r| r.host_name.as_ref());
+            if let Some(host_name) = host_name {
+                reply.set_option(OptionCode::HOST_NAME, host_name.as_bytes());
+            }
             if request.message_type != MessageType::Inform {
                 let (t1, t2) = renewal_times(subnet_def.lease_time);
                 let secs = u32::try_from(subnet_def.lease_time.as_secs()).unwrap_or(u32::MAX);
