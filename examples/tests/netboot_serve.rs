@@ -74,7 +74,17 @@ profile = "disk"
 "#,
     )
     .unwrap();
-    let (_server, port) = start(&["--config", table.to_str().unwrap()], &ipxe);
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let (_server, port) = start(
+        &[
+            "--config",
+            table.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ],
+        &ipxe,
+    );
 
     let (status, body) = get(port, "/boot.ipxe?mac=52:54:00:00:00:01&platform=pcbios");
     assert!(status.contains("200"), "{status}");

@@ -231,9 +231,14 @@ fn names_that_are_not_dns_names_are_refused() {
             Reservation::by_mac(mac, ip).host_name(bad).is_err(),
             "{bad:?}"
         );
-        assert!(server_lab::lab_subnet().domain_name(bad).is_err(), "{bad:?}");
+        assert!(
+            server_lab::lab_subnet().domain_name(bad).is_err(),
+            "{bad:?}"
+        );
     }
-    assert!(Reservation::by_mac(mac, ip).host_name("rack1-node02").is_ok());
+    assert!(Reservation::by_mac(mac, ip)
+        .host_name("rack1-node02")
+        .is_ok());
     assert!(server_lab::lab_subnet()
         .domain_name("boot.lab.example.")
         .is_ok());

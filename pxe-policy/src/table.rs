@@ -30,7 +30,9 @@
 //! ```
 //!
 //! A group or profile may set `ipxe_binary = "ipxe.efi"` to replace the default iPXE build
-//! for its clients. Errors name the file, the line and the field.
+//! for its clients. A top-level `[server]` table is left to the program that loads the file
+//! (netboot keeps its server settings there), so one site file can hold both. Errors name the
+//! file, the line and the field.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -51,6 +53,10 @@ struct RawTable {
     profiles: BTreeMap<String, Spanned<RawProfile>>,
     #[serde(default)]
     groups: Vec<Spanned<RawGroup>>,
+    /// The program's own settings (netboot's server settings), left to the program.
+    #[serde(default)]
+    #[allow(dead_code)]
+    server: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +339,14 @@ impl TablePolicy {
         }
         let group = best?.1;
         Some((group, self.profiles.get(&group.profile)?))
+    }
+
+    /// Each profile's name and what it boots, in name order: for checks at start-up (for
+    /// example, that relative kernel URLs have a directory to be served from).
+    pub fn profile_decisions(&self) -> impl Iterator<Item = (&str, &ScriptDecision)> + '_ {
+        self.profiles
+            .iter()
+            .map(|(name, profile)| (name.as_str(), &profile.script))
     }
 
     /// The name of the group `client` falls into, for logs.

@@ -141,7 +141,9 @@ fn checked_dns_name(name: String) -> Result<String, InvalidName> {
             || label.len() > 63
             || label.starts_with('-')
             || label.ends_with('-')
-            || !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }) {
         Some("each dot-separated label must be 1 to 63 letters, digits or inner hyphens")
     } else {

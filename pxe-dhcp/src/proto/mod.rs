@@ -480,7 +480,9 @@ impl Engine {
             if let Some(domain) = &subnet_def.domain_name {
                 reply.set_option(OptionCode::DOMAIN_NAME, domain.as_bytes());
             }
-            let host_name = leases.reservation(client).and_then(|r| r.host_name.as_ref());
+            let host_name = leases
+                .reservation(client)
+                .and_then(|r| r.host_name.as_ref());
             if let Some(host_name) = host_name {
                 reply.set_option(OptionCode::HOST_NAME, host_name.as_bytes());
             }

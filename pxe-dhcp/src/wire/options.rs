@@ -26,7 +26,7 @@ pub fn decode_ipv4(code: OptionCode, data: &[u8]) -> Result<Ipv4Addr, DecodeErro
 
 /// A list of four-byte addresses (3, 6, 42, …): a non-empty multiple of 4.
 pub fn decode_ipv4_list(code: OptionCode, data: &[u8]) -> Result<Vec<Ipv4Addr>, DecodeError> {
-    if data.is_empty() || data.len() % 4 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(4) {
         return Err(bad_length(code, data, "a multiple of 4, at least 4"));
     }
     Ok(data
@@ -62,7 +62,7 @@ pub fn decode_parameter_request_list(data: &[u8]) -> Result<Vec<OptionCode>, Dec
 /// Option 93 (RFC 4578 §2.1): a non-empty list of 16-bit architecture types, most preferred
 /// first.
 pub fn decode_client_arch(data: &[u8]) -> Result<Vec<Arch>, DecodeError> {
-    if data.is_empty() || data.len() % 2 != 0 {
+    if data.is_empty() || !data.len().is_multiple_of(2) {
         return Err(bad_length(
             OptionCode::CLIENT_SYSTEM_ARCHITECTURE,
             data,

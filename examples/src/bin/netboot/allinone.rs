@@ -2,183 +2,143 @@
 //! for scripts and boot files, all asking one policy. `netboot boot` and `netboot serve` differ
 //! only in the policy and the files they add.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use pxe_dhcp::lease::Subnet;
-use pxe_dhcp::server::DhcpServer;
+use pxe_dhcp::proto::Quirks;
+use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
 use pxe_policy::{ClientMemory, IpxeBinary, SharedPolicy};
 use pxe_tftp::{Directory, ServerConfig};
 
-/// How DHCP is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum DhcpChoice {
-    /// proxyDHCP beside the site's DHCP server: boot information only, no addresses.
-    Proxy,
-    /// The only DHCP server on the segment: addresses from --pool, and boot information.
-    Authoritative,
-    /// No DHCP at all (another server points clients here).
-    Off,
-}
-
-/// Flags every all-in-one mode shares.
-#[derive(Debug, clap::Args)]
-pub(crate) struct ServerFlags {
-    /// The address clients are given for TFTP and HTTP (and the address those bind to).
-    /// Default: each DHCP reply names the server's address on the client's segment, and
-    /// TFTP/HTTP listen on every address.
-    #[arg(long)]
-    listen: Option<Ipv4Addr>,
-    /// Serve DHCP only on this interface.
-    #[arg(long)]
-    interface: Option<String>,
-    /// How DHCP is served.
-    #[arg(long, value_enum, default_value_t = DhcpChoice::Proxy)]
-    dhcp: DhcpChoice,
-    /// Addresses handed out in authoritative mode, `FIRST-LAST`.
-    #[arg(long, value_parser = crate::parse_span::<Ipv4Addr>, required_if_eq("dhcp", "authoritative"))]
-    pool: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Prefix length of the pool's subnet.
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
-    prefix_len: u8,
-    /// Default router handed out in authoritative mode.
-    #[arg(long)]
-    router: Option<Ipv4Addr>,
-    /// Keep authoritative leases in this file (crash-safe journal); default: memory only.
-    #[arg(long)]
-    lease_file: Option<PathBuf>,
-    /// Hand iPXE found in a NIC's option ROM our iPXE build too (as firmware PXE gets it),
-    /// instead of sending it straight to the script: for old or limited ROM builds.
-    #[arg(long)]
-    chainload_ipxe_rom: bool,
-    /// Where the iPXE binaries are (Debian's `ipxe` package installs /usr/lib/ipxe).
-    #[arg(long, default_value = "/usr/lib/ipxe")]
-    ipxe_dir: PathBuf,
-    /// TFTP port.
-    #[arg(long, default_value_t = 69)]
-    tftp_port: u16,
-    /// HTTP port.
-    #[arg(long, default_value_t = 80)]
-    http_port: u16,
-    /// Send IPv6 Router Advertisements with router lifetime 0 (no prefixes, no DHCPv6 flags)
-    /// on --interface, every 4 s and in answer to each Router Solicitation. iPXE otherwise
-    /// waits ~13 s for an IPv6 router on each `dhcp`; this tells it there is none. Off by
-    /// default: a server that announces on a site network must be asked to, and a segment
-    /// with a real IPv6 router does not need it.
-    #[arg(long, requires = "interface")]
-    ipv6_ra: bool,
-}
-
-impl ServerFlags {
-    /// `http://HOST:PORT`, where HOST is --listen or, when the DHCP server fills it in, the
-    /// server's address on the client's segment.
-    fn http_base(&self) -> String {
-        let host = self
-            .listen
-            .map_or_else(|| "${next-server}".to_string(), |ip| ip.to_string());
-        if self.http_port == 80 {
-            format!("http://{host}")
-        } else {
-            format!("http://{host}:{}", self.http_port)
-        }
-    }
-
-    fn bind_ip(&self) -> IpAddr {
-        self.listen
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4)
-    }
-}
+use crate::settings::{DhcpChoice, Settings};
 
 /// The URL path iPXE fetches its script from.
-const SCRIPT_PATH: &str = "/boot.ipxe";
+pub(crate) const SCRIPT_PATH: &str = "/boot.ipxe";
 /// The URL prefix of the iPXE binaries (UEFI HTTP Boot fetches them there).
 const IPXE_PREFIX: &str = "/ipxe/";
 
-/// Runs DHCP, TFTP and HTTP until one fails or Ctrl-C. `http` has the mode's own files and
-/// policy; the iPXE directory and the script path are added here.
-pub(crate) async fn run(
-    flags: ServerFlags,
-    policy: SharedPolicy,
-    http: BootServiceBuilder,
-) -> anyhow::Result<()> {
+/// Warns about iPXE binaries missing from --ipxe-dir, and fails when the directory is.
+pub(crate) fn check_ipxe_dir(settings: &Settings) -> anyhow::Result<()> {
     anyhow::ensure!(
-        flags.ipxe_dir.is_dir(),
+        settings.ipxe_dir.is_dir(),
         "the iPXE directory {} does not exist: install Debian's `ipxe` package or pass --ipxe-dir",
-        flags.ipxe_dir.display()
+        settings.ipxe_dir.display()
     );
     for (binary, clients) in [
         (IpxeBinary::UNDIONLY, "BIOS"),
         (IpxeBinary::SNPONLY_EFI, "x64 UEFI"),
     ] {
-        if !flags.ipxe_dir.join(binary.file_name()).is_file() {
+        if !settings.ipxe_dir.join(binary.file_name()).is_file() {
             tracing::warn!(
                 "{binary} is not in {}: {clients} clients will fail to load iPXE (install \
                  Debian's `ipxe` package or point --ipxe-dir at a directory that has it)",
-                flags.ipxe_dir.display()
+                settings.ipxe_dir.display()
             );
         }
     }
+    Ok(())
+}
 
-    let tftp_addr = SocketAddr::new(flags.bind_ip(), flags.tftp_port);
+/// The DHCP server for `settings` (not yet bound), or `None` with `--dhcp off`.
+pub(crate) fn dhcp_builder(settings: &Settings, policy: SharedPolicy) -> Option<DhcpServerBuilder> {
+    if settings.dhcp == DhcpChoice::Off {
+        return None;
+    }
+    let base = settings.http_base();
+    let mut builder = DhcpServer::builder(policy)
+        .script_url(format!("{base}{SCRIPT_PATH}"))
+        .http_boot_base(format!("{base}{IPXE_PREFIX}"))
+        .chainload_rom_ipxe(settings.chainload_ipxe_rom);
+    if let Some(listen) = settings.listen {
+        builder = builder.tftp_server(listen);
+    }
+    if let Some(interface) = &settings.interface {
+        builder = builder.interface(interface.clone());
+    }
+    if let Some(strategy) = settings.proxy_strategy {
+        builder = builder.proxy_strategy(strategy);
+    }
+    for (mac, strategy) in &settings.client_strategies {
+        let mut quirks = Quirks::default();
+        quirks.proxy_strategy = strategy.or(settings.proxy_strategy);
+        builder = builder.quirks(*mac, quirks);
+    }
+    if settings.dhcp == DhcpChoice::Authoritative {
+        builder = builder.authoritative(settings.subnets.clone());
+        for reservation in &settings.reservations {
+            builder = builder.reservation(reservation.clone());
+        }
+        match &settings.lease_file {
+            Some(path) => builder = builder.lease_file(path.clone()),
+            None => tracing::warn!(
+                "leases are kept in memory only (--lease-file keeps them across restarts)"
+            ),
+        }
+    }
+    Some(builder)
+}
+
+/// What the DHCP server listens on, for the "serving" line.
+pub(crate) fn dhcp_ports(settings: &Settings) -> String {
+    match settings.dhcp {
+        DhcpChoice::Off => "off".to_string(),
+        choice => format!(
+            "{choice} on UDP 67 and 4011{}",
+            settings
+                .interface
+                .as_ref()
+                .map_or_else(String::new, |name| format!(" ({name})"))
+        ),
+    }
+}
+
+/// Runs DHCP, TFTP and HTTP until one fails or Ctrl-C. `http` has the mode's own files and
+/// policy; the iPXE directory and the script path are added here.
+pub(crate) async fn run(
+    settings: Settings,
+    policy: SharedPolicy,
+    http: BootServiceBuilder,
+) -> anyhow::Result<()> {
+    check_ipxe_dir(&settings)?;
+
+    let tftp_addr = SocketAddr::new(settings.bind_ip, settings.tftp_port);
+    let tftp_config = ServerConfig {
+        ports: settings.tftp_ports.clone(),
+        ..ServerConfig::default()
+    };
     let tftp = pxe_tftp::Server::bind(
         tftp_addr,
-        Directory::new(&flags.ipxe_dir)
-            .with_context(|| format!("cannot serve {}", flags.ipxe_dir.display()))?,
-        ServerConfig::default(),
+        Directory::new(&settings.ipxe_dir)
+            .with_context(|| format!("cannot serve {}", settings.ipxe_dir.display()))?,
+        tftp_config,
     )
     .await
-    .with_context(|| format!("tftp: cannot listen on {tftp_addr}"))?;
+    .with_context(|| format!("tftp: cannot listen on UDP {tftp_addr}"))?;
 
     // iPXE tells its features (HTTPS or not) only in DHCP: the memory carries them to the
     // script request, where an https:// URL it cannot fetch is refused.
     let memory = ClientMemory::default();
-    let service: BootService = http
-        .mount(IPXE_PREFIX, &flags.ipxe_dir)
+    let mut http = http
+        .mount(IPXE_PREFIX, &settings.ipxe_dir)
         .script_path(SCRIPT_PATH)
         .policy(policy.clone())
-        .client_memory(memory.clone())
-        .build()
-        .context("http: cannot serve the boot files")?;
-    let http_addr = SocketAddr::new(flags.bind_ip(), flags.http_port);
+        .client_memory(memory.clone());
+    if let Some(root) = &settings.root {
+        http = http.root(root);
+    }
+    let service: BootService = http.build().context("http: cannot serve the boot files")?;
+    let http_addr = SocketAddr::new(settings.bind_ip, settings.http_port);
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
-        .with_context(|| format!("http: cannot listen on {http_addr}"))?;
+        .with_context(|| format!("http: cannot listen on TCP {http_addr}"))?;
 
-    let base = flags.http_base();
-    let dhcp = match flags.dhcp {
-        DhcpChoice::Off => None,
-        choice => {
-            let mut builder = DhcpServer::builder(SharedPolicy::new(memory.remembering(policy)))
-                .script_url(format!("{base}{SCRIPT_PATH}"))
-                .http_boot_base(format!("{base}{IPXE_PREFIX}"))
-                .chainload_rom_ipxe(flags.chainload_ipxe_rom);
-            if let Some(listen) = flags.listen {
-                builder = builder.tftp_server(listen);
-            }
-            if let Some(interface) = &flags.interface {
-                builder = builder.interface(interface.clone());
-            }
-            if choice == DhcpChoice::Authoritative {
-                let (first, last) = flags
-                    .pool
-                    .context("--dhcp authoritative needs --pool FIRST-LAST")?;
-                let mut subnet = Subnet::new(first, flags.prefix_len, first, last);
-                subnet.router = flags.router;
-                builder = builder.authoritative(vec![subnet]);
-                match &flags.lease_file {
-                    Some(path) => builder = builder.lease_file(path.clone()),
-                    None => tracing::warn!(
-                        "leases are kept in memory only (--lease-file keeps them across restarts)"
-                    ),
-                }
-            }
-            Some(builder.bind().await.context("dhcp: cannot start")?)
-        }
+    let dhcp = match dhcp_builder(&settings, SharedPolicy::new(memory.remembering(policy))) {
+        Some(builder) => Some(builder.bind().await.context("dhcp: cannot start")?),
+        None => None,
     };
 
-    let announcer = match (&flags.interface, flags.ipv6_ra) {
+    let announcer = match (&settings.interface, settings.ipv6_ra) {
         (Some(interface), true) => Some(
             crate::ra::RouterAnnouncer::bind(interface)
                 .context("ipv6-ra: cannot announce (--ipv6-ra)")?,
@@ -186,12 +146,14 @@ pub(crate) async fn run(
         _ => None,
     };
 
+    let base = settings.http_base();
     tracing::info!(
-        dhcp = ?flags.dhcp,
+        dhcp = %dhcp_ports(&settings),
         tftp = %tftp.local_addr(),
         http = %listener.local_addr()?,
         script = %format!("{base}{SCRIPT_PATH}"),
-        ipxe_dir = %flags.ipxe_dir.display(),
+        ipxe_dir = %settings.ipxe_dir.display(),
+        root = %settings.root.as_ref().map_or_else(|| "none".to_string(), |r| r.display().to_string()),
         "netboot serving"
     );
 

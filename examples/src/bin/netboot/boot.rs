@@ -9,7 +9,8 @@ use pxe_policy::{
     BootEveryone, ClientFacts, ClientKind, LinuxBoot, MacAddr, ScriptDecision, SharedPolicy,
 };
 
-use crate::allinone::{self, ServerFlags};
+use crate::allinone;
+use crate::settings::ServerFlags;
 
 /// Flags of `netboot boot`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +19,9 @@ pub(crate) struct Args {
     kernel: PathBuf,
     /// Initrds, in load order.
     initrds: Vec<PathBuf>,
-    /// The kernel command line, passed to the kernel exactly.
+    /// The kernel command line, passed to the kernel exactly. (iPXE on UEFI loads initrds as
+    /// files, so there `initrd=NAME` for each initrd is appended: the EFI stub needs it.) A
+    /// `${…}` is refused at start: iPXE would expand it.
     #[arg(long, default_value = "")]
     cmdline: String,
     #[command(flatten)]
@@ -58,5 +61,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         })?;
     }
     tracing::info!(kernel = %args.kernel.display(), initrds = args.initrds.len(), cmdline = %args.cmdline, "booting every client into this kernel");
-    allinone::run(args.server, SharedPolicy::new(BootEveryone(linux)), http).await
+    let settings = args.server.resolve()?;
+    allinone::run(settings, SharedPolicy::new(BootEveryone(linux)), http).await
 }

@@ -2,7 +2,10 @@
 //!
 //! - `netboot boot KERNEL [INITRD…] --cmdline "…"`: DHCP + TFTP + HTTP, every client boots
 //!   that kernel.
-//! - `netboot serve --config FILE`: DHCP + TFTP + HTTP, clients matched against a TOML table.
+//! - `netboot serve --config FILE`: DHCP + TFTP + HTTP, clients matched against a TOML table
+//!   (the site file, which may also carry the server settings in `[server]`).
+//! - `netboot check --config FILE`: the checks `serve` makes at start, without serving.
+//! - `netboot dhcp`: the DHCP server alone.
 //! - `netboot tftp --root DIR --listen ADDR:PORT`: the TFTP server alone.
 //! - `netboot http --root DIR --listen ADDR:PORT`: the HTTP boot-file server alone.
 //!
@@ -10,18 +13,37 @@
 
 mod allinone;
 mod boot;
+mod dhcp;
 mod http;
 mod ra;
 mod serve;
+mod settings;
 mod tftp;
 
 use std::io::IsTerminal as _;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// The all-in-one PXE / iPXE network-boot server.
+/// netboot: a network-boot server for PXE, iPXE and UEFI HTTP Boot clients.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    name = "netboot",
+    version,
+    about = "netboot: a network-boot server for PXE, iPXE and UEFI HTTP Boot clients",
+    long_about = "netboot: a network-boot server for PXE, iPXE and UEFI HTTP Boot clients.\n\n\
+        `boot` and `serve` run DHCP (proxy beside the site's DHCP server, or authoritative), \
+        TFTP for the iPXE binaries and HTTP for iPXE scripts and boot files, all from one \
+        policy. Firmware gets iPXE over TFTP (or HTTP for UEFI HTTP Boot), iPXE gets a script \
+        over HTTP, the script loads the kernel and initrds.\n\n\
+        Ports: UDP 67 and 4011 (DHCP, proxyDHCP), UDP 69 (TFTP), TCP 80 (HTTP). Binding them \
+        needs root, or CAP_NET_BIND_SERVICE plus CAP_NET_RAW (DHCP binds to --interface) and \
+        CAP_NET_ADMIN (authoritative replies to clients without an address).\n\n\
+        Logs: RUST_LOG=debug shows why each packet was answered or not; RUST_LOG=info (the \
+        default) shows each client's stages.\n\n\
+        Try it in a VM first: `bash scripts/demo` in the source tree boots one through \
+        netboot inside a network namespace."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -29,10 +51,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Boot every client into one kernel: DHCP, TFTP (iPXE) and HTTP (script, kernel, initrds).
+    /// Boot every client into one kernel: DHCP, TFTP (iPXE) and HTTP (script, kernel,
+    /// initrds).
     Boot(boot::Args),
-    /// Boot clients by a table of groups and profiles (TOML).
+    /// Boot clients by a site file (groups and profiles in TOML, see examples/site.toml) or
+    /// by asking an external service (--delegate).
     Serve(serve::Args),
+    /// Check a site file and settings as `serve` would at start, print what would be served,
+    /// and exit (binds nothing).
+    Check(serve::Args),
+    /// Serve DHCP alone (proxy or authoritative), pointing clients at TFTP and HTTP on
+    /// --listen.
+    Dhcp(dhcp::Args),
     /// Serve a directory over TFTP, read-only.
     Tftp(tftp::Args),
     /// Serve a directory of boot files over HTTP.
@@ -40,7 +70,7 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         // Colour only for a person at a terminal, not in log files.
         .with_ansi(std::io::stdout().is_terminal())
@@ -49,16 +79,26 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Some(Command::Boot(args)) => boot::run(args).await,
         Some(Command::Serve(args)) => serve::run(args).await,
+        Some(Command::Check(args)) => serve::check(args),
+        Some(Command::Dhcp(args)) => dhcp::run(args).await,
         Some(Command::Tftp(args)) => tftp::run(args).await,
         Some(Command::Http(args)) => http::run(args).await,
-        None => anyhow::bail!(
-            "netboot: choose a mode: `netboot boot KERNEL [INITRD…]` or `netboot serve --config \
-             FILE` (or `tftp` / `http` alone); `netboot --help` says more, and `bash \
+        None => Err(anyhow::anyhow!(
+            "choose a mode: `netboot boot KERNEL [INITRD…]` or `netboot serve --config \
+             FILE` (or `dhcp` / `tftp` / `http` alone); `netboot --help` says more, and `bash \
              scripts/demo` boots a VM end to end"
-        ),
+        )),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, every cause after a colon: a configuration error is not a crash.
+            eprintln!("netboot: error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,59 +1,166 @@
-//! `netboot serve`: decide per client from a TOML table of groups and profiles
-//! (`--config FILE`, see `pxe_policy::table`) or by asking an external service
-//! (`--delegate URL`, see `pxe_policy::delegate`). Boot files named by relative URLs come from
-//! `--root`.
+//! `netboot serve`: decide per client from a site file (`--config FILE`: a TOML table of
+//! groups and profiles, see `pxe_policy::table`, plus the server settings in `[server]`) or by
+//! asking an external service (`--delegate URL`, see `pxe_policy::delegate`). Boot files
+//! named by relative URLs come from `--root`. `netboot check` runs the same checks without
+//! serving.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use pxe_http::{BootService, HttpDelegate};
 use pxe_policy::delegate::DelegatePolicy;
 use pxe_policy::table::TablePolicy;
 use pxe_policy::{ScriptDecision, SharedPolicy};
 
-use crate::allinone::{self, ServerFlags};
+use crate::allinone;
+use crate::settings::{site_server_flags, ServerFlags, Settings};
 
-/// Flags of `netboot serve`.
+/// Flags of `netboot serve` and `netboot check`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("policy").required(true).args(["config", "delegate"])))]
 pub(crate) struct Args {
-    /// The table of groups and profiles.
+    /// The site file: groups and profiles (the table format of `pxe_policy::table`; see
+    /// examples/site.toml), and optionally a `[server]` table with these flags' settings
+    /// (`--foo-bar` is `foo_bar`). Flags given here win over the file.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Ask this service (`http://host:port/path`, JSON in, decision out) per client instead.
+    /// Ask this service per client instead: `http://host:port/path`. netboot POSTs one JSON
+    /// object per question, `{"stage": "boot"|"script", "mac", "kind", "arch", "guid",
+    /// "serial", "asset", "manufacturer", "product", "hostname", "ip", "ipxe_features",
+    /// "https", "relay", "extra"}`: at the DHCP stage ("boot") and when iPXE fetches its
+    /// script ("script"). The answer has the shape of a table profile: one of `kernel` (with
+    /// `initrds`, `cmdline`), `chain`, `sanboot` or `action` ("exit", "ignore"). When the
+    /// service fails or is slow, the client boots from its disk.
     #[arg(long)]
     delegate: Option<String>,
     /// How long the delegate may take per question before the fallback is used.
     #[arg(long, default_value_t = 2000)]
     delegate_timeout_ms: u64,
-    /// Directory of boot files served over HTTP at `/` (kernels, initrds, images).
-    #[arg(long)]
-    root: Option<PathBuf>,
     #[command(flatten)]
     server: ServerFlags,
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let policy = match (&args.config, &args.delegate) {
+/// A policy and settings that passed every check start-up can make.
+pub(crate) struct Prepared {
+    pub(crate) settings: Settings,
+    pub(crate) policy: SharedPolicy,
+    /// One line on where decisions come from, for logs and `netboot check`.
+    pub(crate) source: String,
+}
+
+/// Loads and checks the policy and the settings.
+pub(crate) fn prepare(args: Args) -> anyhow::Result<Prepared> {
+    match (&args.config, &args.delegate) {
         (Some(config), _) => {
-            tracing::info!(config = %config.display(), "serving clients by table");
-            SharedPolicy::new(TablePolicy::load(config)?)
+            let settings = args.server.over(site_server_flags(config)?).resolve()?;
+            let table = TablePolicy::load(config)?;
+            let mut urls = Vec::new();
+            let mut profiles = 0;
+            for (name, decision) in table.profile_decisions() {
+                profiles += 1;
+                let owner = format!("profile {name:?}");
+                match decision {
+                    ScriptDecision::Linux(linux) => {
+                        urls.push((owner.clone(), linux.kernel.clone()));
+                        for initrd in &linux.initrds {
+                            urls.push((owner.clone(), initrd.clone()));
+                        }
+                    }
+                    ScriptDecision::Chain(url) | ScriptDecision::Sanboot(url) => {
+                        urls.push((owner, url.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            settings.check_served_urls(urls.iter().map(|(o, u)| (o.as_str(), u.as_str())))?;
+            Ok(Prepared {
+                settings,
+                policy: SharedPolicy::new(table),
+                source: format!("table {} ({profiles} profiles)", config.display()),
+            })
         }
         (None, Some(url)) => {
+            let settings = args.server.resolve()?;
             let timeout = Duration::from_millis(args.delegate_timeout_ms);
-            tracing::info!(%url, ?timeout, "serving clients as a delegate decides; on failure they boot from disk");
             // When the service cannot answer, a client boots from its disk: the safe default
             // for a machine that may already be installed.
-            SharedPolicy::new(DelegatePolicy::new(
-                HttpDelegate::new(url, timeout)?,
-                ScriptDecision::ExitToDisk,
-            ))
+            let delegate =
+                HttpDelegate::new(url, timeout).with_context(|| format!("--delegate {url:?}"))?;
+            Ok(Prepared {
+                settings,
+                policy: SharedPolicy::new(DelegatePolicy::new(
+                    delegate,
+                    ScriptDecision::ExitToDisk,
+                )),
+                source: format!(
+                    "delegate {url} (timeout {timeout:?}; on failure clients boot from disk)"
+                ),
+            })
         }
         (None, None) => anyhow::bail!("netboot serve needs --config FILE or --delegate URL"),
-    };
-    let mut http = BootService::builder();
-    if let Some(root) = &args.root {
-        http = http.root(root);
     }
-    allinone::run(args.server, policy, http).await
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let prepared = prepare(args)?;
+    tracing::info!("serving clients by {}", prepared.source);
+    allinone::run(prepared.settings, prepared.policy, BootService::builder()).await
+}
+
+/// `netboot check`: every check `serve` makes at start, then a summary; binds nothing.
+pub(crate) fn check(args: Args) -> anyhow::Result<()> {
+    let prepared = prepare(args)?;
+    allinone::check_ipxe_dir(&prepared.settings)?;
+    let settings = &prepared.settings;
+    println!("decisions: {}", prepared.source);
+    println!("dhcp: {}", allinone::dhcp_ports(settings));
+    for subnet in &settings.subnets {
+        println!(
+            "  subnet {}/{}: pool {}-{}, router {}, dns [{}], domain {}, lease {} s",
+            subnet.network,
+            subnet.prefix_len,
+            subnet.pool_start,
+            subnet.pool_end,
+            subnet
+                .router
+                .map_or_else(|| "none".to_string(), |r| r.to_string()),
+            subnet
+                .dns_servers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            subnet.domain_name.as_deref().unwrap_or("none"),
+            subnet.lease_time.as_secs()
+        );
+    }
+    for reservation in &settings.reservations {
+        println!(
+            "  reserve {} = {}{}",
+            reservation.mac.map_or_else(String::new, |m| m.to_string()),
+            reservation.ip,
+            reservation
+                .host_name
+                .as_ref()
+                .map_or_else(String::new, |n| format!(" ({n})"))
+        );
+    }
+    println!(
+        "tftp: UDP {}:{} serving {}",
+        settings.bind_ip,
+        settings.tftp_port,
+        settings.ipxe_dir.display()
+    );
+    println!(
+        "http: TCP {}:{} serving {}",
+        settings.bind_ip,
+        settings.http_port,
+        settings
+            .root
+            .as_ref()
+            .map_or_else(|| "no --root".to_string(), |r| r.display().to_string())
+    );
+    println!("ok: netboot serve would start with these settings");
+    Ok(())
 }
