@@ -1,10 +1,10 @@
-//! Any bytes through netboot's Router Solicitation parser (`--ipv6-ra` reads every ICMPv6
+//! Any bytes through pxe's Router Solicitation parser (`--ipv6-ra` reads every ICMPv6
 //! message on its interface): nothing may panic, and a MAC it reports is one the message holds
 //! in a source link-layer address option.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pxe_examples::ndp::{parse_router_solicitation, ROUTER_SOLICITATION};
+use pxe::ndp::{parse_router_solicitation, ROUTER_SOLICITATION};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(solicitation) = parse_router_solicitation(data) else {

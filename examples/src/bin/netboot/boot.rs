@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use pxe_http::BootService;
-use pxe_policy::{
+use pxe::policy::{
     BootEveryone, ClientFacts, ClientKind, LinuxBoot, MacAddr, ScriptDecision, SharedPolicy,
 };
 
@@ -39,28 +38,27 @@ fn served_at(index: usize, path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let mut http = BootService::builder();
     let kernel_at = served_at(0, &args.kernel)?;
-    http = http.file(kernel_at.clone(), &args.kernel);
+    let mut files = vec![(kernel_at.clone(), &args.kernel)];
     let mut linux = LinuxBoot::new(kernel_at).cmdline(args.cmdline.clone());
     for (i, initrd) in args.initrds.iter().enumerate() {
         let at = served_at(i + 1, initrd)?;
-        http = http.file(at.clone(), initrd);
+        files.push((at.clone(), initrd));
         linux = linux.initrd(at);
     }
     // Refuse what iPXE cannot carry (a `${…}` in the command line) now, not at each boot.
-    for uefi in [false, true] {
+    for arch in [pxe::policy::Arch::X86_BIOS, pxe::policy::Arch::X64_UEFI] {
         let mut probe = ClientFacts::new(MacAddr::default(), ClientKind::ChainloadedIpxe);
-        probe.arch = Some(if uefi {
-            pxe_policy::Arch::X64_UEFI
-        } else {
-            pxe_policy::Arch::X86_BIOS
-        });
-        pxe_http::render_decision(&ScriptDecision::Linux(linux.clone()), &probe).map_err(|e| {
+        probe.arch = Some(arch);
+        pxe::http::render_decision(&ScriptDecision::Linux(linux.clone()), &probe).map_err(|e| {
             anyhow::anyhow!("--cmdline {:?} cannot be given to iPXE: {e}", args.cmdline)
         })?;
     }
     tracing::info!(kernel = %args.kernel.display(), initrds = args.initrds.len(), cmdline = %args.cmdline, "booting every client into this kernel");
     let settings = args.server.resolve()?;
-    allinone::run(settings, SharedPolicy::new(BootEveryone(linux)), http).await
+    let mut builder = allinone::builder(&settings, SharedPolicy::new(BootEveryone(linux)));
+    for (at, file) in files {
+        builder = builder.http_file(at, file);
+    }
+    allinone::run(&settings, builder).await
 }

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use pxe_policy::table::TablePolicy;
-use pxe_policy::{ClientFacts, Policy, ScriptDecision, SharedPolicy};
+use pxe::policy::table::TablePolicy;
+use pxe::policy::{ClientFacts, Policy, ScriptDecision, SharedPolicy};
 
 use crate::allinone;
 use crate::settings::{site_server_flags, DhcpChoice, ServerFlags};
@@ -49,14 +49,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         settings.dhcp != DhcpChoice::Off,
         "netboot dhcp with --dhcp off would serve nothing"
     );
-    let server = allinone::dhcp_builder(&settings, policy)
+    let server = allinone::builder(&settings, policy)
+        .into_dhcp_server()
         .context("dhcp is off")?
         .bind()
         .await
         .context("dhcp: cannot start")?;
     tracing::info!(
         dhcp = %allinone::dhcp_ports(&settings),
-        script = %format!("{}{}", settings.http_base(), allinone::SCRIPT_PATH),
         "netboot dhcp serving"
     );
     tokio::select! {

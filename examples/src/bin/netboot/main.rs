@@ -15,7 +15,6 @@ mod allinone;
 mod boot;
 mod dhcp;
 mod http;
-mod ra;
 mod serve;
 mod settings;
 mod tftp;

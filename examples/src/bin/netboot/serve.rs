@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pxe_http::{BootService, HttpDelegate};
-use pxe_policy::delegate::DelegatePolicy;
-use pxe_policy::table::TablePolicy;
-use pxe_policy::{ScriptDecision, SharedPolicy};
+use pxe::http::HttpDelegate;
+use pxe::policy::delegate::DelegatePolicy;
+use pxe::policy::table::TablePolicy;
+use pxe::policy::{ScriptDecision, SharedPolicy};
 
 use crate::allinone;
 use crate::settings::{site_server_flags, ServerFlags, Settings};
@@ -105,14 +105,18 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Prepared> {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let prepared = prepare(args)?;
     tracing::info!("serving clients by {}", prepared.source);
-    allinone::run(prepared.settings, prepared.policy, BootService::builder()).await
+    let builder = allinone::builder(&prepared.settings, prepared.policy);
+    allinone::run(&prepared.settings, builder).await
 }
 
 /// `netboot check`: every check `serve` makes at start, then a summary; binds nothing.
 pub(crate) fn check(args: Args) -> anyhow::Result<()> {
     let prepared = prepare(args)?;
-    allinone::check_ipxe_dir(&prepared.settings)?;
     let settings = &prepared.settings;
+    allinone::builder(settings, prepared.policy.clone()).check()?;
+    let listen = settings
+        .listen
+        .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
     println!("decisions: {}", prepared.source);
     println!("dhcp: {}", allinone::dhcp_ports(settings));
     for subnet in &settings.subnets {
@@ -147,14 +151,12 @@ pub(crate) fn check(args: Args) -> anyhow::Result<()> {
         );
     }
     println!(
-        "tftp: UDP {}:{} serving {}",
-        settings.bind_ip,
+        "tftp: UDP {listen}:{} serving {}",
         settings.tftp_port,
         settings.ipxe_dir.display()
     );
     println!(
-        "http: TCP {}:{} serving {}",
-        settings.bind_ip,
+        "http: TCP {listen}:{} serving {}",
         settings.http_port,
         settings
             .root

@@ -4,16 +4,16 @@
 //! A flag `--foo-bar` is `foo_bar` in `[server]`; a flag given on the command line wins over
 //! the file. `examples/site.toml` shows every key.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pxe_dhcp::lease::{Reservation, Subnet};
-use pxe_dhcp::proto::ProxyStrategy;
-use pxe_policy::MacAddr;
-use pxe_tftp::PortMode;
+use pxe::dhcp::lease::{Reservation, Subnet};
+use pxe::dhcp::proto::ProxyStrategy;
+use pxe::policy::MacAddr;
+use pxe::tftp::PortMode;
 use serde::Deserialize;
 
 /// How DHCP is served.
@@ -152,7 +152,7 @@ impl FromStr for Reserve {
 }
 
 impl Reserve {
-    fn reservation(&self) -> Result<Reservation, pxe_dhcp::lease::InvalidName> {
+    fn reservation(&self) -> Result<Reservation, pxe::dhcp::lease::InvalidName> {
         let reservation = Reservation::by_mac(self.mac, self.ip);
         match &self.host_name {
             Some(name) => reservation.host_name(name.clone()),
@@ -385,14 +385,15 @@ impl ServerFlags {
                 }
             }
         }
-        // TFTP and HTTP follow --interface: they listen on its address, so that a server on
-        // one segment of a multi-homed host does not answer on the others.
-        let bind_ip = match (self.listen, &self.interface) {
-            (Some(ip), _) => IpAddr::V4(ip),
-            (None, Some(name)) => IpAddr::V4(*interface_addresses.first().with_context(|| {
+        // TFTP and HTTP follow --interface: they listen on its address (which clients are
+        // then given), so that a server on one segment of a multi-homed host does not answer
+        // on the others.
+        let listen = match (self.listen, &self.interface) {
+            (Some(ip), _) => Some(ip),
+            (None, Some(name)) => Some(*interface_addresses.first().with_context(|| {
                 format!("--interface {name} has no IPv4 address for TFTP and HTTP to listen on")
             })?),
-            (None, None) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            (None, None) => None,
         };
 
         let mut client_strategies = Vec::new();
@@ -400,9 +401,8 @@ impl ServerFlags {
             client_strategies.push((choice.mac, choice.strategy.strategy()));
         }
         Ok(Settings {
-            listen: self.listen,
+            listen,
             interface: self.interface,
-            bind_ip,
             root: self.root,
             dhcp,
             subnets,
@@ -502,10 +502,10 @@ fn interface_ipv4(name: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
 /// Settings with defaults applied and checked together: what the server runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// Where TFTP and HTTP listen, and the address clients are given for them; `None`: every
+    /// address, and each DHCP reply names the server's address on the client's segment.
     pub(crate) listen: Option<Ipv4Addr>,
     pub(crate) interface: Option<String>,
-    /// Where TFTP and HTTP listen.
-    pub(crate) bind_ip: IpAddr,
     pub(crate) root: Option<PathBuf>,
     pub(crate) dhcp: DhcpChoice,
     pub(crate) subnets: Vec<Subnet>,
@@ -523,19 +523,6 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// `http://HOST[:PORT]`, where HOST is --listen or, when the DHCP server fills it in, the
-    /// server's address on the client's segment.
-    pub(crate) fn http_base(&self) -> String {
-        let host = self
-            .listen
-            .map_or_else(|| "${next-server}".to_string(), |ip| ip.to_string());
-        if self.http_port == 80 {
-            format!("http://{host}")
-        } else {
-            format!("http://{host}:{}", self.http_port)
-        }
-    }
-
     /// Refuses what would fail only when a client boots: relative URLs with no --root to serve
     /// them from, a --root that is not a directory. Warns about files that are missing now.
     pub(crate) fn check_served_urls<'a>(

@@ -27,15 +27,14 @@
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use anyhow::Context as _;
-use pxe_examples::ndp::{parse_router_solicitation, router_advertisement, NotSolicitation};
+use crate::ndp::{parse_router_solicitation, router_advertisement, NotSolicitation};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::time::Instant;
 
 /// How often an unsolicited RA goes out, for a client whose solicitations were all lost. Not
 /// shorter: within [`MIN_DELAY_BETWEEN_RAS`] after each one, answers have to go by unicast,
 /// which is slower.
-pub(crate) const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(10);
 /// RFC 4861 MIN_DELAY_BETWEEN_RAS: the least time between two multicast RAs.
 const MIN_DELAY_BETWEEN_RAS: Duration = Duration::from_secs(3);
 /// Unicast answers allowed per [`ANSWER_WINDOW`]: a rack booting at once fits, a flood of
@@ -129,7 +128,7 @@ impl MulticastSchedule {
 
 /// Sends router-lifetime-0 Router Advertisements on one interface (see the module docs).
 #[derive(Debug)]
-pub(crate) struct RouterAnnouncer {
+pub struct RouterAnnouncer {
     // tokio has no raw-socket type; its UdpSocket only wraps sendto/recvfrom, which are the
     // same calls for a raw ICMPv6 socket, and keeps this free of unsafe code.
     socket: tokio::net::UdpSocket,
@@ -140,14 +139,20 @@ pub(crate) struct RouterAnnouncer {
 impl RouterAnnouncer {
     /// Opens a raw ICMPv6 socket on `interface` (needs CAP_NET_RAW), with hop limit 255 and
     /// membership of all-routers so that solicitations reach it.
-    pub(crate) fn bind(interface: &str) -> anyhow::Result<Self> {
+    pub fn bind(interface: &str) -> std::io::Result<Self> {
+        // Each step's error says what it was doing: the caller adds only the interface.
+        let context = |what: String| {
+            move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+        };
         let interface_index = nix::net::if_::if_nametoindex(interface)
-            .with_context(|| format!("no interface named {interface}"))?;
-        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
-            .context("cannot open a raw ICMPv6 socket (needs root or CAP_NET_RAW)")?;
+            .map_err(std::io::Error::from)
+            .map_err(context(format!("no interface named {interface}")))?;
+        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).map_err(
+            context("cannot open a raw ICMPv6 socket (needs root or CAP_NET_RAW)".to_string()),
+        )?;
         socket
             .bind_device(Some(interface.as_bytes()))
-            .with_context(|| format!("cannot bind to interface {interface}"))?;
+            .map_err(context(format!("cannot bind to interface {interface}")))?;
         socket.set_multicast_if_v6(interface_index)?;
         socket.set_multicast_hops_v6(ND_HOP_LIMIT)?;
         socket.set_unicast_hops_v6(ND_HOP_LIMIT)?;
@@ -155,9 +160,9 @@ impl RouterAnnouncer {
         socket.set_multicast_loop_v6(false)?;
         socket
             .join_multicast_v6(&ALL_ROUTERS, interface_index)
-            .with_context(|| {
-                format!("cannot join ff02::2 on {interface}: is IPv6 disabled there?")
-            })?;
+            .map_err(context(format!(
+                "cannot join ff02::2 on {interface}: is IPv6 disabled there?"
+            )))?;
         socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(socket))?;
         Ok(Self {
@@ -170,7 +175,7 @@ impl RouterAnnouncer {
     /// Announces and answers for ever. Sends that fail (the interface has no usable
     /// link-local address yet, say) are logged and retried on the next round; a failed receive
     /// is logged and retried after a pause, so the announcer never stops the other servers.
-    pub(crate) async fn run(self) -> ! {
+    pub async fn run(self) -> ! {
         let advertisement = router_advertisement();
         let all_nodes = SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, self.interface_index));
         let mut schedule = MulticastSchedule::new(Instant::now());
@@ -261,7 +266,7 @@ impl RouterAnnouncer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pxe_examples::ndp::{IPXE_SOLICITATION, ROUTER_ADVERTISEMENT};
+    use crate::ndp::{IPXE_SOLICITATION, ROUTER_ADVERTISEMENT};
 
     #[test]
     fn multicast_schedule_is_periodic_and_brought_forward_within_the_rate_limit() {

@@ -1,0 +1,547 @@
+//! [`ServerBuilder`] → [`Server`]: the composition of DHCP, TFTP, HTTP and the optional IPv6
+//! announcer around one policy, and the handle that stops them.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use pxe_dhcp::lease::{Reservation, Subnet};
+use pxe_dhcp::proto::{ProxyStrategy, Quirks};
+use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
+use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
+use pxe_policy::{ClientMemory, IpxeBinary, MacAddr, Policy, SharedPolicy};
+use pxe_tftp::Directory;
+use tokio_util::sync::CancellationToken;
+
+use crate::ra::RouterAnnouncer;
+
+/// The URL path iPXE fetches its script from.
+pub const SCRIPT_PATH: &str = "/boot.ipxe";
+/// The URL prefix the iPXE binaries are served under over HTTP (UEFI HTTP Boot fetches them
+/// there; TFTP serves the same files at its root).
+pub const IPXE_PREFIX: &str = "/ipxe/";
+
+/// How DHCP is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhcpMode {
+    /// No DHCP: the site's DHCP server points clients at this server's TFTP and HTTP.
+    Off,
+    /// proxyDHCP beside the site's DHCP server: boot information only, no addresses.
+    Proxy,
+    /// The only DHCP server of these subnets: addresses and boot information. A subnet the
+    /// server has no address in is served to requests relayed from it.
+    Authoritative(Vec<Subnet>),
+}
+
+impl std::fmt::Display for DhcpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Proxy => "proxy",
+            Self::Authoritative(_) => "authoritative",
+        })
+    }
+}
+
+/// Where the HTTP stage is served.
+#[derive(Debug, Clone)]
+enum HttpMode {
+    /// pxe binds this port and serves.
+    Own { port: u16, config: ServeConfig },
+    /// The embedder mounts [`Server::http_service`] in its own server, reachable by clients
+    /// at this base URL (`http://host[:port][/prefix]`, no trailing slash).
+    External { base_url: String },
+}
+
+/// Why a server could not start or stopped: which part, and its error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The iPXE binaries' directory is missing.
+    #[error("the iPXE directory {} does not exist: install Debian's `ipxe` package or point the server at one", path.display())]
+    IpxeDir {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// TFTP could not bind or serve.
+    #[error("tftp on UDP {addr}")]
+    Tftp {
+        /// The address it was to serve on.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: pxe_tftp::Error,
+    },
+    /// The HTTP service could not be built (a directory to serve is missing, say).
+    #[error("http: cannot serve the boot files")]
+    HttpFiles(#[source] pxe_http::Error),
+    /// HTTP could not bind.
+    #[error("http: cannot listen on TCP {addr}")]
+    HttpBind {
+        /// The address it was to listen on.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// The HTTP server stopped accepting connections.
+    #[error("http: the server stopped accepting connections")]
+    HttpStopped,
+    /// DHCP could not start or failed while serving.
+    #[error("dhcp")]
+    Dhcp(#[source] pxe_dhcp::Error),
+    /// The IPv6 announcer could not open its socket.
+    #[error("ipv6 router advertisements on {interface}")]
+    RouterAdvertisements {
+        /// The interface.
+        interface: String,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Configures a [`Server`]; [`ServerBuilder::start`] binds everything.
+#[derive(Debug)]
+#[must_use]
+pub struct ServerBuilder {
+    policy: SharedPolicy,
+    listen: Option<Ipv4Addr>,
+    interface: Option<String>,
+    dhcp: DhcpMode,
+    reservations: Vec<Reservation>,
+    lease_file: Option<PathBuf>,
+    chainload_rom_ipxe: bool,
+    proxy_strategy: Option<ProxyStrategy>,
+    client_quirks: Vec<(MacAddr, Quirks)>,
+    ipxe_dir: PathBuf,
+    /// `None`: TFTP is served elsewhere (DHCP alone).
+    tftp: Option<(u16, pxe_tftp::ServerConfig)>,
+    http: HttpMode,
+    files: BootServiceBuilder,
+    ipv6_ra: bool,
+}
+
+impl ServerBuilder {
+    fn new(policy: SharedPolicy) -> Self {
+        Self {
+            policy,
+            listen: None,
+            interface: None,
+            dhcp: DhcpMode::Proxy,
+            reservations: Vec::new(),
+            lease_file: None,
+            chainload_rom_ipxe: false,
+            proxy_strategy: None,
+            client_quirks: Vec::new(),
+            ipxe_dir: PathBuf::from("/usr/lib/ipxe"),
+            tftp: Some((69, pxe_tftp::ServerConfig::default())),
+            http: HttpMode::Own {
+                port: 80,
+                config: ServeConfig::default(),
+            },
+            files: BootService::builder(),
+            ipv6_ra: false,
+        }
+    }
+
+    /// The address clients are given for TFTP and HTTP, and the address those bind to.
+    /// Default: each DHCP reply names the server's address on the client's segment, and
+    /// TFTP/HTTP listen on every address.
+    pub fn listen(mut self, address: Ipv4Addr) -> Self {
+        self.listen = Some(address);
+        self
+    }
+
+    /// Serves DHCP only on this interface (SO_BINDTODEVICE), and announces there with
+    /// [`ipv6_router_advertisements`](Self::ipv6_router_advertisements).
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interface = Some(name.into());
+        self
+    }
+
+    /// How DHCP is served (default: [`DhcpMode::Proxy`]).
+    pub fn dhcp(mut self, mode: DhcpMode) -> Self {
+        self.dhcp = mode;
+        self
+    }
+
+    /// A fixed address for one client (authoritative mode).
+    pub fn reservation(mut self, reservation: Reservation) -> Self {
+        self.reservations.push(reservation);
+        self
+    }
+
+    /// Keeps authoritative leases in this crash-safe journal (default: memory only).
+    pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.lease_file = Some(path.into());
+        self
+    }
+
+    /// Hands iPXE found in a NIC's ROM our iPXE build too, instead of the script.
+    pub fn chainload_rom_ipxe(mut self, yes: bool) -> Self {
+        self.chainload_rom_ipxe = yes;
+        self
+    }
+
+    /// How proxy offers point PXE firmware at its boot file (default: by architecture).
+    pub fn proxy_strategy(mut self, strategy: ProxyStrategy) -> Self {
+        self.proxy_strategy = Some(strategy);
+        self
+    }
+
+    /// Workarounds for one client's firmware (its proxy strategy among them).
+    pub fn client_quirks(mut self, mac: MacAddr, quirks: Quirks) -> Self {
+        self.client_quirks.push((mac, quirks));
+        self
+    }
+
+    /// Where the iPXE binaries are (default `/usr/lib/ipxe`, Debian's `ipxe` package). TFTP
+    /// serves this directory, and HTTP serves it under [`IPXE_PREFIX`].
+    pub fn ipxe_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.ipxe_dir = dir.into();
+        self
+    }
+
+    /// Serves TFTP on this port (default 69; 0 lets the kernel choose) with these limits and
+    /// transfer settings.
+    pub fn tftp(mut self, port: u16, config: pxe_tftp::ServerConfig) -> Self {
+        self.tftp = Some((port, config));
+        self
+    }
+
+    /// Serves no TFTP: DHCP names [`listen`](Self::listen) (or this host) as the TFTP server,
+    /// and another server serves the iPXE binaries there.
+    pub fn without_tftp(mut self) -> Self {
+        self.tftp = None;
+        self
+    }
+
+    /// Serves HTTP on this port (default 80; 0 lets the kernel choose) with these timeouts.
+    pub fn http_port(mut self, port: u16, config: ServeConfig) -> Self {
+        self.http = HttpMode::Own { port, config };
+        self
+    }
+
+    /// Serves no HTTP of its own: the embedder mounts [`Server::http_service`] in its own HTTP
+    /// server, which clients reach at `base_url` (`http://host[:port][/prefix]`). Scripts and
+    /// DHCP replies name URLs under it.
+    pub fn http_external(mut self, base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_string();
+        self.http = HttpMode::External { base_url };
+        self
+    }
+
+    /// Serves the files below `dir` over HTTP at `/` (kernels, initrds, images).
+    pub fn http_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.files = self.files.root(dir);
+        self
+    }
+
+    /// Serves one file over HTTP at the URL path `at`, without the rest of its directory.
+    pub fn http_file(mut self, at: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        self.files = self.files.file(at, file);
+        self
+    }
+
+    /// Sends IPv6 Router Advertisements with router lifetime 0 on the
+    /// [`interface`](Self::interface), which ends iPXE's ~13 s wait for an IPv6 router on
+    /// segments without one. Off by default: a server must be asked to announce on a site
+    /// network.
+    pub fn ipv6_router_advertisements(mut self, yes: bool) -> Self {
+        self.ipv6_ra = yes;
+        self
+    }
+
+    /// The base of every URL clients are given: the external base, or `http://HOST[:PORT]`
+    /// where HOST is [`listen`](Self::listen) or, filled in by the DHCP server, its address
+    /// on the client's segment.
+    fn http_base(&self, bound_port: Option<u16>) -> String {
+        match &self.http {
+            HttpMode::External { base_url } => base_url.clone(),
+            HttpMode::Own { port, .. } => {
+                let host = self
+                    .listen
+                    .map_or_else(|| "${next-server}".to_string(), |ip| ip.to_string());
+                match bound_port.unwrap_or(*port) {
+                    80 => format!("http://{host}"),
+                    port => format!("http://{host}:{port}"),
+                }
+            }
+        }
+    }
+
+    /// The DHCP server alone, configured as [`start`](Self::start) would (its replies name
+    /// the TFTP and HTTP servers of these settings), for running DHCP without TFTP and HTTP;
+    /// `None` with [`DhcpMode::Off`].
+    pub fn into_dhcp_server(self) -> Option<DhcpServerBuilder> {
+        let base = self.http_base(None);
+        self.dhcp_builder(self.policy.clone(), &base)
+    }
+
+    fn dhcp_builder(&self, policy: SharedPolicy, base: &str) -> Option<DhcpServerBuilder> {
+        let subnets = match &self.dhcp {
+            DhcpMode::Off => return None,
+            DhcpMode::Proxy => None,
+            DhcpMode::Authoritative(subnets) => Some(subnets),
+        };
+        let mut builder = DhcpServer::builder(policy)
+            .script_url(format!("{base}{SCRIPT_PATH}"))
+            .http_boot_base(format!("{base}{IPXE_PREFIX}"))
+            .chainload_rom_ipxe(self.chainload_rom_ipxe);
+        if let Some(listen) = self.listen {
+            builder = builder.tftp_server(listen);
+        }
+        if let Some(interface) = &self.interface {
+            builder = builder.interface(interface.clone());
+        }
+        if let Some(strategy) = self.proxy_strategy {
+            builder = builder.proxy_strategy(strategy);
+        }
+        for (mac, quirks) in &self.client_quirks {
+            builder = builder.quirks(*mac, quirks.clone());
+        }
+        if let Some(subnets) = subnets {
+            builder = builder.authoritative(subnets.clone());
+            for reservation in &self.reservations {
+                builder = builder.reservation(reservation.clone());
+            }
+            match &self.lease_file {
+                Some(path) => builder = builder.lease_file(path.clone()),
+                None => tracing::warn!(
+                    "leases are kept in memory only (a lease file keeps them across restarts)"
+                ),
+            }
+        }
+        Some(builder)
+    }
+
+    /// The checks [`start`](Self::start) makes before it binds anything: the iPXE directory
+    /// exists (an error), and has the builds BIOS and x64 UEFI clients get (a warning each).
+    pub fn check(&self) -> Result<(), Error> {
+        if !self.ipxe_dir.is_dir() {
+            return Err(Error::IpxeDir {
+                path: self.ipxe_dir.clone(),
+            });
+        }
+        for (binary, clients) in [
+            (IpxeBinary::UNDIONLY, "BIOS"),
+            (IpxeBinary::SNPONLY_EFI, "x64 UEFI"),
+        ] {
+            if !self.ipxe_dir.join(binary.file_name()).is_file() {
+                tracing::warn!(
+                    "{binary} is not in {}: {clients} clients will fail to load iPXE \
+                     (Debian's `ipxe` package has it)",
+                    self.ipxe_dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds every part (TFTP, HTTP unless external, DHCP unless off, the announcer when
+    /// asked) and returns the server, ready to [`run`](Server::run). Must run inside a tokio
+    /// runtime. Fails with the part that could not start.
+    pub async fn start(mut self) -> Result<Server, Error> {
+        self.check()?;
+        let bind_ip = self
+            .listen
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4);
+
+        let tftp = match &self.tftp {
+            Some((port, config)) => {
+                let addr = SocketAddr::new(bind_ip, *port);
+                let tftp_error = |source| Error::Tftp { addr, source };
+                let directory = Directory::new(&self.ipxe_dir).map_err(tftp_error)?;
+                let server = pxe_tftp::Server::bind(addr, directory, config.clone())
+                    .await
+                    .map_err(tftp_error)?;
+                Some(server)
+            }
+            None => None,
+        };
+
+        // iPXE tells its features (HTTPS or not) only in DHCP: the memory carries them to the
+        // script request, where an https:// URL it cannot fetch is refused.
+        let memory = ClientMemory::default();
+        let files = std::mem::replace(&mut self.files, BootService::builder());
+        let service = files
+            .mount(IPXE_PREFIX, &self.ipxe_dir)
+            .script_path(SCRIPT_PATH)
+            .policy(self.policy.clone())
+            .client_memory(memory.clone())
+            .build()
+            .map_err(Error::HttpFiles)?;
+        let http = match &self.http {
+            HttpMode::Own { port, config } => {
+                let addr = SocketAddr::new(bind_ip, *port);
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::HttpBind { addr, source })?;
+                Some((listener, *config))
+            }
+            HttpMode::External { .. } => None,
+        };
+        let http_addr = match &http {
+            Some((listener, _)) => {
+                Some(listener.local_addr().map_err(|source| Error::HttpBind {
+                    addr: SocketAddr::new(bind_ip, 0),
+                    source,
+                })?)
+            }
+            None => None,
+        };
+        let base = self.http_base(http_addr.map(|a| a.port()));
+
+        let policy = SharedPolicy::new(memory.remembering(self.policy.clone()));
+        let dhcp = match self.dhcp_builder(policy, &base) {
+            Some(builder) => Some(builder.bind().await.map_err(Error::Dhcp)?),
+            None => None,
+        };
+
+        let announcer = match (&self.interface, self.ipv6_ra) {
+            (Some(interface), true) => {
+                Some(RouterAnnouncer::bind(interface).map_err(|source| {
+                    Error::RouterAdvertisements {
+                        interface: interface.clone(),
+                        source,
+                    }
+                })?)
+            }
+            _ => None,
+        };
+
+        Ok(Server {
+            tftp_addr: tftp.as_ref().map(pxe_tftp::Server::local_addr),
+            tftp,
+            http,
+            http_addr,
+            service,
+            dhcp,
+            dhcp_mode: self.dhcp,
+            announcer,
+            script_url: format!("{base}{SCRIPT_PATH}"),
+            stop: CancellationToken::new(),
+        })
+    }
+}
+
+/// Stops a running [`Server`] from anywhere: clone it freely.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Asks the server to stop: [`Server::run`] returns `Ok(())` soon after.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+/// A bound network-boot server: [`run`](Self::run) serves until a part fails or the
+/// [`ShutdownHandle`] is used.
+#[derive(Debug)]
+pub struct Server {
+    tftp: Option<pxe_tftp::Server>,
+    tftp_addr: Option<SocketAddr>,
+    http: Option<(tokio::net::TcpListener, ServeConfig)>,
+    http_addr: Option<SocketAddr>,
+    service: BootService,
+    dhcp: Option<DhcpServer>,
+    dhcp_mode: DhcpMode,
+    announcer: Option<RouterAnnouncer>,
+    script_url: String,
+    stop: CancellationToken,
+}
+
+impl Server {
+    /// A server asking `policy` about every client; see the builder's methods.
+    pub fn builder(policy: impl Policy) -> ServerBuilder {
+        ServerBuilder::new(SharedPolicy::new(policy))
+    }
+
+    /// Where TFTP listens, unless it is served elsewhere.
+    pub fn tftp_addr(&self) -> Option<SocketAddr> {
+        self.tftp_addr
+    }
+
+    /// Where HTTP listens, unless it is served by the embedder.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The URL iPXE is sent to for its script.
+    pub fn script_url(&self) -> &str {
+        &self.script_url
+    }
+
+    /// How DHCP is served.
+    pub fn dhcp_mode(&self) -> &DhcpMode {
+        &self.dhcp_mode
+    }
+
+    /// The HTTP stage as a `tower::Service`, for an embedder that serves HTTP itself (see
+    /// [`ServerBuilder::http_external`]). Give it each request's client address as a
+    /// [`pxe_http::ClientAddr`] extension (with axum: the `axum` feature's
+    /// `pxe::axum::client_addr`).
+    pub fn http_service(&self) -> BootService {
+        self.service.clone()
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.stop.clone())
+    }
+
+    /// Serves until a part fails (the error names it) or the [`ShutdownHandle`] is used
+    /// (`Ok(())`). On shutdown the sockets close; transfers and downloads already under way
+    /// on their own tasks or threads finish or time out on their own.
+    pub async fn run(self) -> Result<(), Error> {
+        let Server {
+            tftp,
+            tftp_addr,
+            http,
+            service,
+            dhcp,
+            announcer,
+            stop,
+            ..
+        } = self;
+        let dhcp = async move {
+            match dhcp {
+                Some(server) => server.run().await.map_err(Error::Dhcp),
+                None => std::future::pending().await,
+            }
+        };
+        let announcer = async move {
+            match announcer {
+                Some(announcer) => announcer.run().await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let tftp = async move {
+            match (tftp, tftp_addr) {
+                (Some(server), Some(addr)) => server
+                    .run_on_own_thread()
+                    .await
+                    .map_err(|source| Error::Tftp { addr, source }),
+                _ => std::future::pending().await,
+            }
+        };
+        let http = async move {
+            match http {
+                Some((listener, config)) => pxe_http::serve(listener, service, config).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = dhcp => result,
+            () = announcer => Ok(()), // never: it retries every failure itself
+            result = tftp => result,
+            () = http => Err(Error::HttpStopped),
+            () = stop.cancelled() => {
+                tracing::info!("stopping: shutdown asked");
+                Ok(())
+            }
+        }
+    }
+}
