@@ -404,7 +404,7 @@ async fn in_process_target() -> (Target, tokio::task::JoinHandle<()>) {
     files.insert("bench-16m", vec![0x3cu8; 16 * MIB]);
     let config = ServerConfig {
         max_transfers_per_client: 2000,
-        ..ServerConfig::default()
+        ..ServerConfig::dedicated()
     };
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), files, config)
         .await

@@ -52,8 +52,10 @@ pub struct ServerConfig {
     /// Most transfers at once from one client address (default 16).
     pub max_transfers_per_client: usize,
     /// How long a lock-step transfer polls its socket for the next ACK before its thread
-    /// sleeps (default 50 µs; zero never polls). Polling trades a little CPU for a faster
-    /// turnaround to near peers, and stops by itself for peers slower than this.
+    /// sleeps (default zero: never; [`ServerConfig::dedicated`] polls 50 µs). Polling trades
+    /// a little CPU for a faster turnaround to near peers, and stops by itself for peers
+    /// slower than this. Off by default: a library does not busy-poll in its host's process
+    /// unless asked.
     pub lock_step_poll: Duration,
     /// The same for windowed transfers (default zero: never). A window's ACK comes only
     /// after the client has taken the whole window, so polling for it costs more CPU per
@@ -61,9 +63,10 @@ pub struct ServerConfig {
     /// near peer markedly faster (see `scripts/bench-tftp`).
     pub windowed_poll: Duration,
     /// Whether a transfer on a blocking thread that does not poll moves its thread to the
-    /// CPU its peer's ACKs arrive on, one transfer per CPU (default true; see
-    /// `FollowCpu`). The thread gets its old affinity back when the transfer ends. Turn it
-    /// off where the application manages thread affinity itself.
+    /// CPU its peer's ACKs arrive on, one transfer per CPU (default false;
+    /// [`ServerConfig::dedicated`] turns it on; see `FollowCpu`). The thread gets its old
+    /// affinity back when the transfer ends. Off by default: a library does not re-pin its
+    /// host's threads unless asked.
     pub follow_peer_cpu: bool,
 }
 
@@ -74,9 +77,24 @@ impl Default for ServerConfig {
             ports: PortMode::Ephemeral,
             max_transfers: 4096,
             max_transfers_per_client: 16,
-            lock_step_poll: Duration::from_micros(50),
+            lock_step_poll: Duration::ZERO,
             windowed_poll: Duration::ZERO,
+            follow_peer_cpu: false,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults, plus what a process that serves TFTP on a machine of its own may choose
+    /// (the `netboot` binary does): lock-step transfers poll 50 µs for each ACK, and transfers
+    /// that do not poll follow their peer's CPU. Measured in `scripts/bench-tftp`: on an idle
+    /// virtual machine a sleeping thread takes tens of microseconds to wake, most of a
+    /// loopback round trip.
+    pub fn dedicated() -> Self {
+        Self {
+            lock_step_poll: Duration::from_micros(50),
             follow_peer_cpu: true,
+            ..Self::default()
         }
     }
 }

@@ -23,9 +23,11 @@ pub(crate) fn builder(settings: &Settings, policy: SharedPolicy) -> ServerBuilde
         .ipxe_dir(&settings.ipxe_dir)
         .tftp(
             settings.tftp_port,
+            // netboot is the machine's boot server: it polls and follows CPUs (documented in
+            // ARCHITECTURE.md); the library does neither unless asked.
             pxe::tftp::ServerConfig {
                 ports: settings.tftp_ports.clone(),
-                ..pxe::tftp::ServerConfig::default()
+                ..pxe::tftp::ServerConfig::dedicated()
             },
         )
         .http_port(settings.http_port, ServeConfig::default())
