@@ -15,6 +15,24 @@
 //! What [`wire`] does not do: no sockets, no clocks, no lease or boot decisions. The wire layer
 //! never panics on network input: once [`wire::Packet::new_checked`] accepts a buffer, every
 //! accessor is total (and the accessors stay panic-free even on an unchecked view).
+//!
+//! What a PXE firmware's DISCOVER says, read by the wire layer:
+//!
+//! ```
+//! use pxe_dhcp::wire::{ClientRequest, MessageType, PacketBuilder};
+//! use pxe_policy::{Arch, MacAddr};
+//!
+//! let mac: MacAddr = "52:54:00:12:34:56".parse()?;
+//! let mut discover = PacketBuilder::request(MessageType::Discover, 0x1234, mac);
+//! discover.set_vendor_class(b"PXEClient:Arch:00007:UNDI:003016");
+//! let bytes = discover.to_vec()?;
+//!
+//! let request = ClientRequest::parse(&bytes)?;
+//! assert_eq!(request.chaddr, mac);
+//! assert!(request.is_pxe_client());
+//! assert_eq!(request.arch(), Some(Arch::X64_UEFI));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 // No unsafe, except one ioctl in `server::neighbour` (allowed there, with SAFETY comments).
 #![deny(unsafe_code)]
 

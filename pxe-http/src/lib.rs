@@ -21,6 +21,29 @@
 //!
 //! What it does not do: TLS (no iPXE build in the field advertises HTTPS), directory
 //! listings, multiple ranges in one response, or compression.
+//!
+//! The script an iPXE client gets when every client boots one kernel:
+//!
+//! ```
+//! use http_body_util::BodyExt as _;
+//! use pxe_http::BootService;
+//! use pxe_policy::{BootEveryone, LinuxBoot};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let linux = LinuxBoot::new("http://192.0.2.1/vmlinuz").cmdline("console=ttyS0");
+//! let service = BootService::builder()
+//!     .policy(BootEveryone(linux))
+//!     .build()?;
+//! let request = http::Request::get("/boot.ipxe?mac=52:54:00:12:34:56&platform=pcbios")
+//!     .body(())?;
+//! let response = service.handle(request).await;
+//! assert_eq!(response.status(), 200);
+//! let script = response.into_body().collect().await?.to_bytes();
+//! assert!(script.starts_with(b"#!ipxe\n"));
+//! assert!(std::str::from_utf8(&script)?.contains("kernel http://192.0.2.1/vmlinuz console=ttyS0"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 
 mod body;

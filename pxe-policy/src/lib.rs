@@ -22,6 +22,35 @@
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
+//!
+//! A table policy, and which group a client falls into:
+//!
+//! ```
+//! use pxe_policy::table::TablePolicy;
+//! use pxe_policy::{ClientFacts, ClientKind, MacAddr};
+//!
+//! let table = TablePolicy::parse(
+//!     r#"
+//!     [profiles.install]
+//!     kernel = "debian/vmlinuz"
+//!     cmdline = "console=ttyS0 auto=true"
+//!     [profiles.disk]
+//!     action = "exit"
+//!     [[groups]]
+//!     name = "new racks"
+//!     profile = "install"
+//!     mac = ["52:54:00:12:34:56"]
+//!     [[groups]]
+//!     name = "everyone else"
+//!     profile = "disk"
+//!     "#,
+//!     "site.toml",
+//! )?;
+//! let mac: MacAddr = "52:54:00:12:34:56".parse()?;
+//! let client = ClientFacts::new(mac, ClientKind::ChainloadedIpxe);
+//! assert_eq!(table.group_of(&client), Some("new racks"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod arch;

@@ -15,12 +15,13 @@
 //! vectored send per block where the kernel refuses GSO. Transfers on their own port run on a
 //! blocking thread, up to eight at once: one `poll` and one `recvmsg` per ACK and one
 //! `sendmsg` per block or window, as lock-step speed is wakeup latency. A lock-step transfer
-//! also polls its socket for up to [`ServerConfig::lock_step_poll`] (50 µs) before it sleeps,
-//! which cuts the turnaround to near peers; it stops polling by itself for slower ones.
-//! Windowed transfers poll only when [`ServerConfig::windowed_poll`] asks them to; instead,
-//! a transfer that does not poll moves its thread to the CPU its client's ACKs arrive on
-//! (one transfer per CPU; [`ServerConfig::follow_peer_cpu`]), so that the wake-up after each
-//! ACK is local to that CPU rather than an interrupt to another, idle one.
+//! may also poll its socket for up to [`ServerConfig::lock_step_poll`] before it sleeps,
+//! which cuts the turnaround to near peers, and a transfer that does not poll may move its
+//! thread to the CPU its client's ACKs arrive on (one transfer per CPU;
+//! [`ServerConfig::follow_peer_cpu`]), so that the wake-up after each ACK is local to that
+//! CPU rather than an interrupt to another, idle one. Both are off by default (a library
+//! neither busy-polls nor re-pins its host's threads unless asked);
+//! [`ServerConfig::dedicated`] turns them on for a process that serves TFTP on its own.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.
@@ -28,6 +29,30 @@
 //! - [`Transfer`] (server) and [`Download`] (client): sans-IO state machines; time is an
 //!   argument, datagrams go in and out through `handle_*` and `poll_*`.
 //! - [`Server`] and [`download()`]: thin tokio drivers around them.
+//!
+//! A server on loopback and a download from it:
+//!
+//! ```
+//! use pxe_tftp::{download, DownloadOptions, MemoryFiles, Server, ServerConfig};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mut files = MemoryFiles::new();
+//! files.insert("undionly.kpxe", vec![7u8; 70_000]);
+//! let server = Server::bind("127.0.0.1:0".parse()?, files, ServerConfig::default()).await?;
+//! let addr = server.local_addr();
+//! tokio::spawn(server.run());
+//!
+//! let options = DownloadOptions {
+//!     blksize: Some(1432),
+//!     tsize: true,
+//!     ..DownloadOptions::default()
+//! };
+//! let downloaded = download(addr, "undionly.kpxe", options).await?;
+//! assert_eq!(downloaded.data, vec![7u8; 70_000]);
+//! assert_eq!(downloaded.tsize, Some(70_000));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 
 mod client;
