@@ -165,6 +165,17 @@ impl Arch {
         }
     }
 
+    /// The machine's architecture as its PXE code: an HTTP Boot code becomes its PXE twin
+    /// (16 → 7, 19 → 11, …); every other code is itself. Facts carry this, so that one
+    /// machine has one architecture at every stage (iPXE reports 7 for the x64 UEFI machine
+    /// whose firmware asked DHCP with 16); how it boots is the [`ClientKind`](crate::ClientKind).
+    pub const fn machine(self) -> Arch {
+        match (self.is_http_boot(), self.http_twin()) {
+            (true, Some(twin)) => twin,
+            _ => self,
+        }
+    }
+
     /// The same machine's code for the other boot method: a UEFI PXE code maps to its
     /// HTTP Boot code and back (7 ↔ 16, 11 ↔ 19, …); codes without a twin map to `None`.
     pub const fn http_twin(self) -> Option<Arch> {

@@ -13,8 +13,11 @@ pub struct ClientFacts {
     pub mac: MacAddr,
     /// Which boot stage is asking.
     pub kind: ClientKind,
-    /// The client's architecture (the first entry of option 93, or the `Arch:` field of
-    /// option 60, or iPXE's `${buildarch}`/`${platform}` mapped to a code).
+    /// The machine's architecture as its PXE code ([`Arch::machine`]): the first entry of
+    /// option 93, or the `Arch:` field of option 60, or iPXE's `${buildarch}`/`${platform}`
+    /// mapped to a code. UEFI HTTP Boot's 16 is 7 here, as iPXE on the same machine reports
+    /// it later: one machine, one architecture at every stage. Whether the client boots over
+    /// HTTP is its [`kind`](Self::kind).
     pub arch: Option<Arch>,
     /// The machine GUID, with placeholder values (all 0x00, all 0xFF…) already dropped.
     pub guid: Option<ClientGuid>,

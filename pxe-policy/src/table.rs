@@ -29,6 +29,14 @@
 //! profile = "disk"                   # no selector: matches every client
 //! ```
 //!
+//! Stages: a client is matched twice, at DHCP (what firmware and iPXE's DHCP tell: MAC, GUID,
+//! arch) and when iPXE fetches its script (also serial, asset, hostname and labels from its
+//! query). `arch` is the machine's PXE code at both (UEFI HTTP Boot's 16 counts as 7). A
+//! group that selects by `serial` or `labels` cannot match at DHCP; a client it may still take
+//! (its other selectors match, and its profile boots) is chainloaded to iPXE at DHCP even when
+//! no other group matches, so that the script stage decides. A client that no group can take
+//! gets no answer at DHCP.
+//!
 //! A group or profile may set `ipxe_binary = "ipxe.efi"` to replace the default iPXE build
 //! for its clients. A top-level `[server]` table is left to the program that loads the file
 //! (netboot keeps its server settings there), so one site file can hold both. Errors name the
@@ -167,6 +175,31 @@ struct Group {
 }
 
 impl Group {
+    /// Whether the group selects by facts only iPXE's script request tells (serial, labels),
+    /// and its other selectors (MAC, GUID, arch), known from DHCP on, match `client`: a
+    /// client that may fall into it once the script stage knows more.
+    fn may_match_later(&self, client: &ClientFacts) -> bool {
+        let later = !self.serials.is_empty() || !self.labels.is_empty();
+        later
+            && (self.macs.is_empty() || self.macs.contains(&client.mac))
+            && (self.guids.is_empty() || client.guid.is_some_and(|g| self.guids.contains(&g)))
+            && (self.arches.is_empty() || client.arch.is_some_and(|a| self.arches.contains(&a)))
+    }
+
+    /// How many selectors the group has (what [`score`](Self::score) counts when all match).
+    fn selector_count(&self) -> usize {
+        [
+            !self.macs.is_empty(),
+            !self.guids.is_empty(),
+            !self.serials.is_empty(),
+            !self.arches.is_empty(),
+            !self.labels.is_empty(),
+        ]
+        .into_iter()
+        .filter(|&present| present)
+        .count()
+    }
+
     /// The number of selectors this group has, or `None` when one of them does not match.
     fn score(&self, client: &ClientFacts) -> Option<usize> {
         let mut score = 0;
@@ -329,16 +362,40 @@ impl TablePolicy {
     /// The group that matches `client` best (most selectors; the first written on a tie) and
     /// its profile, or `None` when no group matches.
     fn lookup(&self, client: &ClientFacts) -> Option<(&Group, &Profile)> {
-        let mut best: Option<(usize, &Group)> = None;
-        for group in &self.groups {
+        let (_, _, group) = self.best(client)?;
+        Some((group, self.profiles.get(&group.profile)?))
+    }
+
+    /// The matching group with the most selectors (the first written on a tie), with its
+    /// position and score.
+    fn best(&self, client: &ClientFacts) -> Option<(usize, usize, &Group)> {
+        let mut best: Option<(usize, usize, &Group)> = None;
+        for (index, group) in self.groups.iter().enumerate() {
             if let Some(score) = group.score(client) {
-                if best.is_none_or(|(best_score, _)| score > best_score) {
-                    best = Some((score, group));
+                if best.is_none_or(|(_, best_score, _)| score > best_score) {
+                    best = Some((index, score, group));
                 }
             }
         }
-        let group = best?.1;
-        Some((group, self.profiles.get(&group.profile)?))
+        best
+    }
+
+    /// Whether a group selecting by script-stage facts (serial, labels) may still take
+    /// `client` from the group that matches now, to a profile that boots: it may match
+    /// later, and it would win (more selectors, or as many and written first).
+    fn may_boot_later(&self, client: &ClientFacts) -> bool {
+        let best = self.best(client);
+        self.groups.iter().enumerate().any(|(index, group)| {
+            let wins = best.is_none_or(|(best_index, best_score, _)| {
+                let score = group.selector_count();
+                score > best_score || (score == best_score && index < best_index)
+            });
+            wins && group.may_match_later(client)
+                && self
+                    .profiles
+                    .get(&group.profile)
+                    .is_some_and(|profile| !profile.ignore)
+        })
     }
 
     /// Each profile's name and what it boots, in name order: for checks at start-up (for
@@ -360,15 +417,18 @@ impl Policy for TablePolicy {
         &'a self,
         client: &'a ClientFacts,
     ) -> impl Future<Output = BootDecision> + Send + 'a {
+        // At DHCP the serial and labels are not known yet: a client that a group selecting by
+        // them may still take (to a profile that boots) gets iPXE, so that the script stage
+        // can decide, rather than the silence its DHCP-stage facts alone would earn.
         let decision = match self.lookup(client) {
-            None => BootDecision::Ignore,
-            Some((_, profile)) if profile.ignore => BootDecision::Ignore,
-            Some((group, profile)) => {
+            Some((group, profile)) if !profile.ignore => {
                 match group.ipxe_binary.as_ref().or(profile.ipxe_binary.as_ref()) {
                     Some(binary) => BootDecision::Ipxe(binary.clone()),
                     None => BootDecision::chainload_for(client.arch),
                 }
             }
+            _ if self.may_boot_later(client) => BootDecision::chainload_for(client.arch),
+            _ => BootDecision::Ignore,
         };
         std::future::ready(decision)
     }
@@ -401,6 +461,61 @@ mod tests {
     use super::*;
     use crate::block_on_ready as run;
     use crate::ClientKind;
+
+    #[test]
+    fn groups_by_serial_chainload_at_dhcp_and_decide_at_the_script() {
+        let table = TablePolicy::parse(
+            r#"
+[profiles.install]
+kernel = "vmlinuz"
+cmdline = "install"
+[profiles.quiet]
+action = "ignore"
+[[groups]]
+profile = "install"
+serial = ["SN-1"]
+[[groups]]
+profile = "install"
+serial = ["SN-2"]
+arch = [0]
+[[groups]]
+profile = "quiet"
+labels = { rack = "r9" }
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let mut uefi = ClientFacts::new(MacAddr([2, 0, 0, 0, 0, 1]), ClientKind::FirmwarePxe);
+        uefi.arch = Some(Arch::X64_UEFI);
+        // No group matches at DHCP, but the serial group may: iPXE, so the script decides.
+        assert_eq!(
+            run(table.boot(&uefi)),
+            BootDecision::chainload_for(uefi.arch)
+        );
+        let mut ipxe = uefi.clone();
+        ipxe.kind = ClientKind::ChainloadedIpxe;
+        ipxe.serial = Some("SN-1".into());
+        assert!(
+            matches!(run(table.script(&ipxe)), ScriptDecision::Linux(l) if l.cmdline == "install")
+        );
+        ipxe.serial = Some("SN-3".into());
+        assert_eq!(run(table.script(&ipxe)), ScriptDecision::Ignore);
+        // A group that may take the client only to ignore it does not chainload it.
+        let quiet = TablePolicy::parse(
+            "[profiles.quiet]\naction = \"ignore\"\n[[groups]]\nprofile = \"quiet\"\nserial = [\"SN-1\"]\n",
+            "q.toml",
+        )
+        .unwrap();
+        assert_eq!(run(quiet.boot(&uefi)), BootDecision::Ignore);
+        // Selectors known at DHCP still rule out: the BIOS-only serial group and the UEFI
+        // client never meet, so only the first group keeps it.
+        let bios_only = TablePolicy::parse(
+            "[profiles.install]\nkernel = \"vmlinuz\"\n[[groups]]\nprofile = \"install\"\nserial = [\"SN-2\"]\narch = [0]\n",
+            "b.toml",
+        )
+        .unwrap();
+        assert_eq!(run(bios_only.boot(&uefi)), BootDecision::Ignore);
+    }
 
     const TABLE: &str = r#"
 [profiles.debian]
@@ -478,8 +593,15 @@ profile = "disk"
 
         let mut lab = client(7);
         lab.guid = "9e0c1ab0-0000-4000-8000-000000000001".parse().ok();
-        assert_eq!(run(table.boot(&lab)), BootDecision::Ignore);
+        // "rack a1" (as many selectors, written first) may still take it at the script
+        // stage: iPXE at DHCP, and the script stage decides.
+        assert_eq!(
+            run(table.boot(&lab)),
+            BootDecision::Ipxe(IpxeBinary::UNDIONLY)
+        );
         assert_eq!(run(table.script(&lab)), ScriptDecision::Ignore);
+        lab.extra.insert("rack".into(), "a1".into());
+        assert_eq!(table.group_of(&lab), Some("rack a1"));
 
         assert_eq!(table.group_of(&client(42)), Some("everyone"));
     }
@@ -487,14 +609,13 @@ profile = "disk"
     #[test]
     fn no_match_is_ignored() {
         let table = TablePolicy::parse(
-            "[profiles.a]\naction = \"exit\"\n[[groups]]\nprofile = \"a\"\nserial = [\"S1\"]\n",
+            "[profiles.a]\naction = \"exit\"\n[[groups]]\nprofile = \"a\"\nmac = [\"52:54:00:00:00:02\"]\n",
             "t.toml",
         )
         .unwrap();
         assert_eq!(run(table.boot(&client(1))), BootDecision::Ignore);
-        let mut serial = client(1);
-        serial.serial = Some("S1".into());
-        assert_eq!(run(table.script(&serial)), ScriptDecision::ExitToDisk);
+        assert_eq!(run(table.script(&client(1))), ScriptDecision::Ignore);
+        assert_eq!(run(table.script(&client(2))), ScriptDecision::ExitToDisk);
     }
 
     fn error_of(text: &str) -> (usize, String, String) {

@@ -669,7 +669,9 @@ enum BootFile {
 /// What the policy is told about the client sending `request`.
 fn client_facts(request: &ClientRequest, mac: MacAddr, kind: ClientKind) -> ClientFacts {
     let mut facts = ClientFacts::new(mac, kind);
-    facts.arch = request.arch();
+    // The machine's architecture: HTTP Boot's code becomes its PXE twin, as iPXE on the same
+    // machine reports it at the script stage; the kind says it boots over HTTP.
+    facts.arch = request.arch().map(pxe_policy::Arch::machine);
     facts.guid = request.client_guid.and_then(|guid| guid.meaningful());
     facts.ipxe = request.ipxe_features;
     facts.ip = (!request.ciaddr.is_unspecified()).then_some(request.ciaddr);
