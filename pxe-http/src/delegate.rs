@@ -1,14 +1,19 @@
 //! The HTTP transport of [`pxe_policy::delegate::DelegatePolicy`]: each question is a
 //! `POST` of JSON to one URL, with a deadline for the whole exchange.
+//!
+//! hyper-util's pooled client keeps the connection to the service open between questions (a
+//! rack booting at once asks hundreds), and `http::Uri` parses the URL.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode};
+use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use pxe_policy::delegate::DelegateTransport;
-use pxe_policy::Error as PolicyError;
+use pxe_policy::DelegateError;
 
 /// The largest answer read: a decision is a few hundred bytes.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -17,83 +22,70 @@ const MAX_ANSWER: usize = 64 * 1024;
 /// timeout. Plain HTTP only (the service is the operator's own, on a management network).
 #[derive(Debug, Clone)]
 pub struct HttpDelegate {
-    authority: String,
-    path: String,
+    uri: Uri,
+    client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
 impl HttpDelegate {
-    /// A transport to `url` (`http://host:port/path`) that gives up after `timeout`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, PolicyError> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| PolicyError::DelegateExchange {
-                target: url.to_string(),
-                reason: "only http:// URLs are supported".into(),
-            })?;
-        let (authority, path) = match rest.find('/') {
-            Some(slash) => (&rest[..slash], &rest[slash..]),
-            None => (rest, "/"),
+    /// A transport to `url` (`http://host[:port]/path`) that gives up after `timeout`. Must
+    /// be used inside a tokio runtime (its connections are tasks there).
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, DelegateError> {
+        let target = |reason| DelegateError::Target {
+            target: url.to_string(),
+            reason,
         };
-        if authority.is_empty() {
-            return Err(PolicyError::DelegateExchange {
-                target: url.to_string(),
-                reason: "no host".into(),
-            });
+        let uri: Uri = url.parse().map_err(|_| target("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(target("only http:// URLs are supported"));
         }
-        let authority = if authority.contains(':') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(target("no host"));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
-            authority,
-            path: path.to_string(),
+            uri,
+            client,
             timeout,
         })
     }
 
-    async fn post(&self, request: Vec<u8>) -> Result<Vec<u8>, PolicyError> {
-        let transport = |e: &dyn std::fmt::Display| PolicyError::DelegateExchange {
-            target: format!("{}{}", self.authority, self.path),
-            reason: e.to_string(),
+    async fn post(&self, request: Vec<u8>) -> Result<Vec<u8>, DelegateError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| DelegateError::Exchange {
+            target: self.uri.to_string(),
+            source,
         };
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| transport(&e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| transport(&e))?;
-        // The connection task ends when the exchange does (the sender is dropped).
-        tokio::spawn(connection);
         let request = Request::builder()
             .method(Method::POST)
-            .uri(&self.path)
-            .header(header::HOST, &self.authority)
+            .uri(self.uri.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(request)))
-            .map_err(|e| transport(&e))?;
-        let response = sender
-            .send_request(request)
+            .map_err(|e| failed(e.into()))?;
+        let response = self
+            .client
+            .request(request)
             .await
-            .map_err(|e| transport(&e))?;
+            .map_err(|e| failed(e.into()))?;
         if response.status() != StatusCode::OK {
-            return Err(transport(&format!("status {}", response.status())));
+            return Err(failed(format!("status {}", response.status()).into()));
         }
         let body = Limited::new(response.into_body(), MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| transport(&e))?;
+            .map_err(failed)?;
         Ok(body.to_bytes().to_vec())
     }
 }
 
 impl DelegateTransport for HttpDelegate {
-    async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, PolicyError> {
+    async fn exchange(&self, request: Vec<u8>) -> Result<Vec<u8>, DelegateError> {
         tokio::time::timeout(self.timeout, self.post(request))
             .await
-            .map_err(|_| PolicyError::DelegateTimeout {
+            .map_err(|_| DelegateError::Timeout {
                 after: self.timeout,
             })?
     }
@@ -184,13 +176,48 @@ mod tests {
         assert_eq!(policy.script(&client()).await, ScriptDecision::Ignore);
     }
 
-    #[test]
-    fn only_plain_http_urls() {
+    #[tokio::test]
+    async fn only_plain_http_urls() {
         assert!(HttpDelegate::new("https://x/y", Duration::from_secs(1)).is_err());
         assert!(HttpDelegate::new("http:///y", Duration::from_secs(1)).is_err());
+        assert!(HttpDelegate::new("not a url", Duration::from_secs(1)).is_err());
         let delegate =
             HttpDelegate::new("http://192.0.2.9/decide", Duration::from_secs(1)).unwrap();
-        assert_eq!(delegate.authority, "192.0.2.9:80");
-        assert_eq!(delegate.path, "/decide");
+        assert_eq!(delegate.uri.host(), Some("192.0.2.9"));
+        assert_eq!(delegate.uri.path(), "/decide");
+    }
+
+    #[tokio::test]
+    async fn questions_share_one_pooled_connection() {
+        // A service that answers two questions on one keep-alive connection, and accepts
+        // no second connection.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/decide", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let reply = r#"{"action":"exit"}"#;
+            for _ in 0..2 {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.ends_with(b"}") {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client closed the connection");
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{reply}",
+                    reply.len()
+                );
+                stream.write_all(response.as_bytes()).await.unwrap();
+            }
+        });
+        let policy = DelegatePolicy::new(
+            HttpDelegate::new(&url, Duration::from_secs(5)).unwrap(),
+            ScriptDecision::Ignore,
+        );
+        for _ in 0..2 {
+            assert_eq!(policy.script(&client()).await, ScriptDecision::ExitToDisk);
+        }
+        task.await.unwrap();
     }
 }

@@ -4,8 +4,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 use pxe_policy::{
-    Arch, ClientFacts, ClientGuid, ClientKind, Error as PolicyError, MacAddr, Setting, SettingType,
-    Url,
+    Arch, ClientFacts, ClientGuid, ClientKind, MacAddr, ScriptError, Setting, SettingType, Url,
 };
 
 use crate::error::QueryError;
@@ -30,7 +29,7 @@ const FACT_SETTINGS: [(&str, SettingType); 10] = [
 ///
 /// A URL this long (about 280 bytes) does not fit in one DHCP option, so the service hands it
 /// out itself: a script request with no `mac` gets a script that chains to this URL.
-pub fn facts_url(base: &str) -> Result<Url, PolicyError> {
+pub fn facts_url(base: &str) -> Result<Url, ScriptError> {
     let mut url = Url::new(base)?;
     for (key, ty) in FACT_SETTINGS {
         url = url.query_setting(key, Setting::new(key, ty)?)?;

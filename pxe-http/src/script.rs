@@ -4,9 +4,7 @@
 use std::cell::RefCell;
 
 use bytes::Bytes;
-use pxe_policy::{
-    ClientFacts, Command, Error as PolicyError, LinuxBoot, Script, ScriptDecision, Setting,
-};
+use pxe_policy::{ClientFacts, Command, LinuxBoot, Script, ScriptDecision, ScriptError, Setting};
 
 /// The first BIOS hard disk, as `sanboot --drive` numbers it.
 const FIRST_BIOS_DISK: u32 = 0x80;
@@ -24,7 +22,7 @@ const FIRST_BIOS_DISK: u32 = 0x80;
 pub fn render_decision(
     decision: &ScriptDecision,
     client: &ClientFacts,
-) -> Result<String, PolicyError> {
+) -> Result<String, ScriptError> {
     render_for(decision, Firmware::of(client))
 }
 
@@ -57,7 +55,7 @@ impl Firmware {
 pub(crate) fn render_shared(
     decision: &ScriptDecision,
     client: &ClientFacts,
-) -> Result<Bytes, PolicyError> {
+) -> Result<Bytes, ScriptError> {
     let firmware = Firmware::of(client);
     RECENT_SCRIPTS.with_borrow_mut(|recent| {
         if let Some(script) = recent.find(decision, firmware) {
@@ -105,7 +103,7 @@ impl RecentScripts {
     }
 }
 
-fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, PolicyError> {
+fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, ScriptError> {
     if !firmware.https {
         refuse_https(decision)?;
     }
@@ -135,7 +133,7 @@ fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, P
 /// An iPXE that told us its features (option 175) and lacks HTTPS must never be sent to an
 /// `https://` URL. When the features are unknown (the HTTP stage alone does not learn them),
 /// the policy's URLs are trusted ([`Firmware::https`]).
-fn refuse_https(decision: &ScriptDecision) -> Result<(), PolicyError> {
+fn refuse_https(decision: &ScriptDecision) -> Result<(), ScriptError> {
     let urls: Vec<&str> = match decision {
         ScriptDecision::Linux(linux) => std::iter::once(linux.kernel.as_str())
             .chain(linux.initrds.iter().map(String::as_str))
@@ -147,7 +145,7 @@ fn refuse_https(decision: &ScriptDecision) -> Result<(), PolicyError> {
         url.get(..8)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }) {
-        Some(url) => Err(PolicyError::HttpsUnsupported {
+        Some(url) => Err(ScriptError::HttpsUnsupported {
             url: url.to_string(),
         }),
         None => Ok(()),
@@ -156,7 +154,7 @@ fn refuse_https(decision: &ScriptDecision) -> Result<(), PolicyError> {
 
 /// The script for a request that does not say who the client is: chain to the script path
 /// with every fact in the query ([`crate::facts_url`]).
-pub(crate) fn bootstrap(script_path: &str) -> Result<String, PolicyError> {
+pub(crate) fn bootstrap(script_path: &str) -> Result<String, ScriptError> {
     let mut script = Script::new();
     script.push(Command::chain(crate::facts_url(script_path)?));
     script.render()
@@ -187,7 +185,7 @@ fn linux_boot(script: &mut Script, linux: &LinuxBoot, uefi: Option<bool>) {
     script.push(Command::boot());
 }
 
-fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), PolicyError> {
+fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
     let bios_disk = Command::sanboot_drive(FIRST_BIOS_DISK).no_describe();
     match uefi {
         Some(true) => script.push(Command::exit(None)),
@@ -226,7 +224,7 @@ mod tests {
         debian.ipxe = Some(IpxeFeatures::new().with(IpxeFeature::HTTP));
         assert!(matches!(
             render_decision(&linux, &debian),
-            Err(PolicyError::HttpsUnsupported { url }) if url == "HTTPS://192.0.2.1/initrd.img"
+            Err(ScriptError::HttpsUnsupported { url }) if url == "HTTPS://192.0.2.1/initrd.img"
         ));
         let chain = ScriptDecision::Chain("https://192.0.2.1/x.ipxe".into());
         assert!(render_decision(&chain, &debian).is_err());
@@ -316,7 +314,7 @@ mod tests {
         let linux = LinuxBoot::new("vmlinuz").cmdline("root=${root}");
         assert!(matches!(
             render_decision(&ScriptDecision::Linux(linux), &client(None)),
-            Err(PolicyError::Expansion { .. })
+            Err(ScriptError::Expansion { .. })
         ));
     }
 

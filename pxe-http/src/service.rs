@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{ClientMemory, Error as PolicyError, Policy, ScriptDecision, SharedPolicy};
+use pxe_policy::{ClientMemory, Policy, ScriptDecision, ScriptError, SharedPolicy};
 use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
@@ -41,7 +41,7 @@ struct Inner {
     script_path: String,
     /// The answer to a script request without facts: the same for every client, so rendered
     /// once.
-    bootstrap: Result<Bytes, PolicyError>,
+    bootstrap: Result<Bytes, ScriptError>,
 }
 
 /// Where a part of the URL space is served from.

@@ -24,7 +24,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::table::{ProfileError, ProfileTarget};
-use crate::{BootDecision, ClientFacts, Error, IpxeBinary, Policy, ScriptDecision};
+use crate::{BootDecision, ClientFacts, DelegateError, IpxeBinary, Policy, ScriptDecision};
 
 /// Carries one request to the delegate service and brings back its answer.
 pub trait DelegateTransport: Send + Sync + 'static {
@@ -32,7 +32,7 @@ pub trait DelegateTransport: Send + Sync + 'static {
     fn exchange(
         &self,
         request: Vec<u8>,
-    ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send + '_;
+    ) -> impl Future<Output = Result<Vec<u8>, DelegateError>> + Send + '_;
 }
 
 #[derive(Serialize)]
@@ -103,9 +103,10 @@ struct Answer {
 }
 
 impl Answer {
-    fn parse(body: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(body).map_err(|e| Error::DelegateAnswer {
-            reason: e.to_string(),
+    fn parse(body: &[u8]) -> Result<Self, DelegateError> {
+        serde_json::from_slice(body).map_err(|e| DelegateError::Answer {
+            reason: "not the JSON of a profile".to_string(),
+            source: Some(e),
         })
     }
 
@@ -120,13 +121,16 @@ impl Answer {
         }
     }
 
-    fn script(&self) -> Result<ScriptDecision, Error> {
+    fn script(&self) -> Result<ScriptDecision, DelegateError> {
         self.target()
             .decision()
             .map(|(script, _)| script)
             .map_err(|e| match e {
                 ProfileError::UnknownAction(m) | ProfileError::NotExactlyOne(m) => {
-                    Error::DelegateAnswer { reason: m }
+                    DelegateError::Answer {
+                        reason: m,
+                        source: None,
+                    }
                 }
             })
     }
@@ -170,10 +174,15 @@ impl<T: DelegateTransport> DelegatePolicy<T> {
         self
     }
 
-    async fn ask(&self, stage: &'static str, client: &ClientFacts) -> Result<Answer, Error> {
+    async fn ask(
+        &self,
+        stage: &'static str,
+        client: &ClientFacts,
+    ) -> Result<Answer, DelegateError> {
         let request = serde_json::to_vec(&Request::new(stage, client)).map_err(|e| {
-            Error::DelegateAnswer {
-                reason: format!("cannot encode the question: {e}"),
+            DelegateError::Answer {
+                reason: "cannot encode the question".to_string(),
+                source: Some(e),
             }
         })?;
         let body = self.transport.exchange(request).await?;
@@ -221,7 +230,7 @@ mod tests {
         fn exchange(
             &self,
             request: Vec<u8>,
-        ) -> impl Future<Output = Result<Vec<u8>, Error>> + Send + '_ {
+        ) -> impl Future<Output = Result<Vec<u8>, DelegateError>> + Send + '_ {
             self.seen
                 .lock()
                 .unwrap()
@@ -229,7 +238,7 @@ mod tests {
             let answer =
                 self.answer
                     .map(|a| a.as_bytes().to_vec())
-                    .map_err(|()| Error::DelegateTimeout {
+                    .map_err(|()| DelegateError::Timeout {
                         after: std::time::Duration::from_secs(2),
                     });
             std::future::ready(answer)

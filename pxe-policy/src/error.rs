@@ -29,11 +29,11 @@ pub enum ParseError {
     },
 }
 
-/// Everything else that can go wrong in `pxe-policy`: a script that iPXE could not read as
-/// written, a table file that cannot be used, a delegate that did not answer.
-#[derive(Debug, Error)]
+/// Why a value cannot go into an iPXE script (or a URL iPXE fetches) exactly as given: the
+/// script builder refuses rather than alters it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ScriptError {
     /// A script value holds a NUL byte: iPXE strings end there.
     #[error("{value:?} contains a NUL byte, which an iPXE string cannot hold")]
     Nul {
@@ -71,17 +71,24 @@ pub enum Error {
         /// The URL.
         url: String,
     },
-    /// A table file could not be read.
-    #[error("{path}: {source}")]
-    TableIo {
+}
+
+/// Why a table file cannot be used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TableError {
+    /// The file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
+        #[source]
         source: std::io::Error,
     },
-    /// A table is not valid TOML, does not have the expected shape, or a value is wrong.
-    #[error("{path}:{line}: {field}: {message}")]
-    TableInvalid {
+    /// The table is not valid TOML, does not have the expected shape, or a value is wrong.
+    #[error("{}:{line}: {field}: {message}", path.display())]
+    Invalid {
         /// The file (or the name given when parsed from memory).
         path: PathBuf,
         /// The 1-based line of the offending value (0 when unknown).
@@ -91,24 +98,42 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The delegate service did not answer in time.
+}
+
+/// Why asking the delegate service failed (the policy then uses its fallback).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DelegateError {
+    /// The service is not one the transport can reach (a URL it cannot use).
+    #[error("delegate {target:?}: {reason}")]
+    Target {
+        /// The service as configured.
+        target: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The service did not answer in time.
     #[error("delegate did not answer within {after:?}")]
-    DelegateTimeout {
+    Timeout {
         /// The deadline that passed.
         after: Duration,
     },
-    /// The exchange with the delegate failed (bad URL, connection refused, HTTP error status…).
-    #[error("delegate exchange with {target} failed: {reason}")]
-    DelegateExchange {
-        /// The service (URL or host), as configured.
+    /// The exchange failed: connection refused, an HTTP error status, a broken body.
+    #[error("delegate exchange with {target} failed")]
+    Exchange {
+        /// The service (URL), as configured.
         target: String,
         /// What failed.
-        reason: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The delegate's answer is not the expected JSON.
+    /// The question could not be encoded, or the answer is not the expected JSON.
     #[error("delegate answer is not valid: {reason}")]
-    DelegateAnswer {
+    Answer {
         /// What is wrong with it.
         reason: String,
+        /// The decoder's error, when there is one.
+        #[source]
+        source: Option<serde_json::Error>,
     },
 }

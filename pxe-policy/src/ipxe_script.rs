@@ -16,7 +16,7 @@
 //! - any other text (spaces, newlines, `#`, `${`, non-ASCII, the empty string) is carried in a
 //!   setting: the line before sets `pxe-vN:hex` to its bytes, and the word becomes
 //!   `${pxe-vN:string}`. Expansion happens after splitting, so the value stays one argument;
-//! - text that iPXE cannot carry at all is rejected with a [`Error`]: a NUL byte, and
+//! - text that iPXE cannot carry at all is rejected with a [`ScriptError`]: a NUL byte, and
 //!   any `${` (iPXE re-expands expanded values, so it would be replaced);
 //! - an argument that could start with `-` is preceded by `--`, and option values are written
 //!   `--option=value`.
@@ -30,7 +30,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::Error;
+use crate::ScriptError;
 
 /// How iPXE formats a setting when it expands `${name:type}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,7 +73,7 @@ impl SettingType {
 const HOIST_PREFIX: &str = "pxe-v";
 
 /// A validated name: a label, a setting or an image name.
-fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), Error> {
+fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), ScriptError> {
     let ok = !name.is_empty()
         && !name.starts_with(['-', '.'])
         && name.chars().all(|c| {
@@ -83,7 +83,7 @@ fn check_name(kind: &'static str, name: &str, allow_scope: bool) -> Result<(), E
     if ok {
         Ok(())
     } else {
-        Err(Error::Name {
+        Err(ScriptError::Name {
             kind,
             name: name.to_string(),
         })
@@ -102,7 +102,7 @@ impl Setting {
     ///
     /// Names are ASCII letters, digits, `-`, `_`, `.` and `/` (a settings block scope);
     /// names starting with `pxe-v` are reserved for the builder.
-    pub fn new(name: &str, ty: SettingType) -> Result<Self, Error> {
+    pub fn new(name: &str, ty: SettingType) -> Result<Self, ScriptError> {
         check_name("setting name", name, true)?;
         Ok(Self {
             name: name.to_string(),
@@ -111,7 +111,7 @@ impl Setting {
     }
 
     /// `${name}`.
-    pub fn named(name: &str) -> Result<Self, Error> {
+    pub fn named(name: &str) -> Result<Self, ScriptError> {
         Self::new(name, SettingType::Default)
     }
 
@@ -133,7 +133,7 @@ pub struct Label(String);
 
 impl Label {
     /// A label: ASCII letters, digits, `-`, `_` and `.`, not starting with `-` or `.`.
-    pub fn new(name: &str) -> Result<Self, Error> {
+    pub fn new(name: &str) -> Result<Self, ScriptError> {
         check_name("label", name, false)?;
         Ok(Self(name.to_string()))
     }
@@ -268,9 +268,9 @@ fn percent_encode(text: &str, out: &mut String) {
 impl Url {
     /// A URL starting with `base`, written as it is (`http://192.0.2.1:8080/boot`, or a path
     /// relative to the script's own URL): it must be plain (printable ASCII, no `$ { } \ #`).
-    pub fn new(base: &str) -> Result<Self, Error> {
+    pub fn new(base: &str) -> Result<Self, ScriptError> {
         if base.is_empty() || !base.bytes().all(is_plain_byte) {
-            return Err(Error::Url {
+            return Err(ScriptError::Url {
                 part: "base",
                 value: base.to_string(),
                 reason: "a base must be printable ASCII without `$ { } \\ #`",
@@ -283,7 +283,7 @@ impl Url {
     }
 
     /// Appends `/` and a path segment, percent-encoded.
-    pub fn segment(mut self, segment: &str) -> Result<Self, Error> {
+    pub fn segment(mut self, segment: &str) -> Result<Self, ScriptError> {
         let reason = if segment.contains('/') {
             Some("iPXE decodes `%2F` and sends `/`, making it two segments")
         } else if segment == "." || segment == ".." || segment.is_empty() {
@@ -294,7 +294,7 @@ impl Url {
             None
         };
         if let Some(reason) = reason {
-            return Err(Error::Url {
+            return Err(ScriptError::Url {
                 part: "path segment",
                 value: segment.to_string(),
                 reason,
@@ -306,9 +306,9 @@ impl Url {
         Ok(self)
     }
 
-    fn query_key(&mut self, key: &str) -> Result<(), Error> {
+    fn query_key(&mut self, key: &str) -> Result<(), ScriptError> {
         if key.is_empty() || key.contains(['&', '=']) {
-            return Err(Error::Url {
+            return Err(ScriptError::Url {
                 part: "query key",
                 value: key.to_string(),
                 reason: "a key must be non-empty, without `&` or `=`",
@@ -323,9 +323,9 @@ impl Url {
     }
 
     /// Appends a query pair whose value comes from the server, percent-encoded.
-    pub fn query(mut self, key: &str, value: &str) -> Result<Self, Error> {
+    pub fn query(mut self, key: &str, value: &str) -> Result<Self, ScriptError> {
         if value.contains('&') {
-            return Err(Error::Url {
+            return Err(ScriptError::Url {
                 part: "query value",
                 value: value.to_string(),
                 reason: "iPXE decodes `%26` and sends `&`, splitting the parameter",
@@ -341,7 +341,7 @@ impl Url {
     /// Appends a query pair whose value the client fills in: `key=${name:type}`. Use
     /// [`SettingType::Uristring`] for text settings, and a type whose output needs no
     /// encoding (`Hexhyp`, `Uuid`, `Ipv4`) for binary ones.
-    pub fn query_setting(mut self, key: &str, setting: Setting) -> Result<Self, Error> {
+    pub fn query_setting(mut self, key: &str, setting: Setting) -> Result<Self, ScriptError> {
         self.query_key(key)?;
         self.word.0.push(Piece::Setting(setting));
         Ok(self)
@@ -437,7 +437,7 @@ impl Command {
     }
 
     /// `set NAME VALUE`: store a setting on the client.
-    pub fn set(setting: &str, value: impl Into<Word>) -> Result<Self, Error> {
+    pub fn set(setting: &str, value: impl Into<Word>) -> Result<Self, ScriptError> {
         check_name("setting name", setting, true)?;
         Ok(Self::new("set").arg(Word::plain(setting)).arg(value))
     }
@@ -463,7 +463,7 @@ impl Command {
     }
 
     /// `choose SETTING`: show the menu and store the chosen label in `setting`.
-    pub fn choose(setting: &str) -> Result<Self, Error> {
+    pub fn choose(setting: &str) -> Result<Self, ScriptError> {
         check_name("setting name", setting, true)?;
         Ok(Self::new("choose").arg(Word::plain(setting)))
     }
@@ -529,7 +529,7 @@ impl Command {
     }
 
     /// `--name NAME` (image commands, `menu`, `params`).
-    pub fn name(self, name: &str) -> Result<Self, Error> {
+    pub fn name(self, name: &str) -> Result<Self, ScriptError> {
         check_name("image name", name, false)?;
         Ok(self.option("name", Word::plain(name)))
     }
@@ -550,9 +550,9 @@ impl Command {
     }
 
     /// `--key KEY` (`item`, `prompt`): a shortcut key, an ASCII letter or digit.
-    pub fn key(self, key: char) -> Result<Self, Error> {
+    pub fn key(self, key: char) -> Result<Self, ScriptError> {
         if !key.is_ascii_alphanumeric() {
-            return Err(Error::Name {
+            return Err(ScriptError::Name {
                 kind: "menu key",
                 name: key.to_string(),
             });
@@ -573,7 +573,7 @@ impl Command {
     }
 
     /// `--params NAME` (`param`).
-    pub fn params_list(self, name: &str) -> Result<Self, Error> {
+    pub fn params_list(self, name: &str) -> Result<Self, ScriptError> {
         check_name("params name", name, false)?;
         Ok(self.option("params", Word::plain(name)))
     }
@@ -686,7 +686,7 @@ impl Script {
     }
 
     /// The script's text, starting with `#!ipxe`, or the first value iPXE could not carry.
-    pub fn render(&self) -> Result<String, Error> {
+    pub fn render(&self) -> Result<String, ScriptError> {
         let mut renderer = Renderer::default();
         renderer.out.push_str("#!ipxe\n");
         for line in &self.lines {
@@ -712,7 +712,7 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn chain(&mut self, chain: &Chain) -> Result<(), Error> {
+    fn chain(&mut self, chain: &Chain) -> Result<(), ScriptError> {
         let mut line = String::new();
         self.command(&chain.first, &mut line)?;
         for (join, command) in &chain.rest {
@@ -732,7 +732,7 @@ impl Renderer {
         Ok(())
     }
 
-    fn command(&mut self, command: &Command, line: &mut String) -> Result<(), Error> {
+    fn command(&mut self, command: &Command, line: &mut String) -> Result<(), ScriptError> {
         line.push_str(command.name);
         for (option, value) in &command.options {
             line.push_str(" --");
@@ -763,7 +763,7 @@ impl Renderer {
 
     /// Renders one word as one token, carrying text that cannot be written as it is in
     /// settings set on the lines before.
-    fn word(&mut self, word: &Word) -> Result<Token, Error> {
+    fn word(&mut self, word: &Word) -> Result<Token, ScriptError> {
         // What the argument will be once expanded, with client settings as an unknown
         // stand-in (`None`): used to find `${` formed across pieces, and a leading `-`.
         let mut known: Vec<Option<&str>> = Vec::new();
@@ -794,12 +794,12 @@ impl Renderer {
                 }
                 Piece::Text(text) => {
                     if text.contains('\0') {
-                        return Err(Error::Nul {
+                        return Err(ScriptError::Nul {
                             value: text.clone(),
                         });
                     }
                     if text.contains("${") {
-                        return Err(Error::Expansion {
+                        return Err(ScriptError::Expansion {
                             value: text.clone(),
                         });
                     }
@@ -825,7 +825,7 @@ impl Renderer {
         let known_text: Vec<&str> = known.iter().flatten().copied().collect();
         let joined = known_text.concat();
         if joined.contains("${") {
-            return Err(Error::Expansion { value: joined });
+            return Err(ScriptError::Expansion { value: joined });
         }
         let may_start_with_dash = match known.iter().find(|p| p != &&Some("")) {
             Some(Some(text)) => text.starts_with('-'),
@@ -1130,7 +1130,7 @@ mod tests {
     }
 
     /// The commands a script runs, without the builder's own `set`/`clear` lines.
-    fn visible(script: &Script) -> Result<Vec<model::Executed>, Error> {
+    fn visible(script: &Script) -> Result<Vec<model::Executed>, ScriptError> {
         let text = script.render()?;
         let executed = model::run(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         Ok(executed
@@ -1369,13 +1369,19 @@ mod tests {
     fn expansions_and_nul_are_rejected() {
         let mut script = Script::new();
         script.push(Command::kernel("vmlinuz").cmdline("root=${root}"));
-        assert!(matches!(script.render(), Err(Error::Expansion { .. })));
+        assert!(matches!(
+            script.render(),
+            Err(ScriptError::Expansion { .. })
+        ));
         let mut script = Script::new();
         script.push(Command::echo(Word::text("a$").and_text("{b}")));
-        assert!(matches!(script.render(), Err(Error::Expansion { .. })));
+        assert!(matches!(
+            script.render(),
+            Err(ScriptError::Expansion { .. })
+        ));
         let mut script = Script::new();
         script.push(Command::echo("a\0b"));
-        assert!(matches!(script.render(), Err(Error::Nul { .. })));
+        assert!(matches!(script.render(), Err(ScriptError::Nul { .. })));
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub mod table;
 
 pub use arch::Arch;
 pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
-pub use error::{Error, ParseError};
+pub use error::{DelegateError, ParseError, ScriptError, TableError};
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};

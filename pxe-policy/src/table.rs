@@ -50,8 +50,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    Arch, BootDecision, ClientFacts, ClientGuid, Error, IpxeBinary, LinuxBoot, MacAddr, Policy,
-    ScriptDecision,
+    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, MacAddr, Policy,
+    ScriptDecision, TableError,
 };
 
 #[derive(Debug, Deserialize)]
@@ -246,9 +246,9 @@ pub struct TablePolicy {
 
 impl TablePolicy {
     /// Loads and validates a table file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, TableError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::TableIo {
+        let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -256,10 +256,10 @@ impl TablePolicy {
     }
 
     /// Parses table text; `path` only names the source in errors.
-    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self, Error> {
+    pub fn parse(text: &str, path: impl AsRef<Path>) -> Result<Self, TableError> {
         let path = path.as_ref();
         let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
-            Error::TableInvalid {
+            TableError::Invalid {
                 path: path.to_owned(),
                 line: span.map_or(0, |s| line_of(text, s.start)),
                 field,
@@ -620,7 +620,7 @@ profile = "disk"
 
     fn error_of(text: &str) -> (usize, String, String) {
         match TablePolicy::parse(text, "site.toml").unwrap_err() {
-            Error::TableInvalid {
+            TableError::Invalid {
                 path,
                 line,
                 field,
@@ -667,6 +667,9 @@ profile = "disk"
     #[test]
     fn missing_file_names_the_path() {
         let err = TablePolicy::load("/nonexistent/pxe-table.toml").unwrap_err();
-        assert!(err.to_string().starts_with("/nonexistent/pxe-table.toml: "));
+        assert_eq!(err.to_string(), "cannot read /nonexistent/pxe-table.toml");
+        // The cause stays attached, for `{:#}` and error reporters.
+        let source = std::error::Error::source(&err).expect("the io error");
+        assert!(source.to_string().contains("No such file"), "{source}");
     }
 }

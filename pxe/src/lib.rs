@@ -37,7 +37,13 @@
 
 #[cfg(feature = "axum")]
 pub mod axum;
+// The Router Solicitation parser is public only to its fuzz target (cargo-fuzz sets
+// `--cfg fuzzing`); embedders use RouterAnnouncer.
+#[cfg(fuzzing)]
 pub mod ndp;
+#[cfg(not(fuzzing))]
+#[allow(unreachable_pub, dead_code)]
+mod ndp;
 mod ra;
 mod server;
 
