@@ -37,80 +37,72 @@ const BATCH: usize = 64;
 /// The default request: UEFI PXE firmware (EDK2), the most common network-boot client.
 const EDK2_DISCOVER: &[u8] = include_bytes!("../../testdata/dhcp/edk2-pxe-discover.bin");
 
+/// The generator's command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dhcp_blast",
+    about = "DHCP proxy load generator (see the file's docs)"
+)]
 struct Options {
+    /// The generator's address: the relay address (giaddr) replies come back to, on port 67.
+    #[arg(long)]
     local: Ipv4Addr,
+    /// The server, `ADDR` or `ADDR:PORT` (port 67 by default).
+    #[arg(long, value_parser = parse_server)]
     server: SocketAddrV4,
-    template: Vec<u8>,
+    /// A DHCP message to send instead of EDK2's PXE DISCOVER.
+    #[arg(long, value_parser = read_template)]
+    template: Option<Template>,
+    /// Most DISCOVERs sent.
+    #[arg(long, default_value_t = 1_000_000)]
     count: u64,
+    /// Most seconds of sending.
+    #[arg(long, default_value_t = 5.0)]
     seconds: f64,
+    /// DISCOVERs outstanding at most (closed loop).
+    #[arg(long, default_value_t = 256, conflicts_with = "rate")]
     window: u64,
+    /// DISCOVERs per second, whatever comes back (open loop).
+    #[arg(long)]
     rate: Option<f64>,
+    /// Distinct simulated clients (chaddr values).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
     clients: u32,
+    /// Milliseconds after which an unanswered DISCOVER counts as lost.
+    #[arg(long = "timeout-ms", default_value = "500", value_parser = parse_millis)]
     timeout: Duration,
+    /// Passed by `cargo bench` to every bench binary; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: dhcp_blast --local ADDR --server ADDR[:PORT] [--template FILE] [--count N] \
-         [--seconds S] [--window N | --rate PER_SECOND] [--clients N] [--timeout-ms MS]"
-    );
-    std::process::exit(2)
+/// A DHCP message read from a file, checked to parse.
+#[derive(Debug, Clone)]
+struct Template(Vec<u8>);
+
+fn parse_server(text: &str) -> Result<SocketAddrV4, String> {
+    text.parse()
+        .or_else(|_| text.parse().map(|ip| SocketAddrV4::new(ip, 67)))
+        .map_err(|_| format!("{text:?}: expected ADDR or ADDR:PORT"))
 }
 
-fn parse_options() -> Options {
-    let mut options = Options {
-        local: Ipv4Addr::UNSPECIFIED,
-        server: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67),
-        template: EDK2_DISCOVER.to_vec(),
-        count: 1_000_000,
-        seconds: 5.0,
-        window: 256,
-        rate: None,
-        clients: 20_000,
-        timeout: Duration::from_millis(500),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        // `cargo bench` passes `--bench` to every bench binary.
-        if flag == "--bench" {
-            continue;
-        }
-        let value = args.next().unwrap_or_else(|| usage());
-        let bad = |what: &str| -> ! {
-            eprintln!("bad {what}: {value}");
-            usage()
-        };
-        match flag.as_str() {
-            "--local" => options.local = value.parse().unwrap_or_else(|_| bad("address")),
-            "--server" => {
-                options.server = value
-                    .parse()
-                    .or_else(|_| value.parse().map(|ip| SocketAddrV4::new(ip, 67)))
-                    .unwrap_or_else(|_| bad("address"));
-            }
-            "--template" => {
-                options.template = std::fs::read(&value).unwrap_or_else(|_| bad("template"));
-            }
-            "--count" => options.count = value.parse().unwrap_or_else(|_| bad("count")),
-            "--seconds" => options.seconds = value.parse().unwrap_or_else(|_| bad("seconds")),
-            "--window" => options.window = value.parse().unwrap_or_else(|_| bad("window")),
-            "--rate" => options.rate = Some(value.parse().unwrap_or_else(|_| bad("rate"))),
-            "--clients" => options.clients = value.parse().unwrap_or_else(|_| bad("clients")),
-            "--timeout-ms" => {
-                options.timeout =
-                    Duration::from_millis(value.parse().unwrap_or_else(|_| bad("timeout")));
-            }
-            _ => usage(),
-        }
+fn parse_millis(text: &str) -> Result<Duration, String> {
+    text.parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn read_template(path: &str) -> Result<Template, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    Packet::new_checked(&bytes[..]).map_err(|e| format!("{path}: not a DHCP message: {e}"))?;
+    Ok(Template(bytes))
+}
+
+impl Options {
+    /// The request every simulated client sends.
+    fn template(&self) -> &[u8] {
+        self.template.as_ref().map_or(EDK2_DISCOVER, |t| &t.0)
     }
-    if options.local.is_unspecified() || options.server.ip().is_unspecified() {
-        usage();
-    }
-    if Packet::new_checked(&options.template[..]).is_err() || options.clients == 0 {
-        eprintln!("the template is not a DHCP message, or no clients");
-        usage();
-    }
-    options
 }
 
 /// The MAC of simulated client `n`: locally administered, unicast.
@@ -123,7 +115,7 @@ fn client_mac(n: u32) -> [u8; 6] {
 fn discovers(options: &Options) -> Vec<Vec<u8>> {
     (0..options.clients)
         .map(|n| {
-            let mut packet = options.template.clone();
+            let mut packet = options.template().to_vec();
             packet[field::HOPS] = 1;
             packet[field::GIADDR].copy_from_slice(&options.local.octets());
             packet[field::CHADDR][..6].copy_from_slice(&client_mac(n));
@@ -141,7 +133,7 @@ enum Fate {
 }
 
 fn main() {
-    let options = parse_options();
+    let options = <Options as clap::Parser>::parse();
     let socket = UdpSocket::bind(SocketAddrV4::new(options.local, 67)).expect("bind port 67");
     socket.set_nonblocking(true).expect("non-blocking");
     // Replies arrive in bursts as large as the window: room for all of them.
