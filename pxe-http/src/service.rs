@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use pxe_policy::{ClientMemory, Policy, ScriptDecision, ScriptError, SharedPolicy};
+use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolicy};
 use tracing::{debug, info, warn};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
@@ -37,7 +37,7 @@ struct Inner {
     /// Most specific first: files, then directories by decreasing prefix depth.
     mounts: Vec<Mount>,
     policy: Option<SharedPolicy>,
-    memory: Option<ClientMemory>,
+    records: Option<ClientRecords>,
     script_path: String,
     /// The answer to a script request without facts: the same for every client, so rendered
     /// once.
@@ -84,7 +84,7 @@ pub struct BootServiceBuilder {
     /// (URL path, file-system path, is a single file)
     mounts: Vec<(String, PathBuf, bool)>,
     policy: Option<SharedPolicy>,
-    memory: Option<ClientMemory>,
+    records: Option<ClientRecords>,
     script_path: String,
 }
 
@@ -115,12 +115,13 @@ impl BootServiceBuilder {
         self
     }
 
-    /// Completes each script request's facts with what the DHCP stage remembered of the
-    /// client (its iPXE features: iPXE's HTTP requests do not carry them), so that an
-    /// `https://` URL is refused to an iPXE that said it cannot fetch one. Share the same
-    /// memory with the DHCP server's policy through [`ClientMemory::remembering`].
-    pub fn client_memory(mut self, memory: ClientMemory) -> Self {
-        self.memory = Some(memory);
+    /// Keeps each client's record across stages: a script request's facts are recorded and
+    /// completed with what earlier stages told (iPXE's features, which its HTTP requests do
+    /// not carry, so that an `https://` URL is refused to an iPXE that cannot fetch it; which
+    /// iPXE is asking), and each request's log line names the MAC its address belongs to.
+    /// Share the store with the DHCP server's policy through [`ClientRecords::recording`].
+    pub fn client_records(mut self, records: ClientRecords) -> Self {
+        self.records = Some(records);
         self
     }
 
@@ -178,7 +179,7 @@ impl BootServiceBuilder {
                 mounts,
                 policy: self.policy,
                 bootstrap: script::bootstrap(&self.script_path).map(Bytes::from),
-                memory: self.memory,
+                records: self.records,
                 script_path: self.script_path,
             }),
         })
@@ -191,7 +192,7 @@ impl BootService {
         BootServiceBuilder {
             mounts: Vec::new(),
             policy: None,
-            memory: None,
+            records: None,
             script_path: "/boot.ipxe".to_string(),
         }
     }
@@ -231,11 +232,12 @@ impl BootService {
         if head {
             *response.body_mut() = Body::empty();
         }
-        // The HTTP chapter of a client's boot story, one line per request; scripts also log
-        // the client's MAC (below), files only its address, which the DHCP line pairs with it.
-        // The fields are only evaluated when the line is enabled: nothing is built per request
+        // The HTTP chapter of a client's boot story, one line per request, with the MAC the
+        // client's address belongs to (from its record), so one grep follows a machine. The
+        // fields are only evaluated when the line is enabled: nothing is built per request
         // when it is not.
         info!(
+            mac = %self.mac_of(peer),
             client = peer.map(|peer| tracing::field::display(peer.ip())),
             method = %request.method,
             path = request.uri.path(),
@@ -248,6 +250,15 @@ impl BootService {
             "http"
         );
         response
+    }
+
+    /// The MAC recorded for `peer`'s address, or `-`.
+    fn mac_of(&self, peer: Option<SocketAddr>) -> String {
+        let mac = match (peer.map(|peer| peer.ip()), &self.inner.records) {
+            (Some(std::net::IpAddr::V4(ip)), Some(records)) => records.mac_of(ip),
+            _ => None,
+        };
+        mac.map_or_else(|| "-".to_string(), |mac| mac.to_string())
     }
 
     async fn script(
@@ -278,13 +289,20 @@ impl BootService {
                 return text(StatusCode::BAD_REQUEST, format!("{error}\n"));
             }
         };
-        if let Some(memory) = &self.inner.memory {
-            memory.fill(&mut facts);
+        if let Some(records) = &self.inner.records {
+            records.record(&facts);
+            records.fill(&mut facts);
         }
         let decision = policy.script(&facts).await;
         match script::render_shared(&decision, &facts) {
             Ok(script) => {
-                info!(mac = %facts.mac, client = %facts.kind, arch = ?facts.arch.map(|a| a.0), decision = decision_name(&decision), "http script");
+                info!(
+                    mac = %facts.mac,
+                    client = %facts.kind,
+                    arch = %facts.arch.map_or_else(|| "-".to_string(), |a| a.code().to_string()),
+                    decision = decision_name(&decision),
+                    "http script"
+                );
                 debug!(mac = %facts.mac, ?decision, "script decision");
                 script_response(script)
             }

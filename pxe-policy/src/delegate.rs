@@ -6,7 +6,8 @@
 //! ```json
 //! {"stage": "boot", "mac": "52:54:00:12:34:56", "kind": "firmware-pxe", "arch": 7,
 //!  "guid": "9e0c1ab0-0000-4000-8000-000000000001", "serial": null, "asset": null,
-//!  "manufacturer": null, "product": null, "hostname": null, "ip": null,
+//!  "manufacturer": null, "product": null, "hostname": null,
+//!  "vendor_class": "PXEClient:Arch:00007:UNDI:003000", "user_class": null, "ip": null,
 //!  "ipxe_features": null, "https": false, "relay": null, "extra": {}}
 //! ```
 //!
@@ -47,6 +48,8 @@ struct Request<'a> {
     manufacturer: Option<&'a str>,
     product: Option<&'a str>,
     hostname: Option<&'a str>,
+    vendor_class: Option<&'a str>,
+    user_class: Option<&'a str>,
     ip: Option<String>,
     ipxe_features: Option<Vec<u8>>,
     https: bool,
@@ -75,6 +78,8 @@ impl<'a> Request<'a> {
             manufacturer: client.manufacturer.as_deref(),
             product: client.product.as_deref(),
             hostname: client.hostname.as_deref(),
+            vendor_class: client.vendor_class.as_deref(),
+            user_class: client.user_class.as_deref(),
             ip: client.ip.map(|ip| ip.to_string()),
             ipxe_features: client.ipxe.map(|f| f.iter().map(|f| f.0).collect()),
             https: client.supports_https(),

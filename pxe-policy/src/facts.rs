@@ -37,6 +37,11 @@ pub struct ClientFacts {
     pub ipxe: Option<IpxeFeatures>,
     /// Relay agent data when the request came through a relay.
     pub relay: Option<RelayInfo>,
+    /// The vendor class the client sent (DHCP option 60, as text), e.g.
+    /// `PXEClient:Arch:00007:UNDI:003016`.
+    pub vendor_class: Option<String>,
+    /// The user class the client sent (DHCP option 77, as text), e.g. `iPXE`.
+    pub user_class: Option<String>,
     /// Other `name=value` facts (unknown query parameters, labels), sorted by name.
     pub extra: BTreeMap<String, String>,
 }
@@ -57,6 +62,8 @@ impl ClientFacts {
             ip: None,
             ipxe: None,
             relay: None,
+            vendor_class: None,
+            user_class: None,
             extra: BTreeMap::new(),
         }
     }

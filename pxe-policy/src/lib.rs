@@ -15,8 +15,9 @@
 //!   [`ScriptDecision`]. [`SharedPolicy`] is its type-erased, clonable form; [`BootEveryone`]
 //!   is the simplest ready policy; [`table::TablePolicy`] reads groups and profiles from TOML;
 //!   [`delegate::DelegatePolicy`] asks an external service, with a fallback.
-//! - [`ClientMemory`]: what a client's DHCP stage said about its iPXE (option 175), kept by
-//!   MAC for its HTTP stage, which iPXE does not tell; [`Remembering`] fills it.
+//! - [`ClientRecords`]: one record per client across stages (DHCP, TFTP, HTTP), merged by MAC,
+//!   with the address each MAC was last seen with; [`Recording`] records every question and
+//!   hands the policy the facts completed from the record.
 //! - [`Script`]: an iPXE script builder in which data can never become syntax, so that a
 //!   policy can answer with a custom script ([`ScriptDecision::Custom`]).
 //!
@@ -63,8 +64,8 @@ mod ipxe_features;
 mod ipxe_script;
 mod kind;
 mod mac;
-mod memory;
 mod policy;
+mod records;
 pub mod table;
 
 pub use arch::Arch;
@@ -76,8 +77,8 @@ pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};
 pub use ipxe_script::{Chain, Command, Label, Script, Setting, SettingType, Url, Word};
 pub use kind::ClientKind;
 pub use mac::MacAddr;
-pub use memory::{ClientMemory, Remembering};
 pub use policy::{BootEveryone, BoxFuture, DynPolicy, Policy, SharedPolicy};
+pub use records::{ClientRecords, Recording};
 
 /// Runs a future that never waits: the ready policies' futures, in tests.
 #[cfg(test)]

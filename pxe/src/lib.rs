@@ -27,7 +27,8 @@
 //!
 //! The conventions the parts share live here, in one place: the script URL iPXE is sent to
 //! ([`SCRIPT_PATH`]), where UEFI HTTP Boot finds the iPXE binaries ([`IPXE_PREFIX`]), and the
-//! per-client memory that carries what iPXE told DHCP (its features) to the script request.
+//! one record per client ([`policy::ClientRecords`]) that every stage adds to and the policy
+//! reads at every stage.
 //!
 //! # Threads an embedder inherits
 //! [`Server::run`] runs on the caller's tokio runtime, except TFTP, which runs on one thread

@@ -9,7 +9,7 @@ use pxe_dhcp::lease::{Reservation, Subnet};
 use pxe_dhcp::proto::{ProxyStrategy, Quirks};
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
-use pxe_policy::{ClientMemory, IpxeBinary, MacAddr, Policy, SharedPolicy};
+use pxe_policy::{ClientRecords, IpxeBinary, MacAddr, Policy, SharedPolicy};
 use pxe_tftp::Directory;
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +120,7 @@ pub struct ServerBuilder {
     http: HttpMode,
     files: BootServiceBuilder,
     ipv6_ra: bool,
+    records: ClientRecords,
 }
 
 impl ServerBuilder {
@@ -142,6 +143,7 @@ impl ServerBuilder {
             },
             files: BootService::builder(),
             ipv6_ra: false,
+            records: ClientRecords::default(),
         }
     }
 
@@ -241,6 +243,14 @@ impl ServerBuilder {
     /// Serves one file over HTTP at the URL path `at`, without the rest of its directory.
     pub fn http_file(mut self, at: impl Into<String>, file: impl Into<PathBuf>) -> Self {
         self.files = self.files.file(at, file);
+        self
+    }
+
+    /// The store of client records the stages share (default: a new one of
+    /// [`ClientRecords::DEFAULT_CAPACITY`] clients). Pass one to read it from the application
+    /// (what is known of a machine, which MAC an address belongs to) or to bound it otherwise.
+    pub fn client_records(mut self, records: ClientRecords) -> Self {
+        self.records = records;
         self
     }
 
@@ -361,15 +371,16 @@ impl ServerBuilder {
             None => None,
         };
 
-        // iPXE tells its features (HTTPS or not) only in DHCP: the memory carries them to the
-        // script request, where an https:// URL it cannot fetch is refused.
-        let memory = ClientMemory::default();
+        // One record per client across stages: DHCP's facts (iPXE's features among them, which
+        // its HTTP requests never carry) reach the script request, and the script request's
+        // (the serial…) the next DHCP request; addresses map back to MACs for the logs.
+        let records = self.records.clone();
         let files = std::mem::replace(&mut self.files, BootService::builder());
         let service = files
             .mount(IPXE_PREFIX, &self.ipxe_dir)
             .script_path(SCRIPT_PATH)
             .policy(self.policy.clone())
-            .client_memory(memory.clone())
+            .client_records(records.clone())
             .build()
             .map_err(Error::HttpFiles)?;
         let http = match &self.http {
@@ -393,7 +404,7 @@ impl ServerBuilder {
         };
         let base = self.http_base(http_addr.map(|a| a.port()));
 
-        let policy = SharedPolicy::new(memory.remembering(self.policy.clone()));
+        let policy = SharedPolicy::new(records.recording(self.policy.clone()));
         let dhcp = match self.dhcp_builder(policy, &base) {
             Some(builder) => Some(builder.bind().await.map_err(Error::Dhcp)?),
             None => None,
@@ -421,6 +432,7 @@ impl ServerBuilder {
             dhcp_mode: self.dhcp,
             announcer,
             script_url: format!("{base}{SCRIPT_PATH}"),
+            records,
             stop: CancellationToken::new(),
         })
     }
@@ -450,6 +462,7 @@ pub struct Server {
     dhcp_mode: DhcpMode,
     announcer: Option<RouterAnnouncer>,
     script_url: String,
+    records: ClientRecords,
     stop: CancellationToken,
 }
 
@@ -472,6 +485,11 @@ impl Server {
     /// The URL iPXE is sent to for its script.
     pub fn script_url(&self) -> &str {
         &self.script_url
+    }
+
+    /// What every stage has learned of each client, by MAC.
+    pub fn client_records(&self) -> &ClientRecords {
+        &self.records
     }
 
     /// How DHCP is served.

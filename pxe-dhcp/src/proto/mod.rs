@@ -675,6 +675,9 @@ fn client_facts(request: &ClientRequest, mac: MacAddr, kind: ClientKind) -> Clie
     facts.guid = request.client_guid.and_then(|guid| guid.meaningful());
     facts.ipxe = request.ipxe_features;
     facts.ip = (!request.ciaddr.is_unspecified()).then_some(request.ciaddr);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    facts.vendor_class = request.vendor_class.as_ref().map(|c| text(c.as_bytes()));
+    facts.user_class = request.user_class.as_ref().map(|c| text(c.as_bytes()));
     facts.hostname = request
         .host_name
         .as_ref()

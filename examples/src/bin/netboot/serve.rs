@@ -27,7 +27,8 @@ pub(crate) struct Args {
     config: Option<PathBuf>,
     /// Ask this service per client instead: `http://host:port/path`. netboot POSTs one JSON
     /// object per question, `{"stage": "boot"|"script", "mac", "kind", "arch", "guid",
-    /// "serial", "asset", "manufacturer", "product", "hostname", "ip", "ipxe_features",
+    /// "serial", "asset", "manufacturer", "product", "hostname", "vendor_class", "user_class",
+    /// "ip", "ipxe_features",
     /// "https", "relay", "extra"}`: at the DHCP stage ("boot") and when iPXE fetches its
     /// script ("script"). The answer has the shape of a table profile: one of `kernel` (with
     /// `initrds`, `cmdline`), `chain`, `sanboot` or `action` ("exit", "ignore"). When the
