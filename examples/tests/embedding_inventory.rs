@@ -71,12 +71,10 @@ fn a_machine_registered_over_the_api_boots_its_profile() {
         .args(["--profile", &format!("install={install}")])
         .args(["--profile", "rescue=console=ttyS0 single"])
         .env("RUST_LOG", "info");
-    let mut app = LabProcess::spawn(command, lab.dir().join("inventory.log"));
-    assert!(
-        app.wait_for_log("inventory serving", Duration::from_secs(30))
-            .is_some(),
-        "the example did not start:\n{}",
-        app.log_text()
+    let app = LabProcess::spawn_ready(
+        command,
+        lab.dir().join("inventory.log"),
+        "inventory serving",
     );
 
     let config = VmConfig::new(case.firmware()).uuid(&case.uuid());
@@ -113,19 +111,5 @@ fn a_machine_registered_over_the_api_boots_its_profile() {
     assert!(listed.contains(&mac), "{listed}");
 
     let mut vm = lab.vm(&config);
-    let seen = vm
-        .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
-        .unwrap_or_else(|missing| {
-            panic!(
-                "the registered VM did not boot: {missing}\n--- inventory ---\n{}",
-                app.log_text()
-            )
-        });
-    let printed = payload
-        .printed_cmdline(&seen.console)
-        .expect("the payload prints its command line");
-    assert!(
-        printed.contains(install),
-        "the kernel saw {printed:?}, not the install profile's {install:?}"
-    );
+    payload.assert_boots(&mut vm, install, BOOT_TIMEOUT, || app.log_text());
 }

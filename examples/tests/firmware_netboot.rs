@@ -34,15 +34,7 @@ fn hostile_cmdline(case: BootCase) -> String {
 
 /// Starts netboot inside the lab (its log in the lab's directory) and waits for its start line.
 fn start_netboot(command: Command, lab: &Lab) -> LabProcess {
-    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
-    assert!(
-        server
-            .wait_for_log("netboot serving", Duration::from_secs(30))
-            .is_some(),
-        "netboot did not start:\n{}",
-        server.log_text()
-    );
-    server
+    LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving")
 }
 
 fn netboot_boot(case: BootCase, mode: DhcpMode) {
@@ -97,23 +89,13 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
     let server = start_netboot(command, &lab);
 
     let mut vm = lab.vm(&VmConfig::new(firmware).uuid(&case.uuid()));
-    let seen = vm
-        .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
-        .unwrap_or_else(|missing| {
-            panic!(
-                "{case} ({firmware}, {mode}) did not boot through netboot: {missing}\n\
-                 --- netboot ---\n{}\n--- site dnsmasq ---\n{}",
-                server.log_text(),
-                site.as_ref().map(Dnsmasq::log).unwrap_or_default(),
-            )
-        });
-    let printed = payload
-        .printed_cmdline(&seen.console)
-        .expect("the payload prints its command line after the marker");
-    assert!(
-        printed.contains(&cmdline),
-        "{case}: the kernel saw {printed:?}, not {cmdline:?}"
-    );
+    let elapsed = payload.assert_boots(&mut vm, &cmdline, BOOT_TIMEOUT, || {
+        format!(
+            "{case} ({firmware}, {mode})\n{}\n--- site dnsmasq ---\n{}",
+            server.log_text(),
+            site.as_ref().map(Dnsmasq::log).unwrap_or_default(),
+        )
+    });
     // The path taken: the iPXE binary over TFTP where the case chains over TFTP (EDK2 probes
     // its size first), and the script, kernel and initrd over HTTP, in order.
     let log = server.log_text();
@@ -134,7 +116,7 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
         // The address came from the site server, the boot from the proxy.
         site.assert_leased_to(vm.mac(), &case);
     }
-    record_boot_time("netboot", case, mode, seen.elapsed);
+    record_boot_time("netboot", case, mode, elapsed);
 }
 
 #[test]

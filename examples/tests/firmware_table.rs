@@ -80,14 +80,7 @@ serial = ["{SERIAL}"]
             "192.0.2.100-192.0.2.199",
         ])
         .env("RUST_LOG", "info");
-    let mut server = LabProcess::spawn(command, lab.dir().join("netboot.log"));
-    assert!(
-        server
-            .wait_for_log("netboot serving", Duration::from_secs(30))
-            .is_some(),
-        "netboot did not start:\n{}",
-        server.log_text()
-    );
+    let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
 
     // Both at once: one run, one segment.
     let mut vms = [
@@ -95,20 +88,6 @@ serial = ["{SERIAL}"]
         (lab.vm(&by_serial), serial_cmdline),
     ];
     for (vm, cmdline) in &mut vms {
-        let seen = vm
-            .wait_for_marker(&payload.end_marker(), BOOT_TIMEOUT)
-            .unwrap_or_else(|missing| {
-                panic!(
-                    "the VM meant for {cmdline:?} did not boot: {missing}\n--- netboot ---\n{}",
-                    server.log_text()
-                )
-            });
-        let printed = payload
-            .printed_cmdline(&seen.console)
-            .expect("the payload prints its command line");
-        assert!(
-            printed.contains(*cmdline),
-            "the kernel saw {printed:?}, not {cmdline:?}"
-        );
+        payload.assert_boots(vm, cmdline, BOOT_TIMEOUT, || server.log_text());
     }
 }

@@ -583,6 +583,22 @@ impl LabProcess {
         Self { child, log }
     }
 
+    /// Starts `command` like [`spawn`](Self::spawn) and waits (30 s at most) for `ready` in
+    /// its log; panics with the log if it never comes (the server could not start).
+    pub fn spawn_ready(command: Command, log: PathBuf, ready: &str) -> Self {
+        let mut process = Self::spawn(command, log);
+        if process
+            .wait_for_log(ready, Duration::from_secs(30))
+            .is_none()
+        {
+            panic!(
+                "no {ready:?} in the log: the server did not start\n{}",
+                process.log_text()
+            );
+        }
+        process
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         fs::read(&self.log)

@@ -41,6 +41,34 @@ impl BootPayload {
         Some(line.trim_end_matches('\r').to_string())
     }
 
+    /// Waits for `vm` to boot this payload and checks that the kernel saw `cmdline` (within
+    /// its command line, which may hold more). Panics with the console and `server_log()` (the
+    /// serving side's story) when it does not. Returns the time from VM start to the marker.
+    pub fn assert_boots(
+        &self,
+        vm: &mut crate::Vm,
+        cmdline: &str,
+        timeout: std::time::Duration,
+        server_log: impl Fn() -> String,
+    ) -> std::time::Duration {
+        let seen = vm
+            .wait_for_marker(&self.end_marker(), timeout)
+            .unwrap_or_else(|missing| {
+                panic!(
+                    "the VM meant to boot {cmdline:?} did not: {missing}\n--- server ---\n{}",
+                    server_log()
+                )
+            });
+        let printed = self
+            .printed_cmdline(&seen.console)
+            .expect("the payload prints its command line after the marker");
+        assert!(
+            printed.contains(cmdline),
+            "the kernel saw {printed:?}, not {cmdline:?}"
+        );
+        seen.elapsed
+    }
+
     /// Copies kernel and initrd into `dir` as `vmlinuz` and `initrd.img` (for a server's file
     /// root).
     pub fn copy_to(&self, dir: &Path) -> std::io::Result<()> {
