@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::MacAddr;
 
-pub use journal::LeaseJournal;
+pub use journal::{journal_text, read_journal, DropReason, DroppedRecord, JournalRead, LeaseJournal};
 
 /// An IPv4 subnet served in authoritative mode: its address range and the options its clients
 /// are given.

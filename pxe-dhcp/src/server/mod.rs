@@ -227,11 +227,26 @@ impl DhcpServerBuilder {
                     path: path.clone(),
                     source,
                 };
-                let (mut journal, skipped) =
+                let (mut journal, dropped) =
                     LeaseJournal::open(path, store, now).map_err(lease_error)?;
                 journal.sync_each_write(self.sync_leases);
-                if skipped > 0 {
-                    tracing::warn!(path = %path.display(), skipped, "unreadable lease lines skipped");
+                // Each untrusted line is named (a few; a damaged file could hold thousands).
+                const NAMED: usize = 10;
+                for record in dropped.iter().take(NAMED) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        line = record.line,
+                        reason = %record.reason,
+                        text = %record.text,
+                        "lease record not trusted; dropped"
+                    );
+                }
+                if dropped.len() > NAMED {
+                    tracing::warn!(
+                        path = %path.display(),
+                        dropped = dropped.len(),
+                        "lease records not trusted; dropped (the first {NAMED} named above)"
+                    );
                 }
                 Some(journal)
             }
