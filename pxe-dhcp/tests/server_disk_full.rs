@@ -28,7 +28,10 @@ impl SmallDisk {
     fn mount(size: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().to_str().expect("utf-8 path");
-        run_checked("mount", &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", path]);
+        run_checked(
+            "mount",
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", path],
+        );
         Self { dir }
     }
 
@@ -170,7 +173,11 @@ fn a_full_disk_never_costs_a_lease_or_duplicates_one() {
     });
     // Every record in the journal is whole: the torn tail was cut before the next append.
     let read = read_journal(&std::fs::read(&leases).unwrap());
-    assert!(read.dropped.is_empty(), "untrusted records: {:?}", read.dropped);
+    assert!(
+        read.dropped.is_empty(),
+        "untrusted records: {:?}",
+        read.dropped
+    );
     drop(server);
 
     let _server = start_server();
@@ -193,7 +200,10 @@ fn a_full_disk_never_costs_a_lease_or_duplicates_one() {
         // New clients after the restart get none of those addresses.
         for n in 500..510 {
             let ip = lease(&socket, n, 1).expect("a new client's lease after the restart");
-            assert!(!holder.contains_key(&ip), "{ip} handed out again to client {n}");
+            assert!(
+                !holder.contains_key(&ip),
+                "{ip} handed out again to client {n}"
+            );
         }
     });
 }

@@ -86,7 +86,12 @@ fn request(xid: u32, mac: MacAddr, ip: Ipv4Addr, selecting: bool) -> PacketBuild
 
 /// A full DISCOVER–OFFER–REQUEST–ACK for `mac`, retransmitting every 500 ms for at most
 /// `window`: the address acknowledged, and how long it took.
-fn dora(socket: &UdpSocket, xid: u32, mac: MacAddr, window: Duration) -> Option<(Ipv4Addr, Duration)> {
+fn dora(
+    socket: &UdpSocket,
+    xid: u32,
+    mac: MacAddr,
+    window: Duration,
+) -> Option<(Ipv4Addr, Duration)> {
     let start = Instant::now();
     while start.elapsed() < window {
         send(socket, &discover(xid, mac, None), BROADCAST);
@@ -104,7 +109,11 @@ fn dora(socket: &UdpSocket, xid: u32, mac: MacAddr, window: Duration) -> Option<
 
 #[test]
 fn replies_to_absent_hosts_do_not_hold_up_the_others() {
-    if !prerequisites("replies_to_absent_hosts_do_not_hold_up_the_others", true, &["ip"]) {
+    if !prerequisites(
+        "replies_to_absent_hosts_do_not_hold_up_the_others",
+        true,
+        &["ip"],
+    ) {
         return;
     }
     const BURST: u32 = 1000;
@@ -160,13 +169,20 @@ fn replies_to_absent_hosts_do_not_hold_up_the_others() {
             }
         };
         assert_eq!(answer.map(|(t, _)| t), Some(MessageType::Ack));
-        eprintln!("a legitimate DHCPINFORM answered after {:?}", start.elapsed());
+        eprintln!(
+            "a legitimate DHCPINFORM answered after {:?}",
+            start.elapsed()
+        );
     });
 }
 
 #[test]
 fn a_discover_flood_does_not_lock_new_clients_out_of_the_pool() {
-    if !prerequisites("a_discover_flood_does_not_lock_new_clients_out", true, &["ip"]) {
+    if !prerequisites(
+        "a_discover_flood_does_not_lock_new_clients_out",
+        true,
+        &["ip"],
+    ) {
         return;
     }
     let (server_ns, client_ns) = server_and_client("hdf");
@@ -178,14 +194,21 @@ fn a_discover_flood_does_not_lock_new_clients_out_of_the_pool() {
         let socket = client_socket(68);
         // 60 DISCOVERs from random MACs that never come back: more than the pool.
         for n in 0..60 {
-            send(&socket, &discover(0xf100_0000 + n, mac(0xf1, n), None), BROADCAST);
+            send(
+                &socket,
+                &discover(0xf100_0000 + n, mac(0xf1, n), None),
+                BROADCAST,
+            );
         }
         std::thread::sleep(Duration::from_millis(300));
         let mut leased = HashSet::new();
         for n in 0..5 {
             let (ip, took) = dora(&socket, 0x600d_1000 + n, mac(2, n), Duration::from_secs(5))
                 .unwrap_or_else(|| panic!("new client {n} locked out after the flood"));
-            assert!(took < Duration::from_secs(2), "new client {n} waited {took:?}");
+            assert!(
+                took < Duration::from_secs(2),
+                "new client {n} waited {took:?}"
+            );
             assert!(leased.insert(ip), "{ip} leased twice");
         }
         // A trickle of 3.4 DISCOVERs a second from random MACs, while new clients arrive.
@@ -195,7 +218,11 @@ fn a_discover_flood_does_not_lock_new_clients_out_of_the_pool() {
             let due = (start.elapsed().as_secs_f64() * 3.4) as u32 + 1;
             while next_flood < due {
                 let xid = 0xf200_0000 + next_flood;
-                send(&socket, &discover(xid, mac(0xf2, next_flood), None), BROADCAST);
+                send(
+                    &socket,
+                    &discover(xid, mac(0xf2, next_flood), None),
+                    BROADCAST,
+                );
                 next_flood += 1;
             }
             let (ip, _) = dora(&socket, 0x600d_1000 + n, mac(2, n), Duration::from_secs(5))
@@ -210,7 +237,11 @@ fn a_discover_flood_does_not_lock_new_clients_out_of_the_pool() {
 
 #[test]
 fn a_discover_from_a_bound_client_keeps_its_lease() {
-    if !prerequisites("a_discover_from_a_bound_client_keeps_its_lease", true, &["ip"]) {
+    if !prerequisites(
+        "a_discover_from_a_bound_client_keeps_its_lease",
+        true,
+        &["ip"],
+    ) {
         return;
     }
     let (server_ns, client_ns) = server_and_client("hkb");
@@ -235,10 +266,21 @@ fn a_discover_from_a_bound_client_keeps_its_lease() {
         // Past the offer hold a stranger asking for that address is offered another, and its
         // REQUEST for it is refused.
         let stranger = mac(3, 2);
-        send(&socket, &discover(0x600d_2003, stranger, Some(ip)), BROADCAST);
+        send(
+            &socket,
+            &discover(0x600d_2003, stranger, Some(ip)),
+            BROADCAST,
+        );
         let offered = reply_to(&socket, 0x600d_2003, Duration::from_secs(2));
-        assert!(matches!(offered, Some((MessageType::Offer, other)) if other != ip), "{offered:?}");
-        send(&socket, &request(0x600d_2004, stranger, ip, false), BROADCAST);
+        assert!(
+            matches!(offered, Some((MessageType::Offer, other)) if other != ip),
+            "{offered:?}"
+        );
+        send(
+            &socket,
+            &request(0x600d_2004, stranger, ip, false),
+            BROADCAST,
+        );
         assert_eq!(
             reply_to(&socket, 0x600d_2004, Duration::from_secs(2)).map(|(t, _)| t),
             Some(MessageType::Nak)

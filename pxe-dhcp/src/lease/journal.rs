@@ -459,12 +459,21 @@ mod tests {
         let record = good.lines().nth(1).unwrap();
         let cases = [
             // One digit changed: another address, same checksum.
-            (record.replace("192.0.2.100", "192.0.2.101"), DropReason::BadChecksum),
+            (
+                record.replace("192.0.2.100", "192.0.2.101"),
+                DropReason::BadChecksum,
+            ),
             // No checksum.
-            ("bind 52:54:00:12:34:56 192.0.2.100 1700003600".to_string(), DropReason::BadChecksum),
+            (
+                "bind 52:54:00:12:34:56 192.0.2.100 1700003600".to_string(),
+                DropReason::BadChecksum,
+            ),
             // A torn record with the next one appended onto it.
             (
-                format!("bind 52:54:00:12:34:56 192.0{}", record.replace("192.0.2.100", "192.0.2.101")),
+                format!(
+                    "bind 52:54:00:12:34:56 192.0{}",
+                    record.replace("192.0.2.100", "192.0.2.101")
+                ),
                 DropReason::BadChecksum,
             ),
             // A checksum over text that is no record.
@@ -551,7 +560,11 @@ mod tests {
         }
     }
 
-    fn bind_clients(store: &mut LeaseStore, journal: &mut LeaseJournal, clients: std::ops::RangeInclusive<u8>) -> Vec<Lease> {
+    fn bind_clients(
+        store: &mut LeaseStore,
+        journal: &mut LeaseJournal,
+        clients: std::ops::RangeInclusive<u8>,
+    ) -> Vec<Lease> {
         clients
             .map(|n| {
                 let client = LeaseClient {

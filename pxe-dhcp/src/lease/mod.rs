@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::MacAddr;
 
-pub use journal::{journal_text, read_journal, DropReason, DroppedRecord, JournalRead, LeaseJournal};
+pub use journal::{
+    journal_text, read_journal, DropReason, DroppedRecord, JournalRead, LeaseJournal,
+};
 
 /// An IPv4 subnet served in authoritative mode: its address range and the options its clients
 /// are given.
@@ -530,7 +532,8 @@ impl LeaseStore {
         for step in 0..len {
             let offset = cursor.wrapping_add(step) % len;
             let ip = Ipv4Addr::from(start.wrapping_add(offset));
-            if !self.by_ip.contains_key(&ip) && self.is_available(subnet, ip, mac, now, Claim::Offer)
+            if !self.by_ip.contains_key(&ip)
+                && self.is_available(subnet, ip, mac, now, Claim::Offer)
             {
                 self.cursors[subnet] = offset.wrapping_add(1) % len;
                 return Some(ip);
@@ -667,7 +670,10 @@ mod tests {
         let first = store.offer(0, client(1), None, t(0)).unwrap();
         // A repeated DISCOVER gets the same offer, not a second address.
         assert_eq!(store.offer(0, client(1), None, t(1)), Some(first));
-        assert_eq!(store.offer(0, client(2), None, t(1)), Some(Ipv4Addr::new(192, 0, 2, 101)));
+        assert_eq!(
+            store.offer(0, client(2), None, t(1)),
+            Some(Ipv4Addr::new(192, 0, 2, 101))
+        );
         // Once the hold is over, the address goes to whoever asks for it.
         let later = t(1) + hold;
         assert_eq!(store.offer(0, client(3), Some(first), later), Some(first));

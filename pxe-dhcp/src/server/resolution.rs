@@ -99,7 +99,10 @@ mod tests {
         let start = Instant::now();
         let absent = Ipv4Addr::new(192, 0, 2, 77);
         // The first reply starts resolution; while it waits, more are dropped.
-        assert_eq!(resolution.decide(NeighbourState::Absent, absent, start), Verdict::Send);
+        assert_eq!(
+            resolution.decide(NeighbourState::Absent, absent, start),
+            Verdict::Send
+        );
         for ms in [1, 500, 2999] {
             let now = start + Duration::from_millis(ms);
             assert_eq!(
@@ -109,14 +112,26 @@ mod tests {
         }
         // Once the wait is over (ARP failed), one more may try.
         let later = start + RESOLUTION_WAIT;
-        assert_eq!(resolution.decide(NeighbourState::Unresolved, absent, later), Verdict::Send);
+        assert_eq!(
+            resolution.decide(NeighbourState::Unresolved, absent, later),
+            Verdict::Send
+        );
         // A resolved destination always gets its replies, and is forgotten.
-        assert_eq!(resolution.decide(NeighbourState::Resolved, absent, later), Verdict::Send);
-        assert_eq!(resolution.decide(NeighbourState::Unresolved, absent, later), Verdict::Send);
+        assert_eq!(
+            resolution.decide(NeighbourState::Resolved, absent, later),
+            Verdict::Send
+        );
+        assert_eq!(
+            resolution.decide(NeighbourState::Unresolved, absent, later),
+            Verdict::Send
+        );
         // A routed destination never has an entry: never dropped.
         let routed = Ipv4Addr::new(198, 18, 0, 9);
         for _ in 0..3 {
-            assert_eq!(resolution.decide(NeighbourState::Absent, routed, start), Verdict::Send);
+            assert_eq!(
+                resolution.decide(NeighbourState::Absent, routed, start),
+                Verdict::Send
+            );
         }
     }
 
@@ -126,18 +141,27 @@ mod tests {
         let now = Instant::now();
         for n in 0..REMEMBERED as u32 {
             let to = Ipv4Addr::from(0xc612_0000 + n);
-            assert_eq!(resolution.decide(NeighbourState::Absent, to, now), Verdict::Send);
+            assert_eq!(
+                resolution.decide(NeighbourState::Absent, to, now),
+                Verdict::Send
+            );
         }
         let extra = Ipv4Addr::new(192, 0, 2, 200);
         assert_eq!(
             resolution.decide(NeighbourState::Unresolved, extra, now),
             Verdict::Unresolved
         );
-        assert_eq!(resolution.decide(NeighbourState::Absent, extra, now), Verdict::Send);
+        assert_eq!(
+            resolution.decide(NeighbourState::Absent, extra, now),
+            Verdict::Send
+        );
         assert_eq!(crate::server::lock(&resolution.sent).len(), REMEMBERED);
         // Once the wait is over, the table makes room.
         let later = now + RESOLUTION_WAIT;
-        assert_eq!(resolution.decide(NeighbourState::Unresolved, extra, later), Verdict::Send);
+        assert_eq!(
+            resolution.decide(NeighbourState::Unresolved, extra, later),
+            Verdict::Send
+        );
         assert_eq!(crate::server::lock(&resolution.sent).len(), 1);
     }
 }

@@ -117,7 +117,12 @@ impl Summaries {
     }
 }
 
-fn take_if_due(event: Event, entry: &mut Pending, now: Instant, interval: Duration) -> Option<Report> {
+fn take_if_due(
+    event: Event,
+    entry: &mut Pending,
+    now: Instant,
+    interval: Duration,
+) -> Option<Report> {
     let due = entry
         .reported
         .is_none_or(|at| now.saturating_duration_since(at) >= interval);
@@ -149,10 +154,15 @@ mod tests {
         // A flood within the interval is only counted…
         for n in 0..1000u64 {
             let key = if n % 2 == 0 { "a" } else { "b" };
-            assert_eq!(summaries.count(Event::PoolExhausted, key.into(), at(n % 9)), None);
+            assert_eq!(
+                summaries.count(Event::PoolExhausted, key.into(), at(n % 9)),
+                None
+            );
         }
         // …another event kind has its own interval…
-        assert!(summaries.count(Event::ReplyDropped, "x".into(), at(1)).is_some());
+        assert!(summaries
+            .count(Event::ReplyDropped, "x".into(), at(1))
+            .is_some());
         assert!(summaries.due(at(9)).is_empty());
         // …and once the interval is over, one report carries the counts.
         let reports = summaries.due(at(10));

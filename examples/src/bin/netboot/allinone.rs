@@ -49,6 +49,11 @@ pub(crate) struct ServerFlags {
     /// Keep authoritative leases in this file (crash-safe journal); default: memory only.
     #[arg(long)]
     lease_file: Option<PathBuf>,
+    /// Seconds an offered address is held for its client in authoritative mode. A full pool
+    /// still offers new clients the oldest pending offer's address, so this only decides how
+    /// soon a slow client's offer may be reclaimed.
+    #[arg(long, default_value_t = pxe_dhcp::lease::DEFAULT_OFFER_HOLD.as_secs(), value_name = "SECS")]
+    dhcp_offer_hold: u64,
     /// Hand iPXE found in a NIC's option ROM our iPXE build too (as firmware PXE gets it),
     /// instead of sending it straight to the script: for old or limited ROM builds.
     #[arg(long)]
@@ -166,7 +171,9 @@ pub(crate) async fn run(
                     .context("--dhcp authoritative needs --pool FIRST-LAST")?;
                 let mut subnet = Subnet::new(first, flags.prefix_len, first, last);
                 subnet.router = flags.router;
-                builder = builder.authoritative(vec![subnet]);
+                builder = builder
+                    .authoritative(vec![subnet])
+                    .offer_hold(std::time::Duration::from_secs(flags.dhcp_offer_hold));
                 match &flags.lease_file {
                     Some(path) => builder = builder.lease_file(path.clone()),
                     None => tracing::warn!(
