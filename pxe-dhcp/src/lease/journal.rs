@@ -113,10 +113,7 @@ pub struct JournalRead {
 /// fails and never panics, whatever the bytes.
 pub fn read_journal(bytes: &[u8]) -> JournalRead {
     let mut read = JournalRead::default();
-    let checksummed = !bytes
-        .split(|&b| b == b'\n')
-        .next()
-        .is_some_and(|first| first == HEADER_V1.as_bytes());
+    let checksummed = bytes.split(|&b| b == b'\n').next() != Some(HEADER_V1.as_bytes());
     let mut lines = bytes.split(|&b| b == b'\n').enumerate().peekable();
     while let Some((index, line)) = lines.next() {
         // The piece after the last newline: empty when the file ends with one.
@@ -246,10 +243,13 @@ impl LeaseJournal {
     }
 
     /// Rewrites the journal as a snapshot of `store` at `now`. On failure the journal is
-    /// left as it was.
+    /// left as it was, and [`Self::wants_compaction`] waits as long again before asking for
+    /// another try (a full disk must not cost a snapshot per request).
     pub fn compact(&mut self, store: &LeaseStore, now: SystemTime) -> io::Result<()> {
         let snapshot = store.snapshot(now);
-        (self.file, self.good_len) = write_snapshot(&self.path, &snapshot)?;
+        let written = write_snapshot(&self.path, &snapshot);
+        let (file, good_len) = written.inspect_err(|_| self.appended = 0)?;
+        (self.file, self.good_len) = (file, good_len);
         self.torn = false;
         self.snapshot_lines = snapshot.len();
         self.appended = 0;

@@ -204,8 +204,9 @@ impl DhcpServerBuilder {
     }
 
     /// The least time between two `warn` summaries of one kind of refusal (pool exhausted,
-    /// replies dropped, requests dropped); default [`DEFAULT_WARN_INTERVAL`], at least 1 s.
-    /// Each refusal is also logged at `debug`.
+    /// replies dropped, requests dropped), and between two `error` summaries of failed lease
+    /// file writes; default [`DEFAULT_WARN_INTERVAL`], at least 1 s. Each event is also
+    /// logged at `debug`.
     pub fn warn_interval(mut self, interval: Duration) -> Self {
         self.warn_interval = interval;
         self
@@ -480,7 +481,12 @@ async fn prepare(
             if let Some(journal) = journal.as_mut() {
                 if let Err(e) = journal.append(&outcome.lease_changes) {
                     // Without a durable binding the ACK must not go out.
-                    tracing::error!(path = %journal.path().display(), error = %e, "lease file write failed");
+                    tracing::debug!(path = %journal.path().display(), error = %e, mac = %accepted.mac(), "lease file write failed");
+                    shared.summaries.record(
+                        Event::LeaseFileFailed,
+                        format!("{}: {e}", journal.path().display()),
+                        Instant::now(),
+                    );
                     return None;
                 }
                 if journal.wants_compaction() {

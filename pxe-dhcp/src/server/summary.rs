@@ -1,5 +1,6 @@
 //! Operator-facing summaries of refusals: one `warn` line per kind of event and interval, with
-//! counts, however many events a flood brings. Each event is also logged by its caller at
+//! counts, however many events a flood brings (`error` for the lease file, which is this
+//! server's failure, not a peer's). Each event is also logged by its caller at
 //! `debug` (the per-packet line); these lines are what an operator watching at `warn` sees.
 //!
 //! The first event of a quiet period is reported at once (count 1), so a single refusal is
@@ -20,6 +21,8 @@ pub(crate) enum Event {
     ReplyDropped,
     /// A request was dropped before the policy or the lease table saw it (keyed by reason).
     RequestDropped,
+    /// A lease change could not be written, so its DHCPACK was withheld (keyed by the error).
+    LeaseFileFailed,
 }
 
 impl Event {
@@ -28,6 +31,7 @@ impl Event {
             Self::PoolExhausted => "dhcp pool exhausted: new clients get no offer",
             Self::ReplyDropped => "dhcp replies dropped",
             Self::RequestDropped => "dhcp requests dropped",
+            Self::LeaseFileFailed => "lease file writes failed: DHCPACKs withheld",
         }
     }
 }
@@ -63,13 +67,13 @@ impl Report {
             .map(|(key, count)| format!("{key}: {count}"))
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::warn!(
-            total,
-            interval_secs = interval.as_secs(),
-            counts = %detail,
-            "{}",
-            self.event.message()
-        );
+        let interval_secs = interval.as_secs();
+        let message = self.event.message();
+        if self.event == Event::LeaseFileFailed {
+            tracing::error!(total, interval_secs, counts = %detail, "{message}");
+        } else {
+            tracing::warn!(total, interval_secs, counts = %detail, "{message}");
+        }
     }
 }
 
