@@ -7,16 +7,17 @@ mod server_lab;
 
 use std::collections::HashMap;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use pxe_dhcp::lease::read_journal;
 use pxe_dhcp::server::DhcpServer;
-use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder};
+use pxe_dhcp::wire::MessageType;
 use pxe_policy::{BootEveryone, LinuxBoot, MacAddr, SharedPolicy};
 use pxe_testkit::{prerequisites, run_checked};
-use server_lab::{client_socket, lab_subnet, server_and_client, RunningServer, SERVER_IP};
+use server_lab::{
+    client_socket, init_reboot, lab_subnet, lease_once, server_and_client, RunningServer, SERVER_IP,
+};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted (lazily: the server may still
 /// hold the journal open) when dropped.
@@ -64,60 +65,9 @@ fn mac(n: u32) -> MacAddr {
     MacAddr([2, 0x44, 0, a, b, c])
 }
 
-fn reply(socket: &UdpSocket, xid: u32, window: Duration) -> Option<(MessageType, Ipv4Addr)> {
-    let deadline = Instant::now() + window;
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            if let Ok(packet) = Packet::new_checked(&buf[..len]) {
-                if packet.xid() == xid {
-                    return Some((packet.message_type()?, packet.yiaddr()));
-                }
-            }
-        }
-    }
-    None
-}
-
-/// One DISCOVER–REQUEST exchange for client `n` (one try each): the address acknowledged.
+/// One exchange for client `n` (its `attempt`th): the address acknowledged.
 fn lease(socket: &UdpSocket, n: u32, attempt: u32) -> Option<Ipv4Addr> {
-    let xid = (attempt << 24) | n;
-    let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
-    let mut discover = PacketBuilder::request(MessageType::Discover, xid, mac(n));
-    discover.set_broadcast(true);
-    socket.send_to(&discover.to_vec().unwrap(), to).ok()?;
-    let (MessageType::Offer, offered) = reply(socket, xid, Duration::from_millis(500))? else {
-        return None;
-    };
-    let mut request = PacketBuilder::request(MessageType::Request, xid, mac(n));
-    request
-        .set_broadcast(true)
-        .set_server_identifier(SERVER_IP)
-        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &offered.octets());
-    socket.send_to(&request.to_vec().unwrap(), to).ok()?;
-    match reply(socket, xid, Duration::from_millis(500))? {
-        (MessageType::Ack, ip) => Some(ip),
-        _ => None,
-    }
-}
-
-/// INIT-REBOOT of client `n` asking for `ip`: the answer.
-fn reboot(socket: &UdpSocket, n: u32, ip: Ipv4Addr) -> Option<(MessageType, Ipv4Addr)> {
-    let xid = 0x7f00_0000 | n;
-    let mut request = PacketBuilder::request(MessageType::Request, xid, mac(n));
-    request
-        .set_broadcast(true)
-        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
-    for _ in 0..3 {
-        let _ = socket.send_to(
-            &request.to_vec().unwrap(),
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-        );
-        if let Some(answer) = reply(socket, xid, Duration::from_millis(500)) {
-            return Some(answer);
-        }
-    }
-    None
+    lease_once(socket, (attempt << 24) | n, mac(n), SERVER_IP)
 }
 
 #[test]
@@ -192,7 +142,7 @@ fn a_full_disk_never_costs_a_lease_or_duplicates_one() {
         let socket = client_socket(68);
         for (n, ips) in &acked {
             assert_eq!(
-                reboot(&socket, *n, ips[0]),
+                init_reboot(&socket, 0x7f00_0000 | n, mac(*n), ips[0], 3),
                 Some((MessageType::Ack, ips[0])),
                 "client {n} after the restart"
             );

@@ -16,10 +16,13 @@ use std::time::{Duration, Instant};
 
 use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::server::DhcpServer;
-use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder};
+use pxe_dhcp::wire::{MessageType, PacketBuilder};
 use pxe_policy::{BootEveryone, LinuxBoot, MacAddr, SharedPolicy};
 use pxe_testkit::prerequisites;
-use server_lab::{client_socket, server_and_client, RunningServer, SERVER_IP};
+use server_lab::{
+    client_socket, discover, init_reboot, lease_once, next_reply, request, server_and_client,
+    RunningServer, SERVER_IP,
+};
 
 const BROADCAST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
 
@@ -46,46 +49,8 @@ fn send(socket: &UdpSocket, packet: &PacketBuilder, to: SocketAddrV4) {
     let _ = socket.send_to(&packet.to_vec().expect("emit"), to);
 }
 
-/// The next reply with `xid` (of any type) within `window`.
-fn reply_to(socket: &UdpSocket, xid: u32, window: Duration) -> Option<(MessageType, Ipv4Addr)> {
-    let deadline = Instant::now() + window;
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            if let Ok(packet) = Packet::new_checked(&buf[..len]) {
-                if packet.xid() == xid {
-                    if let Some(message_type) = packet.message_type() {
-                        return Some((message_type, packet.yiaddr()));
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-fn discover(xid: u32, mac: MacAddr, requested: Option<Ipv4Addr>) -> PacketBuilder {
-    let mut discover = PacketBuilder::request(MessageType::Discover, xid, mac);
-    discover.set_broadcast(true);
-    if let Some(ip) = requested {
-        discover.set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
-    }
-    discover
-}
-
-fn request(xid: u32, mac: MacAddr, ip: Ipv4Addr, selecting: bool) -> PacketBuilder {
-    let mut request = PacketBuilder::request(MessageType::Request, xid, mac);
-    request
-        .set_broadcast(true)
-        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
-    if selecting {
-        request.set_server_identifier(SERVER_IP);
-    }
-    request
-}
-
-/// A full DISCOVER–OFFER–REQUEST–ACK for `mac`, retransmitting every 500 ms for at most
-/// `window`: the address acknowledged, and how long it took.
+/// DISCOVER–OFFER–REQUEST–ACK for `mac`, retried for at most `window`: the address
+/// acknowledged, and how long it took.
 fn dora(
     socket: &UdpSocket,
     xid: u32,
@@ -94,13 +59,7 @@ fn dora(
 ) -> Option<(Ipv4Addr, Duration)> {
     let start = Instant::now();
     while start.elapsed() < window {
-        send(socket, &discover(xid, mac, None), BROADCAST);
-        let Some((MessageType::Offer, offered)) = reply_to(socket, xid, Duration::from_millis(500))
-        else {
-            continue;
-        };
-        send(socket, &request(xid, mac, offered, true), BROADCAST);
-        if let Some((MessageType::Ack, ip)) = reply_to(socket, xid, Duration::from_millis(500)) {
+        if let Some(ip) = lease_once(socket, xid, mac, SERVER_IP) {
             return Some((ip, start.elapsed()));
         }
     }
@@ -139,7 +98,7 @@ fn replies_to_absent_hosts_do_not_hold_up_the_others() {
                 inform.set_ciaddr(absent_client);
                 inform
             } else {
-                let mut nak = request(n, mac(0xee, n), Ipv4Addr::new(198, 18, 0, 9), false);
+                let mut nak = request(n, mac(0xee, n), Ipv4Addr::new(198, 18, 0, 9), None);
                 nak.set_giaddr(absent_relay).set_hops(1);
                 nak
             };
@@ -163,7 +122,7 @@ fn replies_to_absent_hosts_do_not_hold_up_the_others() {
         let start = Instant::now();
         let answer = loop {
             send(&socket, &inform, to_server);
-            let answer = reply_to(&socket, 0x600d_0002, Duration::from_millis(500));
+            let answer = next_reply(&socket, 0x600d_0002, Duration::from_millis(500));
             if answer.is_some() || start.elapsed() > Duration::from_secs(5) {
                 break answer;
             }
@@ -259,7 +218,7 @@ fn a_discover_from_a_bound_client_keeps_its_lease() {
         // The owner DISCOVERs and never completes: offered its own address.
         send(&socket, &discover(0x600d_2002, owner, None), BROADCAST);
         assert_eq!(
-            reply_to(&socket, 0x600d_2002, Duration::from_secs(2)),
+            next_reply(&socket, 0x600d_2002, Duration::from_secs(2)),
             Some((MessageType::Offer, ip))
         );
         std::thread::sleep(Duration::from_millis(1500));
@@ -271,24 +230,23 @@ fn a_discover_from_a_bound_client_keeps_its_lease() {
             &discover(0x600d_2003, stranger, Some(ip)),
             BROADCAST,
         );
-        let offered = reply_to(&socket, 0x600d_2003, Duration::from_secs(2));
+        let offered = next_reply(&socket, 0x600d_2003, Duration::from_secs(2));
         assert!(
             matches!(offered, Some((MessageType::Offer, other)) if other != ip),
             "{offered:?}"
         );
         send(
             &socket,
-            &request(0x600d_2004, stranger, ip, false),
+            &request(0x600d_2004, stranger, ip, None),
             BROADCAST,
         );
         assert_eq!(
-            reply_to(&socket, 0x600d_2004, Duration::from_secs(2)).map(|(t, _)| t),
+            next_reply(&socket, 0x600d_2004, Duration::from_secs(2)).map(|(t, _)| t),
             Some(MessageType::Nak)
         );
         // The owner's INIT-REBOOT still gets its address.
-        send(&socket, &request(0x600d_2005, owner, ip, false), BROADCAST);
         assert_eq!(
-            reply_to(&socket, 0x600d_2005, Duration::from_secs(2)),
+            init_reboot(&socket, 0x600d_2005, owner, ip, 3),
             Some((MessageType::Ack, ip))
         );
     });

@@ -170,6 +170,21 @@ fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
     Ok(batch.arrivals.len())
 }
 
+/// Asks for a socket buffer of `size` bytes and returns the size the kernel reports. Beyond
+/// the sysctl cap (`net.core.rmem_max`/`wmem_max`) only root may go, with the `force` option;
+/// otherwise the cap applies. The kernel reports twice the size set (its bookkeeping
+/// overhead), or the cap.
+fn ask_buffer<Force, Plain>(fd: &impl AsFd, force: Force, plain: Plain, size: usize) -> usize
+where
+    Force: socket::SetSockOpt<Val = usize>,
+    Plain: socket::SetSockOpt<Val = usize> + socket::GetSockOpt<Val = usize> + Copy,
+{
+    if setsockopt(fd, force, &size).is_err() {
+        let _ = setsockopt(fd, plain, &size);
+    }
+    socket::getsockopt(fd, plain).unwrap_or(0)
+}
+
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
 #[derive(Debug)]
 pub(crate) struct PktInfoSocket {
@@ -190,13 +205,8 @@ impl PktInfoSocket {
         setsockopt(&fd, sockopt::Broadcast, &true)?;
         setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
         // A boot storm (a rack powering on) arrives in bursts: queue them rather than drop
-        // them while the server is busy. Beyond net.core.rmem_max only root may go
-        // (SO_RCVBUFFORCE); otherwise the kernel's cap applies.
-        if setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
-            let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
-        }
-        // The kernel reports twice the size set (its bookkeeping overhead), or the cap.
-        let receive_buffer = socket::getsockopt(&fd, sockopt::RcvBuf).unwrap_or(0);
+        // them while the server is busy.
+        let receive_buffer = ask_buffer(&fd, sockopt::RcvBufForce, sockopt::RcvBuf, RECEIVE_BUFFER);
         if receive_buffer < RECEIVE_BUFFER {
             tracing::warn!(
                 port,
@@ -207,10 +217,7 @@ impl PktInfoSocket {
         } else {
             tracing::debug!(port, receive_buffer, "socket receive buffer");
         }
-        if setsockopt(&fd, sockopt::SndBufForce, &SEND_BUFFER).is_err() {
-            let _ = setsockopt(&fd, sockopt::SndBuf, &SEND_BUFFER);
-        }
-        let send_buffer = socket::getsockopt(&fd, sockopt::SndBuf).unwrap_or(0);
+        let send_buffer = ask_buffer(&fd, sockopt::SndBufForce, sockopt::SndBuf, SEND_BUFFER);
         if send_buffer < SEND_BUFFER {
             tracing::warn!(
                 port,
