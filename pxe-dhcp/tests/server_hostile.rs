@@ -251,3 +251,38 @@ fn a_discover_from_a_bound_client_keeps_its_lease() {
         );
     });
 }
+
+#[test]
+fn an_exhausted_pool_is_named_in_the_refusal() {
+    use pxe_dhcp::proto::{Engine, Mode, NoReply, ProtoConfig, Service};
+    let mut config = ProtoConfig::default();
+    config.mode = Mode::Authoritative {
+        subnets: vec![pool_of(1)],
+        reservations: vec![],
+    };
+    let mut engine = Engine::new(config);
+    let arrival = server_lab::arrival(Service::Dhcp);
+    let now = server_lab::now();
+    let mut exchange = |packet: PacketBuilder| {
+        let accepted = engine
+            .accept(&packet.to_vec().unwrap(), &arrival, now)
+            .expect("accepted");
+        engine.respond(&accepted, &arrival, None, now).reply
+    };
+    let ip = Ipv4Addr::new(192, 0, 2, 100);
+    assert!(exchange(discover(1, mac(4, 1), None)).is_ok());
+    assert!(exchange(request(1, mac(4, 1), ip, Some(SERVER_IP))).is_ok());
+    // The only address is bound: a new client is refused, and the refusal names the pool.
+    let refusal = exchange(discover(2, mac(4, 2), None)).expect_err("no address left");
+    assert_eq!(
+        refusal,
+        NoReply::PoolExhausted {
+            network: Ipv4Addr::new(192, 0, 2, 0),
+            prefix_len: 24
+        }
+    );
+    assert_eq!(
+        refusal.to_string(),
+        "address pool of 192.0.2.0/24 exhausted"
+    );
+}

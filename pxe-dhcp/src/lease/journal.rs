@@ -634,4 +634,28 @@ mod tests {
             assert_eq!(reopened.lease_of(lease.mac, t(3)), Some(*lease));
         }
     }
+
+    #[test]
+    fn a_failed_compaction_leaves_the_journal_and_waits_before_the_next_try() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases");
+        let mut table = store();
+        let (mut journal, _) = LeaseJournal::open(&path, &mut table, t(0)).unwrap();
+        let bound = bind_clients(&mut table, &mut journal, 1..=2);
+        // The snapshot cannot be written (its temporary name is taken by a directory).
+        std::fs::create_dir(dir.path().join("leases.tmp")).unwrap();
+        journal.appended = 1_000_000;
+        assert!(journal.wants_compaction());
+        assert!(journal.compact(&table, t(1)).is_err());
+        assert!(!journal.wants_compaction());
+        // The journal still takes records, and they are all there at the next start.
+        let more = bind_clients(&mut table, &mut journal, 3..=3);
+        std::fs::remove_dir(dir.path().join("leases.tmp")).unwrap();
+        let mut reopened = store();
+        let (_, dropped) = LeaseJournal::open(&path, &mut reopened, t(2)).unwrap();
+        assert!(dropped.is_empty());
+        for lease in bound.iter().chain(&more) {
+            assert_eq!(reopened.lease_of(lease.mac, t(3)), Some(*lease));
+        }
+    }
 }
