@@ -78,30 +78,7 @@ fn dora_round(socket: &UdpSocket, clients: &[usize], round: u32, acks: &Acks) ->
 
 /// INIT-REBOOT: the client asks for the address it has; the ACK (or NAK) is recorded.
 fn reboot_request(socket: &UdpSocket, n: usize, ip: Ipv4Addr) -> Option<(MessageType, Ipv4Addr)> {
-    let xid = 0x7000_0000 | n as u32;
-    let mut request = PacketBuilder::request(MessageType::Request, xid, mac(n));
-    request
-        .set_broadcast(true)
-        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
-    for _ in 0..5 {
-        let _ = socket.send_to(
-            &request.to_vec().unwrap(),
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-        );
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut buf = [0u8; 1500];
-        while Instant::now() < deadline {
-            let Ok((len, _)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            if let Ok(reply) = Packet::new_checked(&buf[..len]) {
-                if reply.xid() == xid {
-                    return Some((reply.message_type()?, reply.yiaddr()));
-                }
-            }
-        }
-    }
-    None
+    server_lab::init_reboot(socket, 0x7000_0000 | n as u32, mac(n), ip, 5)
 }
 
 #[test]

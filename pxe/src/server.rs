@@ -111,6 +111,7 @@ pub struct ServerBuilder {
     dhcp: DhcpMode,
     reservations: Vec<Reservation>,
     lease_file: Option<PathBuf>,
+    offer_hold: Option<std::time::Duration>,
     chainload_rom_ipxe: bool,
     proxy_strategy: Option<ProxyStrategy>,
     client_quirks: Vec<(MacAddr, Quirks)>,
@@ -132,6 +133,7 @@ impl ServerBuilder {
             dhcp: DhcpMode::Proxy,
             reservations: Vec::new(),
             lease_file: None,
+            offer_hold: None,
             chainload_rom_ipxe: false,
             proxy_strategy: None,
             client_quirks: Vec::new(),
@@ -177,6 +179,13 @@ impl ServerBuilder {
     /// Keeps authoritative leases in this crash-safe journal (default: memory only).
     pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.lease_file = Some(path.into());
+        self
+    }
+
+    /// How long an offer holds its address (authoritative mode; default
+    /// `pxe_dhcp::lease::DEFAULT_OFFER_HOLD`).
+    pub fn offer_hold(mut self, hold: std::time::Duration) -> Self {
+        self.offer_hold = Some(hold);
         self
     }
 
@@ -315,6 +324,9 @@ impl ServerBuilder {
             builder = builder.authoritative(subnets.clone());
             for reservation in &self.reservations {
                 builder = builder.reservation(reservation.clone());
+            }
+            if let Some(hold) = self.offer_hold {
+                builder = builder.offer_hold(hold);
             }
             match &self.lease_file {
                 Some(path) => builder = builder.lease_file(path.clone()),

@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::MacAddr;
 
-pub use journal::LeaseJournal;
+pub use journal::{
+    journal_text, read_journal, DropReason, DroppedRecord, JournalRead, LeaseJournal,
+};
 
 /// An IPv4 subnet served in authoritative mode: its address range and the options its clients
 /// are given.
@@ -266,10 +268,20 @@ pub enum Refusal {
     Reserved,
 }
 
-/// How long an offered address is held for the client before another may be offered it.
-const OFFER_HOLD: Duration = Duration::from_secs(30);
+/// How long an offered address is held for the client by default (see
+/// [`LeaseStore::offer_hold`]): longer than a PXE ROM's first four-second round of collecting
+/// offers, short enough that offers to clients that never come back free the pool soon.
+pub const DEFAULT_OFFER_HOLD: Duration = Duration::from_secs(10);
 /// How long a declined address stays out of use (RFC 2131 §3.1 leaves it to the server).
 const DECLINE_HOLD: Duration = Duration::from_secs(600);
+
+/// What an address is checked for: an offer respects every pending offer to another
+/// client; a request may claim an address that is only offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Offer,
+    Request,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -295,6 +307,7 @@ pub struct LeaseStore {
     declined: HashMap<Ipv4Addr, SystemTime>,
     /// Per subnet, where the search for a never-used address resumes.
     cursors: Vec<u32>,
+    offer_hold: Duration,
 }
 
 impl LeaseStore {
@@ -308,7 +321,18 @@ impl LeaseStore {
             by_ip: HashMap::new(),
             declined: HashMap::new(),
             cursors,
+            offer_hold: DEFAULT_OFFER_HOLD,
         }
+    }
+
+    /// Holds each offered address for `hold` (default [`DEFAULT_OFFER_HOLD`]) before it may
+    /// be offered to another client. Even within the hold, an offer is not a promise: when a
+    /// pool has no free address, a new client is offered the address of the oldest pending
+    /// offer, and a DHCPREQUEST may claim an address that is only offered to another client.
+    #[must_use]
+    pub fn offer_hold(mut self, hold: Duration) -> Self {
+        self.offer_hold = hold;
+        self
     }
 
     /// The subnets served.
@@ -345,8 +369,12 @@ impl LeaseStore {
 
     /// Picks an address to offer `client` in `subnet` (an index into [`Self::subnets`]) and
     /// holds it briefly. In order of preference: the client's reservation, its current or
-    /// last address, the address it asked for (option 50), then a free pool address.
-    /// `None` when the pool is exhausted.
+    /// last address, the address it asked for (option 50), a free pool address, then the
+    /// address of the oldest pending offer to another client. `None` when every pool address
+    /// is bound (or declined, or reserved).
+    ///
+    /// A client that holds a binding is offered its bound address and the binding stays as it
+    /// is: a DISCOVER never shortens or drops a lease.
     pub fn offer(
         &mut self,
         subnet: usize,
@@ -358,15 +386,28 @@ impl LeaseStore {
         if let Some(reserved) = self.reservation_for(client) {
             return subnet_def.contains(reserved).then_some(reserved);
         }
+        if let Some(lease) = self.lease_of(client.mac, now) {
+            if self.is_available(subnet, lease.ip, client.mac, now, Claim::Offer) {
+                return Some(lease.ip);
+            }
+        }
         let ip = self
             .by_mac
             .get(&client.mac)
             .map(|entry| entry.ip)
-            .filter(|ip| self.is_available(subnet, *ip, client.mac, now))
-            .or_else(|| requested.filter(|ip| self.is_available(subnet, *ip, client.mac, now)))
-            .or_else(|| self.find_free(subnet, client.mac, now))?;
-        self.hold(client.mac, ip, now + OFFER_HOLD, State::Offered);
+            .filter(|ip| self.is_available(subnet, *ip, client.mac, now, Claim::Offer))
+            .or_else(|| {
+                requested.filter(|ip| self.is_available(subnet, *ip, client.mac, now, Claim::Offer))
+            })
+            .or_else(|| self.find_free(subnet, client.mac, now))
+            .or_else(|| self.oldest_offer(subnet, client.mac, now))?;
+        self.hold(client.mac, ip, now + self.offer_hold, State::Offered);
         Some(ip)
+    }
+
+    /// How many addresses the dynamic pool of `subnet` has.
+    pub fn pool_size(&self, subnet: usize) -> u32 {
+        self.subnets.get(subnet).map_or(0, Subnet::pool_len)
     }
 
     /// Grants (or refuses) `ip` to `client` for the subnet's lease time: a DHCPREQUEST in the
@@ -387,7 +428,7 @@ impl LeaseStore {
         match self.reservation_for(client) {
             Some(reserved) if reserved != ip => return Err(Refusal::Reserved),
             Some(_) => {}
-            None if !self.is_available(subnet, ip, client.mac, now) => {
+            None if !self.is_available(subnet, ip, client.mac, now, Claim::Request) => {
                 return Err(if self.subnets[subnet].in_pool(ip) {
                     Refusal::InUse
                 } else {
@@ -504,8 +545,16 @@ impl LeaseStore {
     }
 
     /// Whether `ip` may be given to `mac`: inside the pool, not reserved for another client,
-    /// not declined, and either unheld or held by `mac` or by a lapsed holder.
-    fn is_available(&self, subnet: usize, ip: Ipv4Addr, mac: MacAddr, now: SystemTime) -> bool {
+    /// not declined, and either unheld or held by `mac` or by a lapsed holder (or, for a
+    /// request, only offered to another client).
+    fn is_available(
+        &self,
+        subnet: usize,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now: SystemTime,
+        claim: Claim,
+    ) -> bool {
         let subnet_def = &self.subnets[subnet];
         if !subnet_def.in_pool(ip) || ip == subnet_def.network || ip == subnet_def.broadcast() {
             return false;
@@ -524,7 +573,10 @@ impl LeaseStore {
             None => true,
             Some(holder) if *holder == mac => true,
             Some(holder) => self.by_mac.get(holder).is_none_or(|entry| {
-                entry.ip != ip || entry.state == State::Free || entry.expires <= now
+                entry.ip != ip
+                    || entry.state == State::Free
+                    || entry.expires <= now
+                    || (claim == Claim::Request && entry.state == State::Offered)
             }),
         }
     }
@@ -539,7 +591,9 @@ impl LeaseStore {
         for step in 0..len {
             let offset = cursor.wrapping_add(step) % len;
             let ip = Ipv4Addr::from(start.wrapping_add(offset));
-            if !self.by_ip.contains_key(&ip) && self.is_available(subnet, ip, mac, now) {
+            if !self.by_ip.contains_key(&ip)
+                && self.is_available(subnet, ip, mac, now, Claim::Offer)
+            {
                 self.cursors[subnet] = offset.wrapping_add(1) % len;
                 return Some(ip);
             }
@@ -549,13 +603,29 @@ impl LeaseStore {
             .keys()
             .copied()
             .filter(|ip| self.subnets[subnet].in_pool(*ip))
-            .filter(|ip| self.is_available(subnet, *ip, mac, now))
+            .filter(|ip| self.is_available(subnet, *ip, mac, now, Claim::Offer))
             .min_by_key(|ip| {
                 self.by_ip
                     .get(ip)
                     .and_then(|holder| self.by_mac.get(holder))
                     .map(|entry| entry.expires)
             })
+    }
+
+    /// The pool address of the oldest offer still pending for another client: an offer is
+    /// not a promise, and a pool full of offers to clients that never come back (a flood of
+    /// DISCOVERs from random MACs) must not turn new clients away.
+    fn oldest_offer(&self, subnet: usize, mac: MacAddr, now: SystemTime) -> Option<Ipv4Addr> {
+        self.by_mac
+            .iter()
+            .filter(|(holder, entry)| {
+                **holder != mac
+                    && entry.state == State::Offered
+                    && self.by_ip.get(&entry.ip) == Some(*holder)
+                    && self.is_available(subnet, entry.ip, mac, now, Claim::Request)
+            })
+            .min_by_key(|(_, entry)| entry.expires)
+            .map(|(_, entry)| entry.ip)
     }
 
     fn hold(&mut self, mac: MacAddr, ip: Ipv4Addr, expires: SystemTime, state: State) {
@@ -634,6 +704,59 @@ mod tests {
             .by_ip
             .values()
             .all(|mac| store.by_mac[mac].ip != ip || *mac == lease.mac));
+    }
+
+    #[test]
+    fn a_discover_keeps_the_binding_as_it_is() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let ip = store.offer(0, client(1), None, t(0)).unwrap();
+        let (lease, _) = store.request(0, client(1), ip, t(0)).unwrap();
+        // The bound client DISCOVERs (and asks for another address) and never completes.
+        let other = Ipv4Addr::new(192, 0, 2, 102);
+        assert_eq!(store.offer(0, client(1), Some(other), t(10)), Some(ip));
+        assert_eq!(store.lease_of(client(1).mac, t(11)), Some(lease));
+        // Long after any offer hold, the address is still the client's, not a stranger's.
+        let later = t(10) + DEFAULT_OFFER_HOLD * 10;
+        assert_eq!(store.lease_of(client(1).mac, later), Some(lease));
+        assert_ne!(store.offer(0, client(2), Some(ip), later), Some(ip));
+        assert_eq!(store.request(0, client(2), ip, later), Err(Refusal::InUse));
+    }
+
+    #[test]
+    fn offers_are_held_briefly_and_reused_by_their_client() {
+        let hold = Duration::from_secs(5);
+        let mut store = LeaseStore::new(vec![subnet()], vec![]).offer_hold(hold);
+        let first = store.offer(0, client(1), None, t(0)).unwrap();
+        // A repeated DISCOVER gets the same offer, not a second address.
+        assert_eq!(store.offer(0, client(1), None, t(1)), Some(first));
+        assert_eq!(
+            store.offer(0, client(2), None, t(1)),
+            Some(Ipv4Addr::new(192, 0, 2, 101))
+        );
+        // Once the hold is over, the address goes to whoever asks for it.
+        let later = t(1) + hold;
+        assert_eq!(store.offer(0, client(3), Some(first), later), Some(first));
+    }
+
+    #[test]
+    fn a_pool_full_of_offers_still_serves_new_clients() {
+        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        // Three clients that never come back hold every address of the pool…
+        for n in 1..=3 {
+            assert!(store.offer(0, client(n), None, t(u64::from(n))).is_some());
+        }
+        // …a new client is offered the oldest pending offer's address…
+        let reclaimed = store.offer(0, client(10), None, t(4)).unwrap();
+        assert_eq!(reclaimed, Ipv4Addr::new(192, 0, 2, 100));
+        store.request(0, client(10), reclaimed, t(4)).unwrap();
+        // …and a REQUEST may claim an address only offered to someone else.
+        let offered = Ipv4Addr::new(192, 0, 2, 101);
+        assert!(store.request(0, client(11), offered, t(5)).is_ok());
+        // Bound addresses are never reclaimed: with every address bound, no offer.
+        let last = store.offer(0, client(12), None, t(6)).unwrap();
+        store.request(0, client(12), last, t(6)).unwrap();
+        assert_eq!(store.offer(0, client(13), None, t(7)), None);
+        assert_eq!(store.leases(t(7)).count(), 3);
     }
 
     #[test]

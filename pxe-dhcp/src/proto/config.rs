@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pxe_policy::{Arch, MacAddr};
 
-use crate::lease::{Reservation, Subnet};
+use crate::lease::{Reservation, Subnet, DEFAULT_OFFER_HOLD};
 
 /// Whether the server hands out addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +121,9 @@ pub struct ProtoConfig {
     pub default_quirks: Quirks,
     /// Quirks by MAC address.
     pub quirks: HashMap<MacAddr, Quirks>,
+    /// How long an offered address is held for its client (authoritative mode; default
+    /// [`DEFAULT_OFFER_HOLD`], see [`crate::lease::LeaseStore::offer_hold`]).
+    pub offer_hold: Duration,
 }
 
 impl Default for ProtoConfig {
@@ -130,6 +133,7 @@ impl Default for ProtoConfig {
             boot: BootConfig::default(),
             default_quirks: Quirks::default(),
             quirks: HashMap::new(),
+            offer_hold: DEFAULT_OFFER_HOLD,
         }
     }
 }

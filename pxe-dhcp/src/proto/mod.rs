@@ -113,8 +113,14 @@ pub enum NoReply {
         /// giaddr, or the receiving interface's address.
         address: Ipv4Addr,
     },
-    /// Every pool address is bound or held.
-    PoolExhausted,
+    /// Every address of the pool is bound (or declined, or reserved): a new client gets no
+    /// offer. The server reports these at `warn`, once per interval, with counts.
+    PoolExhausted {
+        /// The network address of the pool's subnet.
+        network: Ipv4Addr,
+        /// Its prefix length.
+        prefix_len: u8,
+    },
     /// A DHCPREQUEST that names no address.
     NoAddress,
     /// A message handled without a reply (DHCPRELEASE, DHCPDECLINE).
@@ -145,7 +151,10 @@ impl std::fmt::Display for NoReply {
             Self::PolicyIgnores => f.write_str("the policy ignores this client"),
             Self::OtherServer { server } => write!(f, "request for another server {server}"),
             Self::NoSubnet { address } => write!(f, "no subnet for {address}"),
-            Self::PoolExhausted => f.write_str("address pool exhausted"),
+            Self::PoolExhausted {
+                network,
+                prefix_len,
+            } => write!(f, "address pool of {network}/{prefix_len} exhausted"),
             Self::NoAddress => f.write_str("request names no address"),
             Self::NotNeeded { message_type } => write!(f, "{message_type} needs no reply"),
         }
@@ -242,7 +251,10 @@ impl Engine {
             Mode::Authoritative {
                 subnets,
                 reservations,
-            } => Some(LeaseStore::new(subnets.clone(), reservations.clone())),
+            } => Some(
+                LeaseStore::new(subnets.clone(), reservations.clone())
+                    .offer_hold(config.offer_hold),
+            ),
         };
         Self {
             config,
@@ -414,7 +426,13 @@ impl Engine {
         let (message_type, yiaddr) = match request.message_type {
             MessageType::Discover => match leases.offer(subnet, client, packet.requested_ip, now) {
                 Some(ip) => (MessageType::Offer, ip),
-                None => return silent(NoReply::PoolExhausted),
+                None => {
+                    let subnet_def = &leases.subnets()[subnet];
+                    return silent(NoReply::PoolExhausted {
+                        network: subnet_def.network,
+                        prefix_len: subnet_def.prefix_len,
+                    });
+                }
             },
             MessageType::Request => {
                 let ciaddr = packet.ciaddr;

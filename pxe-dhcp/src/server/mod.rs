@@ -35,9 +35,17 @@
 //! before the reply leaves). The replies of a batch leave together (`sendmmsg`). A request
 //! that has to wait (a slow policy, a reply-delay quirk) finishes in its own task and sends
 //! its reply alone. Bad input is dropped with a `debug` log and never stops the server.
+//!
+//! Under hostile input: a send never waits (a reply that does not fit in the socket buffer
+//! is dropped), at most one reply per destination waits for the kernel to resolve that
+//! destination (`resolution`), and refusals an operator must see (pool exhaustion, dropped
+//! replies, dropped requests) are summarised at `warn` once per
+//! [`DhcpServerBuilder::warn_interval`], with counts, beside their per-packet `debug` lines.
 
 mod neighbour;
+mod resolution;
 mod socket;
+mod summary;
 
 use std::future::Future;
 use std::io;
@@ -46,19 +54,24 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use pxe_policy::{ClientKind, MacAddr, Policy, SharedPolicy};
 use tokio::task::JoinSet;
 
 use crate::lease::{LeaseJournal, Reservation, Subnet};
 use crate::proto::{
-    Accepted, Arrival, Destination, Engine, Mode, ProtoConfig, ProxyStrategy, Quirks, Reply,
-    Service,
+    Accepted, Arrival, Destination, Engine, Mode, NoReply, ProtoConfig, ProxyStrategy, Quirks,
+    Reply, Service,
 };
 use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
+use resolution::{Resolution, Verdict};
 use socket::{PktInfoSocket, ReceiveBatch, Route};
+use summary::{Event, Summaries};
+
+/// How often, at most, each kind of refusal is summarised at `warn` by default.
+pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The largest datagram read: larger than any DHCP message a client may send (its option 57
 /// is at most 65535, and Ethernet frames are 1500), so a truncated read is always malformed.
@@ -75,6 +88,7 @@ pub struct DhcpServerBuilder {
     sync_leases: bool,
     dhcp_port: u16,
     boot_server_port: Option<u16>,
+    warn_interval: Duration,
 }
 
 impl DhcpServerBuilder {
@@ -179,6 +193,25 @@ impl DhcpServerBuilder {
         self
     }
 
+    /// How long an offered address is held for its client (authoritative mode; default
+    /// [`crate::lease::DEFAULT_OFFER_HOLD`], 10 s). A pool with no free address offers a new
+    /// client the address of the oldest pending offer, and a client's repeated DISCOVER gets
+    /// its own offer again, so a flood of DISCOVERs cannot lock new clients out; a longer
+    /// hold only protects slow clients' offers from being reclaimed sooner.
+    pub fn offer_hold(mut self, hold: Duration) -> Self {
+        self.config.offer_hold = hold;
+        self
+    }
+
+    /// The least time between two `warn` summaries of one kind of refusal (pool exhausted,
+    /// replies dropped, requests dropped), and between two `error` summaries of failed lease
+    /// file writes; default [`DEFAULT_WARN_INTERVAL`], at least 1 s. Each event is also
+    /// logged at `debug`.
+    pub fn warn_interval(mut self, interval: Duration) -> Self {
+        self.warn_interval = interval;
+        self
+    }
+
     /// Replaces the whole serving configuration.
     pub fn config(mut self, config: ProtoConfig) -> Self {
         self.config = config;
@@ -195,11 +228,26 @@ impl DhcpServerBuilder {
                     path: path.clone(),
                     source,
                 };
-                let (mut journal, skipped) =
+                let (mut journal, dropped) =
                     LeaseJournal::open(path, store, now).map_err(lease_error)?;
                 journal.sync_each_write(self.sync_leases);
-                if skipped > 0 {
-                    tracing::warn!(path = %path.display(), skipped, "unreadable lease lines skipped");
+                // Each untrusted line is named (a few; a damaged file could hold thousands).
+                const NAMED: usize = 10;
+                for record in dropped.iter().take(NAMED) {
+                    tracing::warn!(
+                        path = %path.display(),
+                        line = record.line,
+                        reason = %record.reason,
+                        text = %record.text,
+                        "lease record not trusted; dropped"
+                    );
+                }
+                if dropped.len() > NAMED {
+                    tracing::warn!(
+                        path = %path.display(),
+                        dropped = dropped.len(),
+                        "lease records not trusted; dropped (the first {NAMED} named above)"
+                    );
                 }
                 Some(journal)
             }
@@ -234,6 +282,8 @@ impl DhcpServerBuilder {
                 journal: Mutex::new(journal),
                 policy: self.policy,
                 waiting: AtomicUsize::new(0),
+                summaries: Summaries::new(self.warn_interval),
+                resolution: Resolution::default(),
             }),
             sockets,
         })
@@ -246,6 +296,8 @@ struct Shared {
     policy: SharedPolicy,
     /// Requests waiting on the policy or a reply delay in their own task.
     waiting: AtomicUsize,
+    summaries: Summaries,
+    resolution: Resolution,
 }
 
 /// At most this many requests wait at once (on a slow policy, or a reply-delay quirk); more
@@ -278,6 +330,7 @@ impl DhcpServer {
             sync_leases: false,
             dhcp_port: 67,
             boot_server_port: Some(4011),
+            warn_interval: DEFAULT_WARN_INTERVAL,
         }
     }
 
@@ -296,8 +349,19 @@ impl DhcpServer {
                 *service,
             ));
         }
+        // Summaries of a flood that stopped are written by this tick, once per interval.
+        let shared = Arc::clone(&self.shared);
+        let flush = async move {
+            let mut tick = tokio::time::interval(shared.summaries.interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                shared.summaries.flush(Instant::now());
+            }
+        };
         tokio::select! {
             () = shutdown => Ok(()),
+            () = flush => Ok(()),
             Some(result) = receivers.join_next() => {
                 match result {
                     Ok(result) => result,
@@ -334,6 +398,11 @@ async fn receive_loop(
                 Ok(accepted) => accepted,
                 Err(reason) => {
                     tracing::debug!(from = %arrival.from, %reason, "request dropped");
+                    if matches!(reason, NoReply::Malformed(_)) {
+                        shared
+                            .summaries
+                            .record(Event::RequestDropped, "malformed", Instant::now());
+                    }
                     continue;
                 }
             };
@@ -354,6 +423,11 @@ async fn receive_loop(
                     // A slow policy must not let a flood of requests pile up without bound.
                     if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
                         tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
+                        shared.summaries.record(
+                            Event::RequestDropped,
+                            "too many waiting on the policy",
+                            Instant::now(),
+                        );
                         continue;
                     }
                     shared.waiting.fetch_add(1, Ordering::Relaxed);
@@ -361,14 +435,14 @@ async fn receive_loop(
                     let socket = Arc::clone(&socket);
                     tokio::spawn(async move {
                         if let Some(reply) = task.await {
-                            send_replies(&socket, std::slice::from_ref(&reply)).await;
+                            send_replies(&shared, &socket, std::slice::from_ref(&reply));
                         }
                         shared.waiting.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
             }
         }
-        send_replies(&socket, &replies).await;
+        send_replies(&shared, &socket, &replies);
         spare_buffers.extend(replies.drain(..).map(|reply| reply.datagram));
     }
 }
@@ -407,7 +481,12 @@ async fn prepare(
             if let Some(journal) = journal.as_mut() {
                 if let Err(e) = journal.append(&outcome.lease_changes) {
                     // Without a durable binding the ACK must not go out.
-                    tracing::error!(path = %journal.path().display(), error = %e, "lease file write failed");
+                    tracing::debug!(path = %journal.path().display(), error = %e, mac = %accepted.mac(), "lease file write failed");
+                    shared.summaries.record(
+                        Event::LeaseFileFailed,
+                        format!("{}: {e}", journal.path().display()),
+                        Instant::now(),
+                    );
                     return None;
                 }
                 if journal.wants_compaction() {
@@ -425,6 +504,16 @@ async fn prepare(
         Ok(reply) => reply,
         Err(reason) => {
             tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
+            if let NoReply::PoolExhausted {
+                network,
+                prefix_len,
+            } = reason
+            {
+                let pool = format!("{network}/{prefix_len}");
+                shared
+                    .summaries
+                    .record(Event::PoolExhausted, pool, Instant::now());
+            }
             return None;
         }
     };
@@ -471,6 +560,32 @@ async fn prepare(
         }
         Destination::Dhcp(_) => on_arrival_interface(BROADCAST),
     };
+    // A unicast to an address this server did not seed waits in the kernel while ARP
+    // resolves it; at most one per destination may (see `resolution`).
+    let ifindex = if route.ifindex == 0 {
+        arrival.ifindex
+    } else {
+        route.ifindex
+    };
+    let needs_resolution = !broadcast_on_failure && route.to != BROADCAST && ifindex != 0;
+    if needs_resolution
+        && shared
+            .resolution
+            .admit(socket.fd(), ifindex, *route.to.ip(), Instant::now())
+            == Verdict::Unresolved
+    {
+        tracing::debug!(
+            mac = %accepted.mac(),
+            to = %route.to,
+            "reply dropped: an earlier reply to this address still waits for its ARP entry"
+        );
+        shared.summaries.record(
+            Event::ReplyDropped,
+            "destination does not answer ARP",
+            Instant::now(),
+        );
+        return None;
+    }
     Some(Prepared {
         datagram,
         route,
@@ -502,13 +617,14 @@ fn emit(packet: &crate::wire::PacketBuilder, mut buffer: Vec<u8>) -> Result<Vec<
 const BROADCAST: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::BROADCAST, crate::wire::CLIENT_PORT);
 
 /// Sends `replies` in as few `sendmmsg` calls as their routes allow (a lone reply with one
-/// `sendmsg`). A reply that cannot be sent is logged at `debug` (a unicast to a new address
-/// is retried as a broadcast) and the rest still go.
-async fn send_replies(socket: &PktInfoSocket, replies: &[Prepared]) {
+/// `sendmsg`), without waiting: a reply that cannot leave at once is dropped, logged at
+/// `debug` and counted in the `warn` summary (a unicast to a new address is retried as a
+/// broadcast first), and the rest still go.
+fn send_replies(shared: &Shared, socket: &PktInfoSocket, replies: &[Prepared]) {
     if let [reply] = replies {
-        match socket.send(&reply.datagram, reply.route).await {
+        match socket.send(&reply.datagram, reply.route) {
             Ok(()) => reply.sent(),
-            Err(e) => reply.not_sent(socket, e).await,
+            Err(e) => reply.not_sent(shared, socket, e),
         }
         return;
     }
@@ -518,13 +634,13 @@ async fn send_replies(socket: &PktInfoSocket, replies: &[Prepared]) {
         .collect();
     let mut next = 0;
     while next < replies.len() {
-        match socket.send_batch(&datagrams[next..]).await {
+        match socket.send_batch(&datagrams[next..]) {
             Ok(sent) => {
                 replies[next..next + sent].iter().for_each(Prepared::sent);
                 next += sent;
             }
             Err(e) => {
-                replies[next].not_sent(socket, e).await;
+                replies[next].not_sent(shared, socket, e);
                 next += 1;
             }
         }
@@ -540,21 +656,26 @@ impl Prepared {
     }
 
     /// Sending failed with `error`: a unicast to the client's new address is retried as a
-    /// broadcast; anything else is logged at `debug`.
-    async fn not_sent(&self, socket: &PktInfoSocket, error: io::Error) {
-        if !self.broadcast_on_failure {
-            tracing::debug!(to = %self.route.to, %error, "reply not sent");
-            return;
+    /// broadcast; anything else is dropped (`debug`, and counted for the summary).
+    fn not_sent(&self, shared: &Shared, socket: &PktInfoSocket, error: io::Error) {
+        let mut route = self.route;
+        let mut error = error;
+        if self.broadcast_on_failure && error.kind() != io::ErrorKind::WouldBlock {
+            tracing::debug!(to = %route.to, %error, "unicast to the new address failed; broadcasting");
+            route.to = BROADCAST;
+            match socket.send(&self.datagram, route) {
+                Ok(()) => return self.sent(),
+                Err(e) => error = e,
+            }
         }
-        tracing::debug!(to = %self.route.to, %error, "unicast to the new address failed; broadcasting");
-        let route = Route {
-            to: BROADCAST,
-            ..self.route
+        tracing::debug!(to = %route.to, %error, "reply not sent");
+        let reason = match error.kind() {
+            io::ErrorKind::WouldBlock => "socket send buffer full".to_string(),
+            _ => format!("send failed: {error}"),
         };
-        match socket.send(&self.datagram, route).await {
-            Ok(()) => self.sent(),
-            Err(error) => tracing::debug!(to = %route.to, %error, "reply not sent"),
-        }
+        shared
+            .summaries
+            .record(Event::ReplyDropped, reason, Instant::now());
     }
 }
 

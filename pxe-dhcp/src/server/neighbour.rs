@@ -4,8 +4,13 @@
 //! answer ARP for an address it does not have, so the server tells the kernel where the
 //! address is before sending, as dnsmasq and others do, with the SIOCSARP ioctl.
 //!
-//! The only `unsafe` in this crate is here: the ioctl call. Neither std nor nix wraps
-//! SIOCSARP, and a netlink client would be a large dependency for one message.
+//! [`neighbour_state`] reads an entry back (SIOCGARP): the server asks before a unicast to an
+//! address it did not seed, because the kernel holds a packet to an unresolved neighbour in
+//! that neighbour's queue (charged to the sending socket's buffer) for the seconds ARP takes
+//! to give up; see [`super::resolution`].
+//!
+//! The only `unsafe` in this crate is here: the ioctl calls. Neither std nor nix wraps
+//! SIOCSARP or SIOCGARP, and a netlink client would be a large dependency for two messages.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -24,12 +29,48 @@ pub(crate) fn add_neighbour(
     ip: Ipv4Addr,
     mac: MacAddr,
 ) -> io::Result<()> {
+    let mut request = arp_request(ifindex, ip)?;
+    request.arp_ha = sockaddr(i32::from(libc::ARPHRD_ETHER), &mac.octets());
+    // ATF_COM: the hardware address is known (a complete entry); without ATF_PERM the
+    // kernel keeps it as a learnt (stale) entry that expires.
+    request.arp_flags = libc::ATF_COM;
+    arp_ioctl(socket, libc::SIOCSARP, &mut request)
+}
+
+/// What the kernel's neighbour table says about an address on one interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NeighbourState {
+    /// A hardware address is known (reachable, stale, being probed, or permanent): a packet
+    /// leaves at once.
+    Resolved,
+    /// An entry without a hardware address: resolution is under way or has failed, and a
+    /// packet sent now waits in the neighbour's queue (or is dropped).
+    Unresolved,
+    /// No entry: never contacted on this interface, or not on-link (routed).
+    Absent,
+}
+
+/// The neighbour entry of `ip` on interface `ifindex` (SIOCGARP; needs no privilege).
+pub(crate) fn neighbour_state(
+    socket: BorrowedFd<'_>,
+    ifindex: u32,
+    ip: Ipv4Addr,
+) -> io::Result<NeighbourState> {
+    let mut request = arp_request(ifindex, ip)?;
+    match arp_ioctl(socket, libc::SIOCGARP, &mut request) {
+        Ok(()) if request.arp_flags & libc::ATF_COM != 0 => Ok(NeighbourState::Resolved),
+        Ok(()) => Ok(NeighbourState::Unresolved),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(NeighbourState::Absent),
+        Err(e) => Err(e),
+    }
+}
+
+/// An `arpreq` naming `ip` on interface `ifindex` (0: none named).
+fn arp_request(ifindex: u32, ip: Ipv4Addr) -> io::Result<libc::arpreq> {
     let mut request = libc::arpreq {
         arp_pa: sockaddr(libc::AF_INET, &ipv4_sockaddr_data(ip)),
-        arp_ha: sockaddr(i32::from(libc::ARPHRD_ETHER), &mac.octets()),
-        // ATF_COM: the hardware address is known (a complete entry); without ATF_PERM the
-        // kernel keeps it as a learnt (stale) entry that expires.
-        arp_flags: libc::ATF_COM,
+        arp_ha: sockaddr(0, &[]),
+        arp_flags: 0,
         arp_netmask: sockaddr(0, &[]),
         arp_dev: [0; libc::IFNAMSIZ],
     };
@@ -43,16 +84,25 @@ pub(crate) fn add_neighbour(
             *slot = byte as libc::c_char;
         }
     }
+    Ok(request)
+}
+
+/// SIOCSARP or SIOCGARP with `request`.
+fn arp_ioctl(
+    socket: BorrowedFd<'_>,
+    command: libc::c_ulong,
+    request: &mut libc::arpreq,
+) -> io::Result<()> {
     // SAFETY: `socket` is an open descriptor for the duration of the call (the borrow
-    // guarantees it). SIOCSARP reads one `struct arpreq` from the pointer, which points to
-    // a fully initialised `libc::arpreq` that lives until the call returns; the kernel does
-    // not keep the pointer. An invalid entry makes the call fail with an errno, nothing
-    // else.
+    // guarantees it). SIOCSARP reads, and SIOCGARP reads and writes, one `struct arpreq` at
+    // the pointer, which points to a fully initialised `libc::arpreq` borrowed mutably until
+    // the call returns; the kernel does not keep the pointer. An invalid entry makes the call
+    // fail with an errno, nothing else.
     let result = unsafe {
         libc::ioctl(
             socket.as_raw_fd(),
-            libc::SIOCSARP as _,
-            std::ptr::from_mut(&mut request),
+            command as _,
+            std::ptr::from_mut(request),
         )
     };
     if result < 0 {

@@ -9,6 +9,11 @@
 //! [`BATCH`] with one `recvmmsg`, and [`PktInfoSocket::send_batch`] sends replies with one
 //! `sendmmsg`. Neither waits to fill a batch, and while the queue is empty a lone datagram
 //! takes the plain `recvmsg` path, costing what it did before batching.
+//!
+//! Sends never wait: a reply that does not fit in the socket's send buffer at once fails with
+//! [`io::ErrorKind::WouldBlock`] and the caller drops it (the client retransmits). A receive
+//! loop that waited for buffer space would stop answering everyone while the buffer is held
+//! by replies the kernel cannot deliver yet (see `resolution`).
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -24,6 +29,11 @@ use tokio::net::UdpSocket;
 
 /// The socket receive buffer asked for: about 10,000 DHCP requests.
 const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// The socket send buffer asked for: room for a reply waiting on each of the kernel's
+/// default 1024 neighbour entries (at most one each, see `resolution`) and still some
+/// thousand replies on their way out.
+const SEND_BUFFER: usize = 4 << 20;
 
 /// The most datagrams one `recvmmsg` or `sendmmsg` moves. Past a few dozen the system-call
 /// cost is amortised and a larger batch only delays the first reply of the batch.
@@ -160,6 +170,21 @@ fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
     Ok(batch.arrivals.len())
 }
 
+/// Asks for a socket buffer of `size` bytes and returns the size the kernel reports. Beyond
+/// the sysctl cap (`net.core.rmem_max`/`wmem_max`) only root may go, with the `force` option;
+/// otherwise the cap applies. The kernel reports twice the size set (its bookkeeping
+/// overhead), or the cap.
+fn ask_buffer<Force, Plain>(fd: &impl AsFd, force: Force, plain: Plain, size: usize) -> usize
+where
+    Force: socket::SetSockOpt<Val = usize>,
+    Plain: socket::SetSockOpt<Val = usize> + socket::GetSockOpt<Val = usize> + Copy,
+{
+    if setsockopt(fd, force, &size).is_err() {
+        let _ = setsockopt(fd, plain, &size);
+    }
+    socket::getsockopt(fd, plain).unwrap_or(0)
+}
+
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
 #[derive(Debug)]
 pub(crate) struct PktInfoSocket {
@@ -180,13 +205,8 @@ impl PktInfoSocket {
         setsockopt(&fd, sockopt::Broadcast, &true)?;
         setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
         // A boot storm (a rack powering on) arrives in bursts: queue them rather than drop
-        // them while the server is busy. Beyond net.core.rmem_max only root may go
-        // (SO_RCVBUFFORCE); otherwise the kernel's cap applies.
-        if setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
-            let _ = setsockopt(&fd, sockopt::RcvBuf, &RECEIVE_BUFFER);
-        }
-        // The kernel reports twice the size set (its bookkeeping overhead), or the cap.
-        let receive_buffer = socket::getsockopt(&fd, sockopt::RcvBuf).unwrap_or(0);
+        // them while the server is busy.
+        let receive_buffer = ask_buffer(&fd, sockopt::RcvBufForce, sockopt::RcvBuf, RECEIVE_BUFFER);
         if receive_buffer < RECEIVE_BUFFER {
             tracing::warn!(
                 port,
@@ -196,6 +216,15 @@ impl PktInfoSocket {
             );
         } else {
             tracing::debug!(port, receive_buffer, "socket receive buffer");
+        }
+        let send_buffer = ask_buffer(&fd, sockopt::SndBufForce, sockopt::SndBuf, SEND_BUFFER);
+        if send_buffer < SEND_BUFFER {
+            tracing::warn!(
+                port,
+                send_buffer,
+                "socket send buffer capped (raise net.core.wmem_max or run with \
+                 CAP_NET_ADMIN): replies beyond it are dropped"
+            );
         }
         if let Some(name) = interface {
             setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(name))?;
@@ -250,8 +279,9 @@ impl PktInfoSocket {
 
     /// Sends a leading run of `datagrams` with one `sendmmsg`: those whose routes share the
     /// first one's interface and source address. Returns how many were sent (at least one),
-    /// or the error of the first, which was not sent; waits while the socket buffer is full.
-    pub(crate) async fn send_batch(&self, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
+    /// or the error of the first, which was not sent ([`io::ErrorKind::WouldBlock`] when the
+    /// socket buffer is full: this never waits).
+    pub(crate) fn send_batch(&self, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
         let Some((_, first)) = datagrams.first() else {
             return Ok(0);
         };
@@ -262,73 +292,67 @@ impl PktInfoSocket {
             .count();
         let info = first.packet_info();
         let fd = self.inner.as_raw_fd();
-        self.inner
-            .async_io(Interest::WRITABLE, || {
-                let slices: Vec<[IoSlice<'_>; 1]> = datagrams[..run]
-                    .iter()
-                    .map(|(datagram, _)| [IoSlice::new(datagram)])
-                    .collect();
-                let addresses: Vec<Option<SockaddrIn>> = datagrams[..run]
-                    .iter()
-                    .map(|(_, route)| Some(SockaddrIn::from(route.to)))
-                    .collect();
-                // Without control messages the headers must carry no control buffer at all:
-                // the kernel rejects a zeroed one.
-                let sent = match &info {
-                    Some(info) => {
-                        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
-                            run,
-                            Some(nix::cmsg_space!(libc::in_pktinfo)),
-                        );
-                        let cmsgs = [ControlMessage::Ipv4PacketInfo(info)];
-                        socket::sendmmsg(
-                            fd,
-                            &mut headers,
-                            &slices,
-                            &addresses,
-                            cmsgs,
-                            MsgFlags::empty(),
-                        )?
-                        .count()
-                    }
-                    None => {
-                        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(run, None);
-                        socket::sendmmsg(
-                            fd,
-                            &mut headers,
-                            &slices,
-                            &addresses,
-                            [] as [ControlMessage<'_>; 0],
-                            MsgFlags::empty(),
-                        )?
-                        .count()
-                    }
-                };
-                Ok(sent)
-            })
-            .await
+        // The socket is non-blocking: a full buffer is EAGAIN, never a wait. Tokio's readiness
+        // is not consulted (nothing here waits for it).
+        let slices: Vec<[IoSlice<'_>; 1]> = datagrams[..run]
+            .iter()
+            .map(|(datagram, _)| [IoSlice::new(datagram)])
+            .collect();
+        let addresses: Vec<Option<SockaddrIn>> = datagrams[..run]
+            .iter()
+            .map(|(_, route)| Some(SockaddrIn::from(route.to)))
+            .collect();
+        // Without control messages the headers must carry no control buffer at all:
+        // the kernel rejects a zeroed one.
+        let sent = match &info {
+            Some(info) => {
+                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+                    run,
+                    Some(nix::cmsg_space!(libc::in_pktinfo)),
+                );
+                let cmsgs = [ControlMessage::Ipv4PacketInfo(info)];
+                socket::sendmmsg(
+                    fd,
+                    &mut headers,
+                    &slices,
+                    &addresses,
+                    cmsgs,
+                    MsgFlags::MSG_DONTWAIT,
+                )?
+                .count()
+            }
+            None => {
+                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(run, None);
+                socket::sendmmsg(
+                    fd,
+                    &mut headers,
+                    &slices,
+                    &addresses,
+                    [] as [ControlMessage<'_>; 0],
+                    MsgFlags::MSG_DONTWAIT,
+                )?
+                .count()
+            }
+        };
+        Ok(sent)
     }
 
-    /// Sends one datagram (`sendmsg`).
-    pub(crate) async fn send(&self, datagram: &[u8], route: Route) -> io::Result<()> {
+    /// Sends one datagram (`sendmsg`); never waits (see [`Self::send_batch`]).
+    pub(crate) fn send(&self, datagram: &[u8], route: Route) -> io::Result<()> {
         let fd = self.inner.as_raw_fd();
         let info = route.packet_info();
         let dest = SockaddrIn::from(route.to);
-        self.inner
-            .async_io(Interest::WRITABLE, || {
-                let iov = [IoSlice::new(datagram)];
-                let with_info;
-                let cmsgs: &[ControlMessage<'_>] = match &info {
-                    Some(info) => {
-                        with_info = [ControlMessage::Ipv4PacketInfo(info)];
-                        &with_info
-                    }
-                    None => &[],
-                };
-                socket::sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&dest))?;
-                Ok(())
-            })
-            .await
+        let iov = [IoSlice::new(datagram)];
+        let with_info;
+        let cmsgs: &[ControlMessage<'_>] = match &info {
+            Some(info) => {
+                with_info = [ControlMessage::Ipv4PacketInfo(info)];
+                &with_info
+            }
+            None => &[],
+        };
+        socket::sendmsg(fd, &iov, cmsgs, MsgFlags::MSG_DONTWAIT, Some(&dest))?;
+        Ok(())
     }
 }
 
@@ -362,7 +386,7 @@ mod tests {
     fn loopback_reports_interface_and_destination() {
         runtime().block_on(async {
             let (server, to, client) = server_and_client();
-            client.send(b"hello", by_routing_table(to)).await.unwrap();
+            client.send(b"hello", by_routing_table(to)).unwrap();
             let mut batch = ReceiveBatch::new(64);
             assert_eq!(server.recv_batch(&mut batch).await.unwrap(), 1);
             let (datagram, arrival) = batch.iter().next().unwrap();
@@ -377,7 +401,7 @@ mod tests {
                 ifindex: arrival.ifindex,
                 source: arrival.local,
             };
-            server.send(b"back", route).await.unwrap();
+            server.send(b"back", route).unwrap();
             client.recv_batch(&mut batch).await.unwrap();
             let (datagram, arrival) = batch.iter().next().unwrap();
             assert_eq!(datagram, b"back");
@@ -410,7 +434,7 @@ mod tests {
                 .collect();
             let mut next = 0;
             while next < datagrams.len() {
-                let sent = client.send_batch(&datagrams[next..]).await.unwrap();
+                let sent = client.send_batch(&datagrams[next..]).unwrap();
                 assert!((1..=3).contains(&sent), "one run per route change: {sent}");
                 next += sent;
             }
@@ -438,7 +462,7 @@ mod tests {
     fn a_datagram_longer_than_the_buffer_is_truncated() {
         runtime().block_on(async {
             let (server, to, client) = server_and_client();
-            client.send(&[7; 100], by_routing_table(to)).await.unwrap();
+            client.send(&[7; 100], by_routing_table(to)).unwrap();
             let mut batch = ReceiveBatch::new(16);
             server.recv_batch(&mut batch).await.unwrap();
             let (datagram, _) = batch.iter().next().unwrap();

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use pxe_dhcp::lease::Subnet;
 use pxe_dhcp::proto::{Arrival, Service};
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
-use pxe_dhcp::wire::{MessageType, Packet};
-use pxe_policy::{BootEveryone, LinuxBoot, SharedPolicy};
+use pxe_dhcp::wire::{MessageType, OptionCode, Packet, PacketBuilder};
+use pxe_policy::{BootEveryone, LinuxBoot, MacAddr, SharedPolicy};
 use pxe_testkit::NetNs;
 
 /// The server's address on the lab segment.
@@ -180,6 +180,90 @@ pub fn await_reply(
         }
     }
     None
+}
+
+/// The type and yiaddr of the next reply with transaction `xid` within `window`.
+pub fn next_reply(
+    socket: &UdpSocket,
+    xid: u32,
+    window: Duration,
+) -> Option<(MessageType, Ipv4Addr)> {
+    let deadline = Instant::now() + window;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            if let Ok(packet) = Packet::new_checked(&buf[..len]) {
+                if packet.xid() == xid {
+                    if let Some(message_type) = packet.message_type() {
+                        return Some((message_type, packet.yiaddr()));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A DISCOVER asking for a broadcast reply (and for `requested`, when given).
+pub fn discover(xid: u32, mac: MacAddr, requested: Option<Ipv4Addr>) -> PacketBuilder {
+    let mut discover = PacketBuilder::request(MessageType::Discover, xid, mac);
+    discover.set_broadcast(true);
+    if let Some(ip) = requested {
+        discover.set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
+    }
+    discover
+}
+
+/// A REQUEST for `ip` asking for a broadcast reply: to `server` (SELECTING) or to none
+/// (INIT-REBOOT).
+pub fn request(xid: u32, mac: MacAddr, ip: Ipv4Addr, server: Option<Ipv4Addr>) -> PacketBuilder {
+    let mut request = PacketBuilder::request(MessageType::Request, xid, mac);
+    request
+        .set_broadcast(true)
+        .set_option(OptionCode::REQUESTED_IP_ADDRESS, &ip.octets());
+    if let Some(server) = server {
+        request.set_server_identifier(server);
+    }
+    request
+}
+
+fn broadcast(socket: &UdpSocket, packet: &PacketBuilder) {
+    let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+    let _ = socket.send_to(&packet.to_vec().expect("emit"), to);
+}
+
+/// One DISCOVER, then a REQUEST of the offer to `server`, 500 ms for each answer: the address
+/// acknowledged.
+pub fn lease_once(
+    socket: &UdpSocket,
+    xid: u32,
+    mac: MacAddr,
+    server: Ipv4Addr,
+) -> Option<Ipv4Addr> {
+    broadcast(socket, &discover(xid, mac, None));
+    let (MessageType::Offer, offered) = next_reply(socket, xid, Duration::from_millis(500))? else {
+        return None;
+    };
+    broadcast(socket, &request(xid, mac, offered, Some(server)));
+    match next_reply(socket, xid, Duration::from_millis(500))? {
+        (MessageType::Ack, ip) => Some(ip),
+        _ => None,
+    }
+}
+
+/// INIT-REBOOT: a REQUEST for `ip`, sent up to `tries` times 500 ms apart: the first answer.
+pub fn init_reboot(
+    socket: &UdpSocket,
+    xid: u32,
+    mac: MacAddr,
+    ip: Ipv4Addr,
+    tries: usize,
+) -> Option<(MessageType, Ipv4Addr)> {
+    let packet = request(xid, mac, ip, None);
+    (0..tries).find_map(|_| {
+        broadcast(socket, &packet);
+        next_reply(socket, xid, Duration::from_millis(500))
+    })
 }
 
 /// The `bind` lines of a lease journal.

@@ -52,6 +52,9 @@ pub(crate) fn builder(settings: &Settings, policy: SharedPolicy) -> ServerBuilde
     for reservation in &settings.reservations {
         builder = builder.reservation(reservation.clone());
     }
+    if let Some(hold) = settings.offer_hold {
+        builder = builder.offer_hold(hold);
+    }
     if let Some(path) = &settings.lease_file {
         builder = builder.lease_file(path.clone());
     }

@@ -252,6 +252,11 @@ pub(crate) struct ServerFlags {
     /// Keep authoritative leases in this file (crash-safe journal) [default: memory only].
     #[arg(long, help_heading = "DHCP")]
     pub(crate) lease_file: Option<PathBuf>,
+    /// Seconds an offered address is held for its client in authoritative mode [default: 10].
+    /// A full pool still offers new clients the oldest pending offer's address, so this only
+    /// decides how soon a slow client's offer may be reclaimed.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "DHCP")]
+    pub(crate) dhcp_offer_hold: Option<u64>,
     /// How proxy offers point PXE firmware at its boot file [default: auto].
     #[arg(long, value_enum, help_heading = "DHCP")]
     pub(crate) proxy_strategy: Option<StrategyChoice>,
@@ -312,6 +317,7 @@ impl ServerFlags {
             lease_time: self.lease_time.or(file.lease_time),
             reserve: list(self.reserve, file.reserve),
             lease_file: self.lease_file.or(file.lease_file),
+            dhcp_offer_hold: self.dhcp_offer_hold.or(file.dhcp_offer_hold),
             proxy_strategy: self.proxy_strategy.or(file.proxy_strategy),
             client_proxy_strategy: list(self.client_proxy_strategy, file.client_proxy_strategy),
             chainload_ipxe_rom: self.chainload_ipxe_rom || file.chainload_ipxe_rom,
@@ -335,6 +341,7 @@ impl ServerFlags {
             ("--lease-time", self.lease_time.is_some()),
             ("--reserve", !self.reserve.is_empty()),
             ("--lease-file", self.lease_file.is_some()),
+            ("--dhcp-offer-hold", self.dhcp_offer_hold.is_some()),
         ];
         if dhcp != DhcpChoice::Authoritative {
             if let Some((flag, _)) = authoritative_only.iter().find(|(_, given)| *given) {
@@ -408,6 +415,7 @@ impl ServerFlags {
             subnets,
             reservations,
             lease_file: self.lease_file,
+            offer_hold: self.dhcp_offer_hold.map(Duration::from_secs),
             proxy_strategy: self.proxy_strategy.and_then(StrategyChoice::strategy),
             client_strategies,
             chainload_ipxe_rom: self.chainload_ipxe_rom,
@@ -511,6 +519,8 @@ pub(crate) struct Settings {
     pub(crate) subnets: Vec<Subnet>,
     pub(crate) reservations: Vec<Reservation>,
     pub(crate) lease_file: Option<PathBuf>,
+    /// How long an offer holds its address; `None`: the library's default.
+    pub(crate) offer_hold: Option<Duration>,
     pub(crate) proxy_strategy: Option<ProxyStrategy>,
     /// Per-client strategies; `None` is the per-architecture default.
     pub(crate) client_strategies: Vec<(MacAddr, Option<ProxyStrategy>)>,
