@@ -657,7 +657,11 @@ async fn bind_transfer_socket(
 
 async fn refuse(socket: &UdpSocket, peer: SocketAddr, error: &Error) {
     tracing::debug!(%peer, %error, "request refused");
-    send_quietly(socket, &Transmit::error(peer, error.code(), error.wire_message())).await;
+    send_quietly(
+        socket,
+        &Transmit::error(peer, error.code(), error.wire_message()),
+    )
+    .await;
 }
 
 /// Sends a reply whose loss only the peer notices.
@@ -775,7 +779,14 @@ async fn serve_transfer(
                         .follow_peer_cpu
                         .then_some(&shared.followed_cpus),
                     |outcome| {
-                        log_outcome(&shared.summary, peer, &filename, &negotiated, started, outcome);
+                        log_outcome(
+                            &shared.summary,
+                            peer,
+                            &filename,
+                            &negotiated,
+                            started,
+                            outcome,
+                        );
                     },
                 );
             });
@@ -799,7 +810,14 @@ async fn serve_transfer(
             slot.started();
         }
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
-            log_outcome(&shared.summary, peer, &filename, &negotiated, started, &outcome);
+            log_outcome(
+                &shared.summary,
+                peer,
+                &filename,
+                &negotiated,
+                started,
+                &outcome,
+            );
         }
         if transfer.is_finished() {
             return;
@@ -872,7 +890,10 @@ fn serve_blocking(
             return;
         }
         if handle.is_evicted() {
-            let _ = send_vectored(socket2::SockRef::from(&sockets.peer), &server_busy(handle.peer));
+            let _ = send_vectored(
+                socket2::SockRef::from(&sockets.peer),
+                &server_busy(handle.peer),
+            );
             return;
         }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);

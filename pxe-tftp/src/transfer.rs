@@ -288,8 +288,9 @@ impl Transfer {
     pub fn content_len(&self) -> Option<u64> {
         match &self.body {
             Body::Octet(content) => Some(content.len() as u64),
-            Body::Netascii { last_len, .. } => last_len
-                .map(|last| (self.total_blocks - 1) * self.blksize as u64 + last as u64),
+            Body::Netascii { last_len, .. } => {
+                last_len.map(|last| (self.total_blocks - 1) * self.blksize as u64 + last as u64)
+            }
         }
     }
 
@@ -738,7 +739,9 @@ mod tests {
         assert!(!t.has_progressed());
         assert!(matches!(
             t.poll_event(),
-            Some(Event::Finished(Outcome::Failed(Error::TimedOut { retries: 0 })))
+            Some(Event::Finished(Outcome::Failed(Error::TimedOut {
+                retries: 0
+            })))
         ));
         assert!(t.is_finished());
 
@@ -774,8 +777,14 @@ mod tests {
             Packet::parse(&oack[0]).unwrap(),
             Packet::Oack {
                 options: vec![
-                    TftpOption { name: "blksize", value: "8" },
-                    TftpOption { name: "windowsize", value: "2" },
+                    TftpOption {
+                        name: "blksize",
+                        value: "8"
+                    },
+                    TftpOption {
+                        name: "windowsize",
+                        value: "2"
+                    },
                 ]
             },
             "no tsize in netascii"

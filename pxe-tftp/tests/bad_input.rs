@@ -339,7 +339,10 @@ async fn a_client_timeout_above_the_bound_is_left_out_of_the_oack() {
         .await
         .unwrap();
     let (tid, oack) = recv(&client, Duration::from_secs(2)).await.unwrap();
-    assert_eq!(oack, b"\x00\x06tsize\x005\x00", "timeout 255 is not granted");
+    assert_eq!(
+        oack, b"\x00\x06tsize\x005\x00",
+        "timeout 255 is not granted"
+    );
     client.send_to(b"\x00\x04\x00\x00", tid).await.unwrap();
     let (_, data) = recv(&client, Duration::from_secs(2)).await.unwrap();
     assert_eq!(data, b"\x00\x03\x00\x01hello");
@@ -425,7 +428,10 @@ async fn silent_transfers_holding_every_slot_make_room_for_a_real_client() {
     for i in 0..slots {
         let address = format!("127.0.4.{}:0", i + 1);
         let client = UdpSocket::bind(address.as_str()).await.unwrap();
-        client.send_to(&rrq("sub/big", &[]), lab.addr).await.unwrap();
+        client
+            .send_to(&rrq("sub/big", &[]), lab.addr)
+            .await
+            .unwrap();
         let (tid, first) = recv(&client, Duration::from_secs(2)).await.unwrap();
         if &first[..4] == b"\x00\x03\x00\x01" {
             client.send_to(b"\x00\x04\x00\x01", tid).await.unwrap();
@@ -444,16 +450,27 @@ async fn silent_transfers_holding_every_slot_make_room_for_a_real_client() {
     assert!(!summaries.is_empty(), "no summary in:\n{text}");
     let evicted_total: u64 = summaries
         .iter()
-        .filter_map(|line| line.split("evicted=").nth(1)?.split(' ').next()?.parse::<u64>().ok())
+        .filter_map(|line| {
+            line.split("evicted=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum();
     // One for the download; the newcomers take its freed slot, then the seven silent ones.
     assert_eq!(evicted_total, slots as u64, "{text}");
     assert!(
-        summaries.iter().any(|line| !line.contains("busy_overall=0")),
+        summaries
+            .iter()
+            .any(|line| !line.contains("busy_overall=0")),
         "the refusal is counted: {text}"
     );
     assert!(
-        !text.lines().any(|line| line.contains("WARN") && !line.contains("tftp under load")),
+        !text
+            .lines()
+            .any(|line| line.contains("WARN") && !line.contains("tftp under load")),
         "no per-request warning: {text}"
     );
 }
