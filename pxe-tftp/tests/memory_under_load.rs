@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use pxe_tftp::wire::Packet;
 use pxe_tftp::{Directory, DownloadOptions, Server, ServerConfig, TransferConfig};
-use tokio::net::UdpSocket;
 
 /// Most anonymous memory the whole load may add (the issue saw 1.1 GB).
 const ANON_GROWTH_LIMIT: u64 = 96 << 20;

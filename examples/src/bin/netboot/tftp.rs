@@ -105,10 +105,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         ports,
         max_transfers: args.max_transfers,
         max_transfers_per_client: args.max_per_client,
-        ..ServerConfig::default()
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
         windowed_poll: Duration::from_micros(args.windowed_poll_us),
         follow_peer_cpu: !args.no_follow_cpu,
+        ..ServerConfig::default()
     };
     let server = Server::bind(args.listen, source, config)
         .await
