@@ -388,9 +388,11 @@ async fn silent_transfers_holding_every_slot_make_room_for_a_real_client() {
         max_transfers: slots,
         summary_interval: Duration::from_millis(300),
         transfer: TransferConfig {
-            // Long enough that only eviction can free a slot within the test.
+            // Long enough that only eviction can free a slot within the test (about 6 s of
+            // retransmissions); short enough that the runtime's end does not wait long for
+            // the transfers on blocking threads.
             first_ack_limit: Duration::from_secs(30),
-            max_retries: 10,
+            max_retries: 5,
             ..quick().transfer
         },
         ..quick()
