@@ -748,6 +748,13 @@ async fn serve_transfer(
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    let story = BootStory {
+        summary: shared.summary.clone(),
+        peer,
+        file: filename,
+        options: negotiated.clone(),
+        started,
+    };
     if own_socket.is_some() {
         if let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() {
             let sockets = own_socket
@@ -778,16 +785,7 @@ async fn serve_transfer(
                         .config
                         .follow_peer_cpu
                         .then_some(&shared.followed_cpus),
-                    |outcome| {
-                        log_outcome(
-                            &shared.summary,
-                            peer,
-                            &filename,
-                            &negotiated,
-                            started,
-                            outcome,
-                        );
-                    },
+                    |outcome| story.log(outcome),
                 );
             });
             let _ = served.await;
@@ -810,14 +808,7 @@ async fn serve_transfer(
             slot.started();
         }
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
-            log_outcome(
-                &shared.summary,
-                peer,
-                &filename,
-                &negotiated,
-                started,
-                &outcome,
-            );
+            story.log(&outcome);
         }
         if transfer.is_finished() {
             return;
@@ -1247,35 +1238,46 @@ async fn receive<'b>(
 /// (EDK2 probes before every download), with the options in force, up to the summary's
 /// budget per interval. A failure is the peer's doing, so it stays at `debug`; one for lack
 /// of progress is counted in the summary.
-fn log_outcome(
-    summary: &Arc<Summary>,
+struct BootStory {
+    summary: Arc<Summary>,
     peer: SocketAddr,
-    file: &str,
-    options: &Negotiated,
+    file: String,
+    options: Negotiated,
     started: Instant,
-    outcome: &Outcome,
-) {
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let (blksize, windowsize) = (options.blksize, options.windowsize);
-    if matches!(outcome, Outcome::Failed(Error::TimedOut { .. })) {
-        summary.record(Refusal::NoProgress);
-    }
-    let informs = !matches!(outcome, Outcome::Failed(_));
-    if informs && !summary.allow_info() {
-        return;
-    }
-    match outcome {
-        Outcome::Completed {
-            bytes,
-            retransmitted,
-        } => {
-            tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
+}
+
+impl BootStory {
+    fn log(&self, outcome: &Outcome) {
+        let Self {
+            summary,
+            peer,
+            file,
+            options,
+            started,
+        } = self;
+        let file = file.as_str();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (blksize, windowsize) = (options.blksize, options.windowsize);
+        if matches!(outcome, Outcome::Failed(Error::TimedOut { .. })) {
+            summary.record(Refusal::NoProgress);
         }
-        Outcome::SizeProbe => {
-            tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+        let informs = !matches!(outcome, Outcome::Failed(_));
+        if informs && !summary.allow_info() {
+            return;
         }
-        Outcome::Failed(error) => {
-            tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+        match outcome {
+            Outcome::Completed {
+                bytes,
+                retransmitted,
+            } => {
+                tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
+            }
+            Outcome::SizeProbe => {
+                tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+            }
+            Outcome::Failed(error) => {
+                tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+            }
         }
     }
 }

@@ -149,26 +149,17 @@ fn log(counts: &Counts, interval: Duration) {
     if counts.is_empty() {
         return;
     }
-    let Counts {
-        busy_overall,
-        busy_per_client,
-        evicted,
-        no_socket,
-        oversized,
-        no_progress,
-        info_suppressed,
-    } = counts;
     let interval_s = interval.as_secs_f64();
     if counts.needs_warning() {
         tracing::warn!(
             interval_s,
-            busy_overall,
-            busy_per_client,
-            evicted,
-            no_socket,
-            oversized,
-            no_progress,
-            info_suppressed,
+            busy_overall = counts.busy_overall,
+            busy_per_client = counts.busy_per_client,
+            evicted = counts.evicted,
+            no_socket = counts.no_socket,
+            oversized = counts.oversized,
+            no_progress = counts.no_progress,
+            info_suppressed = counts.info_suppressed,
             "tftp under load: requests refused (server busy: all slots held by transfers making \
              progress, or the client's own limit reached), unacknowledged transfers evicted for \
              newcomers, transfers without a socket, oversized requests, transfers dropped without \
@@ -177,7 +168,7 @@ fn log(counts: &Counts, interval: Duration) {
     } else {
         tracing::debug!(
             interval_s,
-            no_progress,
+            no_progress = counts.no_progress,
             "tftp transfers dropped without progress in the last interval"
         );
     }

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use pxe_tftp::wire::Packet;
+use pxe_tftp::wire::{Packet, Request, TftpOption};
 use pxe_tftp::{Directory, DownloadOptions, Server, ServerConfig, TransferConfig};
 
 /// Most anonymous memory the whole load may add (the issue saw 1.1 GB).
@@ -40,36 +40,39 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
 
-fn rrq(file: &str, mode: &str, options: &[(&str, String)]) -> Vec<u8> {
-    let mut out = b"\x00\x01".to_vec();
-    for part in [file, mode] {
-        out.extend_from_slice(part.as_bytes());
-        out.push(0);
-    }
-    for (name, value) in options {
-        out.extend_from_slice(name.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
-    out
-}
-
 /// The `i`th request of the mix: every file, both modes, block sizes and windows.
 fn request(i: usize) -> Vec<u8> {
     let file = ["big", "text", "text", "big"][i % 4];
     let mode = if i % 3 == 0 { "octet" } else { "netascii" };
     let blksize = [512, 1468, 8192, 65464][i / 4 % 4];
     let windowsize = [1, 16, 64][i / 16 % 3];
+    let (blksize, windowsize) = (blksize.to_string(), windowsize.to_string());
     let mut options = vec![
-        ("blksize", blksize.to_string()),
-        ("windowsize", windowsize.to_string()),
-        ("tsize", "0".to_string()),
+        TftpOption {
+            name: "blksize",
+            value: &blksize,
+        },
+        TftpOption {
+            name: "windowsize",
+            value: &windowsize,
+        },
+        TftpOption {
+            name: "tsize",
+            value: "0",
+        },
     ];
     if i % 5 == 0 {
-        options.push(("timeout", "255".to_string()));
+        options.push(TftpOption {
+            name: "timeout",
+            value: "255",
+        });
     }
-    rrq(file, mode, &options)
+    Packet::Rrq(Request {
+        filename: file,
+        mode,
+        options,
+    })
+    .to_vec()
 }
 
 /// Answers what reached `socket`: an acknowledging client ACKs each OACK and DATA it gets
