@@ -1,5 +1,6 @@
 //! `netboot tftp` against real TFTP clients (curl, tftp-hpa, atftp, busybox) on loopback, and
-//! against a lossy link: 10% random loss injected with nft inside a network namespace.
+//! against a lossy link: 10% random loss injected with nft inside a network namespace, and
+//! while silent requests from many addresses hold every transfer slot.
 //!
 //! Every download must be byte-identical. Sizes cover the empty file, one short block, one
 //! exact block (which needs an empty final block), one block and a byte, 1 MiB, and 40 MiB
@@ -368,4 +369,39 @@ fn transfers_complete_through_ten_percent_loss() {
         .sum();
     eprintln!("{dropped} packets dropped");
     assert!(dropped > 0, "no packet was dropped:\n{ruleset}");
+}
+
+#[test]
+fn real_clients_are_served_while_silent_requests_hold_every_slot() {
+    if !prerequisites("tftp slots under a flood", false, &["tftp", "atftp"]) {
+        return;
+    }
+    let scratch = Scratch::new("flood");
+    let data = content(1 << 20);
+    std::fs::write(scratch.root().join("file.bin"), &data).unwrap();
+    // Few slots, and a first-ACK limit far longer than the test: only eviction frees them.
+    let (_server, addr) = start_netboot(
+        &scratch.root(),
+        &["--max-transfers", "4", "--first-ack-limit-secs", "600"],
+    );
+    // Silent clients from eight addresses ask for the longest timeout and never answer.
+    let silent: Vec<std::net::UdpSocket> = (1..=8)
+        .map(|i| {
+            let socket = std::net::UdpSocket::bind(format!("127.0.5.{i}:0")).unwrap();
+            socket
+                .send_to(b"\x00\x01file.bin\x00octet\x00timeout\x00255\x00", addr)
+                .unwrap();
+            socket
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for (label, client) in clients()
+        .into_iter()
+        .filter(|(label, _)| ["tftp-hpa", "atftp"].iter().any(|c| label.starts_with(c)))
+    {
+        let out = scratch.out(label);
+        run_client(label, &mut client(addr, "file.bin", &out));
+        assert_identical(label, &out, &data);
+    }
+    drop(silent);
 }

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = a.transfer_mode();
             if let Ok(negotiated) = negotiate(&a.options, &TransferConfig::default()) {
                 assert!((8..=1468).contains(&negotiated.blksize) || negotiated.blksize == 512);
-                let _ = negotiated.oack_options(&a.options, u64::MAX);
+                let _ = negotiated.oack_options(&a.options, Some(u64::MAX));
             }
             let _ = pxe_tftp::normalize(a.filename);
         }

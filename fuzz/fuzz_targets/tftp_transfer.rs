@@ -1,7 +1,8 @@
 //! A server `Transfer` and a client `Download` driven by arbitrary datagrams (from the peer or
 //! a stranger) and arbitrary clock steps. Nothing may panic; every datagram sent goes to the
 //! peer or to whoever sent the last datagram; DATA never exceeds the block size; and once the
-//! clock runs far enough ahead, both state machines finish.
+//! clock runs far enough ahead, both state machines finish. Half the runs serve netascii,
+//! converted block by block from text with line ends.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use pxe_tftp::bytes::Bytes;
 use pxe_tftp::options::{negotiate, Rollover, TransferConfig};
-use pxe_tftp::wire::TftpOption;
+use pxe_tftp::wire::{Mode, TftpOption};
 use pxe_tftp::{Download, DownloadOptions, Transfer};
 
 fuzz_target!(|data: &[u8]| {
@@ -35,8 +36,9 @@ fuzz_target!(|data: &[u8]| {
         ..TransferConfig::default()
     };
     let negotiated = negotiate(requested, &config).expect("valid options");
-    let content = Bytes::from(vec![0x5a; len]);
-    let mut transfer = Transfer::new(peer, content, requested, &negotiated, &config);
+    let mode = if head[5] & 4 == 0 { Mode::Octet } else { Mode::Netascii };
+    let content: Bytes = [b'a', b'\n', b'\r', 0].iter().copied().cycle().take(len).collect();
+    let mut transfer = Transfer::with_mode(peer, content, mode, requested, &negotiated, &config);
     let mut download = Download::new(
         server_addr,
         "file",

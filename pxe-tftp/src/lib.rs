@@ -8,7 +8,8 @@
 //! [`bytes::Bytes`]: every DATA block is a slice of one buffer per file.
 //!
 //! What it does not do: write requests (refused with ERROR 2), multicast (RFC 2090).
-//! Netascii is the one mode that copies: its content is converted once per request.
+//! Netascii is the one mode that copies: each block is converted from the shared file as it
+//! is sent.
 //!
 //! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
 //! iovec for each 4-byte header, one for each slice of the file), falling back to one
@@ -53,7 +54,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
-#![forbid(unsafe_code)]
+// One `unsafe` block: mapping a served file read-only (`source.rs`, `map_read_only`).
+#![deny(unsafe_code)]
 
 mod client;
 mod download;
@@ -62,6 +64,7 @@ pub mod netascii;
 pub mod options;
 mod server;
 mod source;
+mod summary;
 mod transfer;
 pub mod wire;
 

@@ -74,6 +74,19 @@ pub struct TransferConfig {
     pub timeout: Duration,
     /// Retransmissions before a silent peer's transfer is dropped (default 5).
     pub max_retries: u32,
+    /// Largest `timeout` option (RFC 2349) accepted from a client (default 5 s). A larger
+    /// one is left out of the OACK, which RFC 2347 allows for any option, and the transfer
+    /// keeps [`timeout`](Self::timeout): RFC 2349 has the server echo the value exactly or
+    /// not at all, and a client's 255 s times the retries would hold a transfer slot for
+    /// over twenty minutes.
+    pub max_negotiated_timeout: Duration,
+    /// How long a transfer may wait for its client's first ACK (of the OACK or of DATA block
+    /// 1), retransmissions included, before it is dropped (default 10 s). A client that
+    /// never answers (a spoofed source, a scanner) holds its slot no longer than this.
+    pub first_ack_limit: Duration,
+    /// How long a transfer may go without progress (an ACK that moves it forward) before it
+    /// is dropped, whatever the retransmission timer says (default 30 s).
+    pub stall_limit: Duration,
     /// Block number after 65535.
     pub rollover: Rollover,
 }
@@ -85,6 +98,9 @@ impl Default for TransferConfig {
             max_windowsize: 64,
             timeout: Duration::from_secs(1),
             max_retries: 5,
+            max_negotiated_timeout: Duration::from_secs(5),
+            first_ack_limit: Duration::from_secs(10),
+            stall_limit: Duration::from_secs(30),
             rollover: Rollover::ToZero,
         }
     }
@@ -97,7 +113,8 @@ pub struct Negotiated {
     pub blksize: u16,
     /// Blocks sent before waiting for an ACK.
     pub windowsize: u16,
-    /// The timeout the client asked for, in seconds (RFC 2349), if any.
+    /// The timeout the client asked for, in seconds (RFC 2349), if any was asked for and
+    /// granted (at most [`TransferConfig::max_negotiated_timeout`]).
     pub timeout_secs: Option<u8>,
     /// Whether the client asked for the transfer size (RFC 2349).
     pub tsize: bool,
@@ -106,14 +123,16 @@ pub struct Negotiated {
 impl Negotiated {
     /// Whether an OACK is due: the client asked for at least one option granted here.
     pub fn has_options(&self, requested: &[TftpOption<'_>]) -> bool {
-        !self.oack_options(requested, 0).is_empty()
+        !self.oack_options(requested, Some(0)).is_empty()
     }
 
-    /// The OACK's options in the client's order, with the file's transfer size `tsize`.
+    /// The OACK's options in the client's order, with the file's transfer size `tsize`;
+    /// `None` leaves tsize out (netascii, whose size on the wire is known only once sent:
+    /// RFC 2347 lets a server leave out any option it does not grant).
     pub fn oack_options(
         &self,
         requested: &[TftpOption<'_>],
-        tsize: u64,
+        tsize: Option<u64>,
     ) -> Vec<(&'static str, String)> {
         requested
             .iter()
@@ -121,7 +140,7 @@ impl Negotiated {
                 Known::Blksize => Some(("blksize", self.blksize.to_string())),
                 Known::Windowsize => Some(("windowsize", self.windowsize.to_string())),
                 Known::Timeout => Some(("timeout", self.timeout_secs?.to_string())),
-                Known::Tsize => Some(("tsize", tsize.to_string())),
+                Known::Tsize => Some(("tsize", tsize?.to_string())),
             })
             .collect()
     }
@@ -206,7 +225,11 @@ pub fn negotiate(
                 if !(1..=255).contains(&value) {
                     return Err(bad(option, "timeout outside 1-255"));
                 }
-                negotiated.timeout_secs = Some(value as u8);
+                // "The specified timeout value must match the value specified by the
+                // client": one above the server's bound is not granted at all.
+                if value <= config.max_negotiated_timeout.as_secs() {
+                    negotiated.timeout_secs = Some(value as u8);
+                }
             }
             // In a read request tsize is 0; the server answers with the size whatever it is.
             Known::Tsize => negotiated.tsize = true,
@@ -237,12 +260,31 @@ mod tests {
         let n = negotiate(&requested, &TransferConfig::default()).unwrap();
         assert_eq!((n.blksize, n.windowsize, n.tsize), (1468, 64, true));
         assert_eq!(
-            n.oack_options(&requested, 7),
+            n.oack_options(&requested, Some(7)),
             vec![
                 ("tsize", "7".to_string()),
                 ("blksize", "1468".to_string()),
                 ("windowsize", "64".to_string())
             ]
+        );
+    }
+
+    #[test]
+    fn a_timeout_above_the_bound_is_not_granted_and_tsize_may_be_left_out() {
+        let requested = opts(&[("timeout", "255"), ("tsize", "0")]);
+        let n = negotiate(&requested, &TransferConfig::default()).unwrap();
+        assert_eq!(n.timeout_secs, None);
+        assert_eq!(
+            n.oack_options(&requested, Some(3)),
+            vec![("tsize", "3".to_string())]
+        );
+        assert!(n.oack_options(&requested, None).is_empty());
+        let requested = opts(&[("timeout", "5")]);
+        let n = negotiate(&requested, &TransferConfig::default()).unwrap();
+        assert_eq!(n.timeout_secs, Some(5), "the bound itself is granted");
+        assert_eq!(
+            n.oack_options(&requested, None),
+            vec![("timeout", "5".to_string())]
         );
     }
 

@@ -25,8 +25,9 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::error::{Error, ErrorCode};
 use crate::options::{negotiate, Negotiated, TransferConfig};
 use crate::source::FileSource;
+use crate::summary::{Refusal, Summary};
 use crate::transfer::{Event, Outcome, Transfer, Transmit};
-use crate::wire::{Mode, Packet};
+use crate::wire::Packet;
 
 /// Which local ports transfers use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,10 +48,20 @@ pub struct ServerConfig {
     pub transfer: TransferConfig,
     /// Which ports transfers use.
     pub ports: PortMode,
-    /// Most transfers at once, overall (default 4096).
+    /// Most transfers at once, overall (default 4096). When all are taken, a new request
+    /// takes the place of the oldest transfer whose client has not acknowledged anything yet
+    /// (that transfer's client gets ERROR 0 "server busy"); only when every transfer has
+    /// made progress is the request refused.
     pub max_transfers: usize,
     /// Most transfers at once from one client address (default 16).
     pub max_transfers_per_client: usize,
+    /// How often refusals, evictions and the like are summed up in one `warn` line (default
+    /// 10 s). Each request's detail is logged at `debug` only.
+    pub summary_interval: Duration,
+    /// Most per-transfer `info` lines ("tftp download", "tftp size probe") per
+    /// [`summary_interval`](Self::summary_interval) (default 200); the summary counts the
+    /// rest, so that a flood of short downloads cannot flood the log.
+    pub max_info_lines_per_interval: u32,
     /// How long a lock-step transfer polls its socket for the next ACK before its thread
     /// sleeps (default zero: never; [`ServerConfig::dedicated`] polls 50 µs). Polling trades
     /// a little CPU for a faster turnaround to near peers, and stops by itself for peers
@@ -77,6 +88,8 @@ impl Default for ServerConfig {
             ports: PortMode::Ephemeral,
             max_transfers: 4096,
             max_transfers_per_client: 16,
+            summary_interval: Duration::from_secs(10),
+            max_info_lines_per_interval: 200,
             lock_step_poll: Duration::ZERO,
             windowed_poll: Duration::ZERO,
             follow_peer_cpu: false,
@@ -99,10 +112,40 @@ impl ServerConfig {
     }
 }
 
+/// What the listener knows of a running transfer, to pick one to evict.
+#[derive(Debug)]
+struct TransferHandle {
+    id: u64,
+    peer: SocketAddr,
+    started: Instant,
+    /// Set once the client has acknowledged anything: never evicted after that.
+    acknowledged: AtomicBool,
+    /// Set when the transfer lost its slot to a newcomer; it then ends at its next wake-up.
+    evicted: AtomicBool,
+    /// Wakes an event-loop transfer when it is evicted.
+    wake: tokio::sync::Notify,
+}
+
+impl TransferHandle {
+    /// Records that the client acknowledged something, the first time it happens.
+    fn note_progress(&self, transfer: &Transfer) {
+        if transfer.has_progressed() && !self.acknowledged.load(Ordering::Relaxed) {
+            self.acknowledged.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Active {
     total: usize,
     per_client: HashMap<IpAddr, usize>,
+    /// Every transfer holding a slot, by id.
+    transfers: HashMap<u64, Arc<TransferHandle>>,
+    next_id: u64,
     /// Single-port mode: where to hand each client's datagrams.
     routes: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     /// Clients whose transfer has not sent its first packet yet (it is opening the file): a
@@ -110,9 +153,39 @@ struct Active {
     starting: HashSet<SocketAddr>,
 }
 
+impl Active {
+    /// Gives `handle`'s slot back, once: on eviction or when its task ends.
+    fn release(&mut self, handle: &TransferHandle) {
+        if self.transfers.remove(&handle.id).is_none() {
+            return;
+        }
+        self.total -= 1;
+        if let Some(count) = self.per_client.get_mut(&handle.peer.ip()) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_client.remove(&handle.peer.ip());
+            }
+        }
+        self.routes.remove(&handle.peer);
+        self.starting.remove(&handle.peer);
+    }
+
+    /// The transfer to let go for a newcomer: the oldest whose client has acknowledged
+    /// nothing (a spoofed source, a scanner, a client gone), if any.
+    fn eviction_candidate(&self) -> Option<Arc<TransferHandle>> {
+        self.transfers
+            .values()
+            .filter(|handle| !handle.acknowledged.load(Ordering::Relaxed))
+            .min_by_key(|handle| handle.started)
+            .cloned()
+    }
+}
+
 struct Shared {
     source: Box<dyn FileSource>,
     config: ServerConfig,
+    /// Refusals and evictions, summed up once per interval.
+    summary: Arc<Summary>,
     active: Mutex<Active>,
     /// Cleared the first time the kernel refuses a UDP GSO send.
     gso: AtomicBool,
@@ -336,6 +409,10 @@ impl Server {
             socket: Arc::new(socket),
             shared: Arc::new(Shared {
                 source: Box::new(source),
+                summary: Arc::new(Summary::new(
+                    config.summary_interval,
+                    config.max_info_lines_per_interval,
+                )),
                 config,
                 active: Mutex::new(Active::default()),
                 gso: AtomicBool::new(true),
@@ -360,6 +437,8 @@ impl Server {
         let mut buf = vec![0u8; 65536];
         loop {
             let (len, from) = match self.socket.recv_from(&mut buf).await {
+                // Longer than any request or ACK; the tail would only be dropped.
+                Ok((len, from)) if len > MAX_DATAGRAM => (MAX_DATAGRAM + 1, from),
                 Ok(received) => received,
                 // ICMP errors of earlier sends surface here on some systems: not ours to end on.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
@@ -432,12 +511,19 @@ impl Server {
         if self.shared.config.ports == PortMode::Single {
             let route = self.shared.active().routes.get(&from).cloned();
             if let Some(route) = route {
-                // A full inbox means the task is behind; UDP may drop, so do we.
-                let _ = route.try_send(Bytes::copy_from_slice(datagram));
+                // A full inbox means the task is behind; UDP may drop, so do we. What a
+                // transfer reads of a datagram is bounded like its own socket's buffer.
+                let kept = datagram.len().min(MAX_DATAGRAM);
+                let _ = route.try_send(Bytes::copy_from_slice(&datagram[..kept]));
                 return;
             }
         }
         let reply = match Packet::parse(datagram) {
+            Ok(Packet::Rrq(_)) if datagram.len() > MAX_REQUEST_LEN => {
+                tracing::debug!(%from, len = datagram.len(), "oversized request refused");
+                self.shared.summary.record(Refusal::Oversized);
+                Transmit::error(from, ErrorCode::ILLEGAL_OPERATION, "request too long")
+            }
             Ok(Packet::Rrq(_)) => return self.accept(from, datagram),
             Ok(Packet::Wrq(request)) => {
                 tracing::debug!(%from, file = request.filename, "write request refused");
@@ -464,28 +550,49 @@ impl Server {
             return;
         }
         let for_client = active.per_client.get(&from.ip()).copied().unwrap_or(0);
-        let limit = if active.total >= config.max_transfers {
-            Some(("overall", config.max_transfers))
-        } else if for_client >= config.max_transfers_per_client {
-            Some(("per client", config.max_transfers_per_client))
+        let refused = if for_client >= config.max_transfers_per_client {
+            Some(Refusal::BusyPerClient)
+        } else if active.total >= config.max_transfers {
+            match active.eviction_candidate() {
+                Some(victim) => {
+                    tracing::debug!(%from, evicted = %victim.peer, "all transfer slots taken; the oldest unacknowledged transfer makes room");
+                    active.release(&victim);
+                    victim.evicted.store(true, Ordering::Relaxed);
+                    victim.wake.notify_one();
+                    self.shared.summary.record(Refusal::Evicted);
+                    None
+                }
+                None => Some(Refusal::BusyOverall),
+            }
         } else {
             None
         };
-        if let Some((which, max)) = limit {
+        if let Some(refusal) = refused {
             drop(active);
-            tracing::warn!(%from, which, max, "transfer limit reached; request refused");
+            tracing::debug!(%from, ?refusal, "transfer limit reached; request refused");
+            self.shared.summary.record(refusal);
             let socket = self.socket.clone();
             tokio::spawn(async move {
-                let busy = Transmit::error(from, ErrorCode::NOT_DEFINED, "server busy, try again");
-                let _ = send(&socket, &busy).await;
+                let _ = send(&socket, &server_busy(from)).await;
             });
             return;
         }
         active.total += 1;
         *active.per_client.entry(from.ip()).or_default() += 1;
         active.starting.insert(from);
+        let id = active.next_id;
+        active.next_id += 1;
+        let handle = Arc::new(TransferHandle {
+            id,
+            peer: from,
+            started: Instant::now(),
+            acknowledged: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            wake: tokio::sync::Notify::new(),
+        });
+        active.transfers.insert(id, handle.clone());
         let inbox = if config.ports == PortMode::Single {
-            let (sender, receiver) = mpsc::channel(256);
+            let (sender, receiver) = mpsc::channel(INBOX_DATAGRAMS);
             active.routes.insert(from, sender);
             Some(receiver)
         } else {
@@ -495,6 +602,7 @@ impl Server {
         let slot = Slot {
             shared: self.shared.clone(),
             peer: from,
+            handle,
         };
         let listener = self.socket.clone();
         let request = datagram.to_vec();
@@ -504,10 +612,28 @@ impl Server {
     }
 }
 
-/// One transfer's place in the limits; given back when the task ends, however it ends.
+/// Longest request accepted: twice the 512 octets RFC 2347 sets as a request's limit (a
+/// transfer keeps its request for its whole life).
+const MAX_REQUEST_LEN: usize = 1024;
+
+/// Longest datagram a transfer reads (an ACK is 4 bytes, an ERROR a few hundred).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Datagrams queued for one transfer in single-port mode; a client sends one ACK per window,
+/// so more would only be a flood's.
+const INBOX_DATAGRAMS: usize = 16;
+
+/// ERROR 0 "server busy": a refused request, or an evicted transfer's last word.
+fn server_busy(peer: SocketAddr) -> Transmit {
+    Transmit::error(peer, ErrorCode::NOT_DEFINED, "server busy, try again")
+}
+
+/// One transfer's place in the limits; given back when the task ends, however it ends (or
+/// earlier, when it is evicted).
 struct Slot {
     shared: Arc<Shared>,
     peer: SocketAddr,
+    handle: Arc<TransferHandle>,
 }
 
 impl Slot {
@@ -519,16 +645,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut active = self.shared.active();
-        active.total -= 1;
-        if let Some(count) = active.per_client.get_mut(&self.peer.ip()) {
-            *count -= 1;
-            if *count == 0 {
-                active.per_client.remove(&self.peer.ip());
-            }
-        }
-        active.routes.remove(&self.peer);
-        active.starting.remove(&self.peer);
+        self.shared.active().release(&self.handle);
     }
 }
 
@@ -558,9 +675,17 @@ async fn bind_transfer_socket(
 
 async fn refuse(socket: &UdpSocket, peer: SocketAddr, error: &Error) {
     tracing::debug!(%peer, %error, "request refused");
-    let reply = Transmit::error(peer, error.code(), error.wire_message());
-    if let Err(e) = send(socket, &reply).await {
-        tracing::debug!(%peer, error = %e, "cannot send error reply");
+    send_quietly(
+        socket,
+        &Transmit::error(peer, error.code(), error.wire_message()),
+    )
+    .await;
+}
+
+/// Sends a reply whose loss only the peer notices.
+async fn send_quietly(socket: &UdpSocket, reply: &Transmit) {
+    if let Err(error) = send(socket, reply).await {
+        tracing::debug!(peer = %reply.destination, %error, "cannot send error reply");
     }
 }
 
@@ -605,10 +730,9 @@ async fn serve_transfer(
             return refuse(&listener, peer, &error).await;
         }
     };
-    let content = match mode {
-        Mode::Octet => content,
-        Mode::Netascii => Bytes::from(crate::netascii::encode(&content)),
-    };
+    if slot.handle.is_evicted() {
+        return send_quietly(&listener, &server_busy(peer)).await;
+    }
     let mut own_socket = match inbox {
         Some(_) => None,
         None => {
@@ -620,7 +744,8 @@ async fn serve_transfer(
             match bound {
                 Ok(socket) => Some(socket),
                 Err(source) => {
-                    tracing::warn!(%peer, error = %source, "cannot open a transfer socket");
+                    tracing::debug!(%peer, error = %source, "cannot open a transfer socket");
+                    shared.summary.record(Refusal::NoSocket);
                     let error = Error::Io {
                         action: "opening a transfer socket",
                         source,
@@ -632,14 +757,22 @@ async fn serve_transfer(
     };
     let socket: &UdpSocket = own_socket.as_ref().unwrap_or(&listener);
     let started = Instant::now();
-    let mut transfer = Transfer::new(
+    let mut transfer = Transfer::with_mode(
         peer,
         content,
+        mode,
         &request.options,
         &negotiated,
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    let story = BootStory {
+        summary: shared.summary.clone(),
+        peer,
+        file: filename,
+        options: negotiated.clone(),
+        started,
+    };
     if own_socket.is_some() {
         if let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() {
             let sockets = own_socket
@@ -662,6 +795,7 @@ async fn serve_transfer(
                 serve_blocking(
                     &sockets,
                     &mut transfer,
+                    &slot.handle,
                     &shared.gso,
                     poll_budget,
                     &shared.pollers,
@@ -669,16 +803,14 @@ async fn serve_transfer(
                         .config
                         .follow_peer_cpu
                         .then_some(&shared.followed_cpus),
-                    |outcome| {
-                        log_outcome(peer, &filename, &negotiated, started, outcome);
-                    },
+                    |outcome| story.log(outcome),
                 );
             });
             let _ = served.await;
             return;
         }
     }
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; MAX_DATAGRAM];
     let mut batch = Vec::new();
     let mut answered = false;
     // One timer for the whole transfer, moved rather than rebuilt at each step.
@@ -694,10 +826,13 @@ async fn serve_transfer(
             slot.started();
         }
         while let Some(Event::Finished(outcome)) = transfer.poll_event() {
-            log_outcome(peer, &filename, &negotiated, started, &outcome);
+            story.log(&outcome);
         }
         if transfer.is_finished() {
             return;
+        }
+        if slot.handle.is_evicted() {
+            return send_quietly(socket, &server_busy(peer)).await;
         }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -710,10 +845,15 @@ async fn serve_transfer(
         tokio::select! {
             biased;
             received = receive(peer, own_socket.as_ref(), inbox.as_mut(), &mut buf) => match received {
-                Some((from, datagram)) => transfer.handle_datagram(Instant::now(), from, datagram),
+                Some((from, datagram)) => {
+                    transfer.handle_datagram(Instant::now(), from, datagram);
+                    slot.handle.note_progress(&transfer);
+                }
                 None => return,
             },
             () = &mut timer => transfer.handle_timeout(Instant::now()),
+            // Checked at the top of the loop.
+            () = slot.handle.wake.notified() => {}
         }
     }
 }
@@ -728,16 +868,18 @@ const TRANSFER_THREADS: usize = 8;
 /// `epoll_wait` per ACK, and lock-step speed is wakeup latency). Before it sleeps it may
 /// poll for up to `poll_budget` (see [`PollFirst`]); a transfer that does not poll follows
 /// its peer's datagrams to the CPU they arrive on (see [`FollowCpu`]).
+#[allow(clippy::too_many_arguments)]
 fn serve_blocking(
     sockets: &TransferSockets,
     transfer: &mut Transfer,
+    handle: &TransferHandle,
     gso: &AtomicBool,
     poll_budget: Duration,
     pollers: &Semaphore,
     followed_cpus: Option<&Mutex<HashSet<usize>>>,
     mut on_finished: impl FnMut(&Outcome),
 ) {
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; MAX_DATAGRAM];
     let mut batch = Vec::new();
     let mut poll_first = PollFirst::new(poll_budget, pollers);
     // A transfer that polls stays where the scheduler puts it: spinning on the CPU that
@@ -756,6 +898,13 @@ fn serve_blocking(
         if transfer.is_finished() {
             return;
         }
+        if handle.is_evicted() {
+            let _ = send_vectored(
+                socket2::SockRef::from(&sockets.peer),
+                &server_busy(handle.peer),
+            );
+            return;
+        }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
         let received = match poll_first.receive(&sockets.peer, &mut buf) {
             Some(received) => received.map(Some),
@@ -764,6 +913,7 @@ fn serve_blocking(
         match received {
             Ok(Some((len, from))) => {
                 transfer.handle_datagram(Instant::now(), from, &buf[..len]);
+                handle.note_progress(transfer);
                 if let Some(follow_cpu) = &mut follow_cpu {
                     follow_cpu.follow(&sockets.peer);
                 }
@@ -1103,29 +1253,49 @@ async fn receive<'b>(
 }
 
 /// The TFTP chapter of a client's boot story: one `info` line per download or size probe
-/// (EDK2 probes before every download), with the options in force. A failure is the peer's
-/// doing, so it stays at `debug`.
-fn log_outcome(
+/// (EDK2 probes before every download), with the options in force, up to the summary's
+/// budget per interval. A failure is the peer's doing, so it stays at `debug`; one for lack
+/// of progress is counted in the summary.
+struct BootStory {
+    summary: Arc<Summary>,
     peer: SocketAddr,
-    file: &str,
-    options: &Negotiated,
+    file: String,
+    options: Negotiated,
     started: Instant,
-    outcome: &Outcome,
-) {
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let (blksize, windowsize) = (options.blksize, options.windowsize);
-    match outcome {
-        Outcome::Completed {
-            bytes,
-            retransmitted,
-        } => {
-            tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
+}
+
+impl BootStory {
+    fn log(&self, outcome: &Outcome) {
+        let Self {
+            summary,
+            peer,
+            file,
+            options,
+            started,
+        } = self;
+        let file = file.as_str();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let (blksize, windowsize) = (options.blksize, options.windowsize);
+        if matches!(outcome, Outcome::Failed(Error::TimedOut { .. })) {
+            summary.record(Refusal::NoProgress);
         }
-        Outcome::SizeProbe => {
-            tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+        let informs = !matches!(outcome, Outcome::Failed(_));
+        if informs && !summary.allow_info() {
+            return;
         }
-        Outcome::Failed(error) => {
-            tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+        match outcome {
+            Outcome::Completed {
+                bytes,
+                retransmitted,
+            } => {
+                tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
+            }
+            Outcome::SizeProbe => {
+                tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+            }
+            Outcome::Failed(error) => {
+                tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+            }
         }
     }
 }

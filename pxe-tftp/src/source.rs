@@ -1,8 +1,9 @@
 //! Where served files come from: the [`FileSource`] trait and two ready sources, a
 //! [`Directory`] confined to its root and an in-memory [`MemoryFiles`] map.
 //!
-//! Content is [`Bytes`]: a source hands out clones of one buffer, so a file served to a
-//! thousand clients is in memory once and every DATA block is a slice of it.
+//! Content is [`Bytes`]: a source hands out clones of one buffer (a [`Directory`]'s is a
+//! read-only map of the file), so a file served to a thousand clients is in memory once and
+//! every DATA block is a slice of it.
 //!
 //! Request paths are normalised the same way by both sources ([`normalize`]): `\` is read as
 //! `/`, leading `/` name the root (as tftpd-hpa's `--secure` does), empty and `.` components
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use memmap2::Mmap;
 
 use crate::error::Error;
 
@@ -64,18 +66,18 @@ pub fn normalize(path: &str) -> Result<Vec<&str>, Error> {
 struct Cached {
     len: u64,
     modified: Option<SystemTime>,
-    /// Weak, so that a file nobody downloads any more leaves memory.
-    content: Weak<Vec<u8>>,
-    /// A strong hold on the content for [`Directory::keep_for`] after the last open, so that
-    /// a download right after another (EDK2's size probe, then the download; a boot storm's
-    /// stragglers) does not read the file again.
-    kept: Option<Arc<Vec<u8>>>,
+    /// Weak, so that a file nobody downloads any more is unmapped.
+    content: Weak<Mmap>,
+    /// A strong hold on the map for [`Directory::keep_for`] after the last open, so that a
+    /// download right after another (EDK2's size probe, then the download; a boot storm's
+    /// stragglers) does not open and map the file again.
+    kept: Option<Arc<Mmap>>,
     last_open: Instant,
 }
 
-/// The owner of one file's bytes, shared by every `Bytes` handed out for it.
+/// The owner of one file's map, shared by every `Bytes` handed out for it.
 #[derive(Debug)]
-struct SharedFile(Arc<Vec<u8>>);
+struct SharedFile(Arc<Mmap>);
 
 impl AsRef<[u8]> for SharedFile {
     fn as_ref(&self) -> &[u8] {
@@ -83,12 +85,37 @@ impl AsRef<[u8]> for SharedFile {
     }
 }
 
+/// Maps `file`, a regular file the caller has opened read-only and checked, whole.
+///
+/// Mapping rather than reading keeps memory bounded whatever the root holds: the pages are
+/// the kernel's page cache, read on demand, shared with every other reader of the file and
+/// reclaimable under memory pressure, and a 1 GiB file costs no heap at all.
+#[allow(unsafe_code)]
+fn map_read_only(file: &std::fs::File) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only and private to this process, so nothing here writes
+    // through it. The one hazard memmap2 documents is another process changing the file
+    // while it is mapped: a change of content shows in the blocks still to be sent, and a
+    // truncation makes reading a page past the new end raise SIGBUS. Files are to be
+    // replaced by rename (a new inode, mapped afresh at the next open, the old map lives on
+    // with its transfers), never truncated in place; `Directory`'s documentation says so.
+    unsafe { Mmap::map(file) }
+}
+
 /// Files under one directory, and nothing outside it.
 ///
-/// Each file is read once into memory and shared by every transfer of it until its size or
-/// modification time changes. It leaves memory when its last transfer has ended and it has
-/// not been opened for [`keep_for`](Self::keep_for) (default 10 s; checked at each open). A
-/// resolved path that leaves the root through a symlink is refused.
+/// Each regular file is mapped read-only (not read into the heap) and the map is shared by
+/// every transfer of it until the file's size or modification time changes: a file served to
+/// a thousand clients is one map, its pages the kernel's reclaimable page cache, so memory
+/// stays bounded whatever the root holds. The map is dropped when its last transfer has
+/// ended and it has not been opened for [`keep_for`](Self::keep_for) (default 10 s; checked
+/// at each open). A resolved path that leaves the root through a symlink is refused, and so
+/// is anything but a regular file (devices, FIFOs, directories).
+///
+/// Replace files in the root by renaming a new file over the old one (as `install`, package
+/// managers and `mv` do): transfers running then finish with the old content, new ones get
+/// the new. A file truncated in place while it is served makes the process fault (SIGBUS)
+/// when a transfer reaches a page past the new end; one rewritten in place without a change
+/// of size can mix old and new content in a download.
 #[derive(Debug)]
 pub struct Directory {
     root: PathBuf,
@@ -176,15 +203,21 @@ impl FileSource for Directory {
         let not_found = || Error::NotFound {
             path: path.to_string(),
         };
-        let metadata = std::fs::metadata(&resolved).map_err(|_| not_found())?;
+        // Opened first and checked through the descriptor, so that what is mapped is the
+        // regular file that was checked, not whatever the path names a moment later.
+        let file = std::fs::File::open(&resolved).map_err(|_| not_found())?;
+        let metadata = file.metadata().map_err(|_| not_found())?;
         if !metadata.is_file() {
             return Err(not_found());
+        }
+        if metadata.len() == 0 {
+            return Ok(Bytes::new());
         }
         let modified = metadata.modified().ok();
         let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let keep_for = self.keep_for;
-        let keep = |content: &Arc<Vec<u8>>| (!keep_for.is_zero()).then(|| content.clone());
+        let keep = |content: &Arc<Mmap>| (!keep_for.is_zero()).then(|| content.clone());
         cache.retain(|_, cached| {
             if now.duration_since(cached.last_open) >= keep_for {
                 cached.kept = None;
@@ -200,9 +233,8 @@ impl FileSource for Directory {
                 }
             }
         }
-        // Reading under the lock makes concurrent first requests share one read.
-        let content = Arc::new(std::fs::read(&resolved).map_err(|source| Error::Io {
-            action: "reading a file",
+        let content = Arc::new(map_read_only(&file).map_err(|source| Error::Io {
+            action: "mapping a file",
             source,
         })?);
         cache.insert(

@@ -12,7 +12,12 @@
 //! - A datagram from another port than the client's gets ERROR 5 and the transfer goes on
 //!   (RFC 1350 §4).
 //! - ERROR 8 answering the OACK is a finished size probe (EDK2), not a failure.
-//! - Every DATA block is a slice of the shared file content: [`Transmit::payload`].
+//! - Every DATA block is a slice of the shared file content: [`Transmit::payload`]. In
+//!   netascii mode each block is converted from the shared content as it is sent; only the
+//!   conversion's position at the start of each block not yet acknowledged is kept.
+//! - A transfer without progress is dropped: after [`TransferConfig::first_ack_limit`] if
+//!   its client never acknowledged anything, else [`TransferConfig::stall_limit`] after its
+//!   last ACK that moved it forward, whatever the retransmission timer would still allow.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -21,8 +26,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::error::{Error, ErrorCode};
+use crate::netascii::{encode_block, EncodeCursor};
 use crate::options::{Negotiated, Rollover, TransferConfig};
-use crate::wire::{self, Packet, TftpOption, DATA_HEADER_LEN};
+use crate::wire::{self, Mode, Packet, TftpOption, DATA_HEADER_LEN};
 
 /// One datagram to send: a short header followed by a payload.
 ///
@@ -132,11 +138,25 @@ enum State {
     Finished,
 }
 
+/// What a transfer sends: the shared content as it is, or converted block by block.
+#[derive(Debug)]
+enum Body {
+    Octet(Bytes),
+    Netascii {
+        text: Bytes,
+        /// Where the conversion of each block from the first unacknowledged one to the one
+        /// after the highest sent starts: at most a window and one more.
+        starts: VecDeque<EncodeCursor>,
+        /// The last block's length, once it has been sent.
+        last_len: Option<usize>,
+    },
+}
+
 /// The server side of one read transfer.
 #[derive(Debug)]
 pub struct Transfer {
     peer: SocketAddr,
-    content: Bytes,
+    body: Body,
     blksize: usize,
     windowsize: u64,
     rollover: Rollover,
@@ -144,6 +164,13 @@ pub struct Transfer {
     /// A timeout the client negotiated is kept exactly (RFC 2349); ours backs off.
     fixed_timeout: bool,
     max_retries: u32,
+    first_ack_limit: Duration,
+    stall_limit: Duration,
+    /// When the transfer is dropped unless an ACK moves it forward first.
+    progress_deadline: Option<Instant>,
+    /// Whether the client has acknowledged anything yet (the OACK or a DATA block).
+    progressed: bool,
+    /// Blocks in the transfer; `u64::MAX` while unknown (netascii, until its last block).
     total_blocks: u64,
     state: State,
     /// Highest absolute block acknowledged (0 before any DATA is acknowledged).
@@ -164,7 +191,7 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// Starts serving `content` to `peer` with the negotiated parameters.
+    /// Starts serving `content` to `peer` in octet mode with the negotiated parameters.
     ///
     /// `requested` are the request's options, so that the OACK answers exactly those granted
     /// (RFC 2347). With none granted, DATA block 1 goes out first.
@@ -175,9 +202,36 @@ impl Transfer {
         negotiated: &Negotiated,
         config: &TransferConfig,
     ) -> Self {
+        Self::with_mode(peer, content, Mode::Octet, requested, negotiated, config)
+    }
+
+    /// Like [`new`](Self::new), in `mode`. In netascii mode `content` is the host text,
+    /// converted block by block as it is sent, and tsize is left out of the OACK (the size
+    /// on the wire is known only at the end; RFC 2347 lets a server leave out any option).
+    pub fn with_mode(
+        peer: SocketAddr,
+        content: Bytes,
+        mode: Mode,
+        requested: &[TftpOption<'_>],
+        negotiated: &Negotiated,
+        config: &TransferConfig,
+    ) -> Self {
         let blksize = usize::from(negotiated.blksize.max(1));
-        let total_blocks = content.len() as u64 / blksize as u64 + 1;
-        let oack_options = negotiated.oack_options(requested, content.len() as u64);
+        let (body, total_blocks, tsize) = match mode {
+            Mode::Octet => {
+                let len = content.len() as u64;
+                (Body::Octet(content), len / blksize as u64 + 1, Some(len))
+            }
+            Mode::Netascii => {
+                let body = Body::Netascii {
+                    text: content,
+                    starts: VecDeque::from([EncodeCursor::default()]),
+                    last_len: None,
+                };
+                (body, u64::MAX, None)
+            }
+        };
+        let oack_options = negotiated.oack_options(requested, tsize);
         let oack = (!oack_options.is_empty()).then(|| {
             let options: Vec<TftpOption<'_>> = oack_options
                 .iter()
@@ -191,13 +245,17 @@ impl Transfer {
         };
         let mut transfer = Self {
             peer,
-            content,
+            body,
             blksize,
             windowsize: u64::from(negotiated.windowsize.max(1)),
             rollover: config.rollover,
             base_timeout,
             fixed_timeout,
             max_retries: config.max_retries,
+            first_ack_limit: config.first_ack_limit,
+            stall_limit: config.stall_limit,
+            progress_deadline: None,
+            progressed: false,
             total_blocks,
             state: State::Sending,
             acked: 0,
@@ -225,9 +283,21 @@ impl Transfer {
         self.peer
     }
 
-    /// Bytes of content served (after any netascii conversion).
-    pub fn content_len(&self) -> u64 {
-        self.content.len() as u64
+    /// Bytes of content on the wire (after any netascii conversion): known from the start in
+    /// octet mode, in netascii mode once the last block has been sent.
+    pub fn content_len(&self) -> Option<u64> {
+        match &self.body {
+            Body::Octet(content) => Some(content.len() as u64),
+            Body::Netascii { last_len, .. } => {
+                last_len.map(|last| (self.total_blocks - 1) * self.blksize as u64 + last as u64)
+            }
+        }
+    }
+
+    /// Whether the client has acknowledged anything yet (the OACK or a DATA block): a
+    /// transfer that has not is the first a server under load may let go.
+    pub fn has_progressed(&self) -> bool {
+        self.progressed
     }
 
     /// Whether the transfer is over and has nothing left to send.
@@ -237,7 +307,6 @@ impl Transfer {
 
     /// Feeds one datagram received from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let _ = now;
         if self.state == State::Finished {
             return;
         }
@@ -249,7 +318,7 @@ impl Transfer {
             return;
         }
         match Packet::parse(bytes) {
-            Ok(Packet::Ack { block }) => self.on_ack(block),
+            Ok(Packet::Ack { block }) => self.on_ack(now, block),
             Ok(Packet::Error { code, message }) => {
                 if self.state == State::AwaitOackAck && code == ErrorCode::OPTION_NEGOTIATION {
                     self.finish(Outcome::SizeProbe);
@@ -272,6 +341,16 @@ impl Transfer {
 
     /// Feeds the passing of time; retransmits or gives up when the deadline is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Finished {
+            return;
+        }
+        if self.progress_deadline.is_some_and(|limit| now >= limit) {
+            // Retransmitting longer would only hold the slot for a client that is not there.
+            self.finish(Outcome::Failed(Error::TimedOut {
+                retries: self.retries,
+            }));
+            return;
+        }
         let Some(deadline) = self.deadline else {
             return;
         };
@@ -303,6 +382,9 @@ impl Transfer {
         if let Some(transmit) = self.control.pop_front() {
             return Some(transmit);
         }
+        if self.state != State::Finished && self.progress_deadline.is_none() {
+            self.progress_deadline = Some(now + self.first_ack_limit);
+        }
         match self.state {
             State::AwaitOackAck if self.oack_due => {
                 self.oack_due = false;
@@ -317,17 +399,21 @@ impl Transfer {
             }
             State::Sending if self.next_send <= self.window_end => {
                 let block = self.next_send;
+                let Some(payload) = self.block_payload(block) else {
+                    self.fail_with_error(Error::Protocol {
+                        reason: "netascii block out of order",
+                    });
+                    return self.control.pop_front();
+                };
                 self.next_send += 1;
                 self.highest_sent = self.highest_sent.max(block);
                 if self.next_send > self.window_end {
                     self.deadline = Some(now + self.current_timeout());
                 }
-                let start = ((block - 1) * self.blksize as u64) as usize;
-                let end = (start + self.blksize).min(self.content.len());
                 Some(Transmit::data(
                     self.peer,
                     self.rollover.wire_block(block),
-                    self.content.slice(start.min(end)..end),
+                    payload,
                 ))
             }
             _ => None,
@@ -336,7 +422,45 @@ impl Transfer {
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        if self.state == State::Finished {
+            return None;
+        }
+        match (self.deadline, self.progress_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Absolute block `block`'s payload: a slice of the content, or its netascii conversion
+    /// (`None` only if asked out of order, which the window logic never does). Finding the
+    /// last netascii block fixes the transfer's length and ends the window there.
+    fn block_payload(&mut self, block: u64) -> Option<Bytes> {
+        let blksize = self.blksize;
+        match &mut self.body {
+            Body::Octet(content) => {
+                let start = ((block - 1) * blksize as u64).min(content.len() as u64) as usize;
+                let end = (start + blksize).min(content.len());
+                Some(content.slice(start..end))
+            }
+            Body::Netascii {
+                text,
+                starts,
+                last_len,
+            } => {
+                let index = usize::try_from(block.checked_sub(self.acked + 1)?).ok()?;
+                let cursor = *starts.get(index)?;
+                let (converted, next) = encode_block(text, cursor, blksize);
+                if index + 1 == starts.len() {
+                    starts.push_back(next);
+                }
+                if converted.len() < blksize {
+                    *last_len = Some(converted.len());
+                    self.total_blocks = block;
+                    self.window_end = self.window_end.min(block);
+                }
+                Some(Bytes::from(converted))
+            }
+        }
     }
 
     /// The next event, if any.
@@ -366,12 +490,19 @@ impl Transfer {
         self.deadline = None;
     }
 
-    fn on_ack(&mut self, block: u16) {
+    /// An ACK moved the transfer forward at `now`.
+    fn progress(&mut self, now: Instant) {
+        self.progressed = true;
+        self.retries = 0;
+        self.progress_deadline = Some(now + self.stall_limit);
+    }
+
+    fn on_ack(&mut self, now: Instant, block: u16) {
         match self.state {
             State::AwaitOackAck => {
                 if block == 0 {
                     self.state = State::Sending;
-                    self.retries = 0;
+                    self.progress(now);
                     self.open_window();
                 }
             }
@@ -383,10 +514,13 @@ impl Transfer {
                     return;
                 }
                 self.acked += distance;
-                self.retries = 0;
+                if let Body::Netascii { starts, .. } = &mut self.body {
+                    starts.drain(..(distance as usize).min(starts.len() - 1));
+                }
+                self.progress(now);
                 if self.acked == self.total_blocks {
                     self.finish(Outcome::Completed {
-                        bytes: self.content.len() as u64,
+                        bytes: self.content_len().unwrap_or_default(),
                         retransmitted: self.retransmitted,
                     });
                 } else {
@@ -423,18 +557,27 @@ mod tests {
     }
 
     fn start(content: &'static [u8], options: &[(&str, &str)]) -> (Transfer, Instant) {
+        start_with(&TransferConfig::default(), Mode::Octet, content, options)
+    }
+
+    fn start_with(
+        config: &TransferConfig,
+        mode: Mode,
+        content: &'static [u8],
+        options: &[(&str, &str)],
+    ) -> (Transfer, Instant) {
         let requested: Vec<TftpOption<'_>> = options
             .iter()
             .map(|&(name, value)| TftpOption { name, value })
             .collect();
-        let config = TransferConfig::default();
-        let negotiated = negotiate(&requested, &config).unwrap();
-        let t = Transfer::new(
+        let negotiated = negotiate(&requested, config).unwrap();
+        let t = Transfer::with_mode(
             peer(),
             Bytes::from_static(content),
+            mode,
             &requested,
             &negotiated,
-            &config,
+            config,
         );
         (t, Instant::now())
     }
@@ -552,7 +695,11 @@ mod tests {
 
     #[test]
     fn silent_client_is_dropped_after_bounded_retries() {
-        let (mut t, mut now) = start(&[1; 10], &[("timeout", "2")]);
+        let patient = TransferConfig {
+            first_ack_limit: Duration::from_secs(60),
+            ..TransferConfig::default()
+        };
+        let (mut t, mut now) = start_with(&patient, Mode::Octet, &[1; 10], &[("timeout", "2")]);
         let mut sends = drain(&mut t, now).len();
         while !t.is_finished() {
             let deadline = t.poll_timeout().expect("a timer while running");
@@ -575,6 +722,99 @@ mod tests {
                 retries: 5
             })))
         ));
+    }
+
+    #[test]
+    fn no_first_ack_and_no_progress_end_the_transfer_at_their_limits() {
+        let config = TransferConfig {
+            max_negotiated_timeout: Duration::from_secs(255),
+            ..TransferConfig::default()
+        };
+        // The client asks for the longest timeout and never answers: it is let go after
+        // the first-ACK limit, not after 255 s times the retries.
+        let (mut t, started) = start_with(&config, Mode::Octet, &[1; 3000], &[("timeout", "255")]);
+        drain(&mut t, started);
+        assert_eq!(t.poll_timeout(), Some(started + config.first_ack_limit));
+        t.handle_timeout(started + config.first_ack_limit);
+        assert!(!t.has_progressed());
+        assert!(matches!(
+            t.poll_event(),
+            Some(Event::Finished(Outcome::Failed(Error::TimedOut {
+                retries: 0
+            })))
+        ));
+        assert!(t.is_finished());
+
+        // A client that acknowledged once and then keeps the transfer waiting is let go
+        // `stall_limit` after its last progress, though a retransmission would still be due.
+        let (mut t, started) = start_with(&config, Mode::Octet, &[1; 3000], &[("timeout", "255")]);
+        drain(&mut t, started);
+        let acked_at = started + Duration::from_secs(1);
+        t.handle_datagram(acked_at, peer(), &ack(0));
+        assert!(t.has_progressed());
+        drain(&mut t, acked_at);
+        assert_eq!(t.poll_timeout(), Some(acked_at + config.stall_limit));
+        t.handle_timeout(acked_at + config.stall_limit);
+        assert!(matches!(
+            t.poll_event(),
+            Some(Event::Finished(Outcome::Failed(Error::TimedOut { .. })))
+        ));
+    }
+
+    #[test]
+    fn netascii_is_converted_per_block_and_survives_retransmission() {
+        // 5 host bytes per line become 6 on the wire: block boundaries fall inside CR LF.
+        let text: &'static [u8] = b"abcd\nabcd\nab\rd\nabcd\n";
+        let wire = crate::netascii::encode(text);
+        let (mut t, now) = start_with(
+            &TransferConfig::default(),
+            Mode::Netascii,
+            text,
+            &[("blksize", "8"), ("windowsize", "2"), ("tsize", "0")],
+        );
+        let oack = drain(&mut t, now);
+        assert_eq!(
+            Packet::parse(&oack[0]).unwrap(),
+            Packet::Oack {
+                options: vec![
+                    TftpOption {
+                        name: "blksize",
+                        value: "8"
+                    },
+                    TftpOption {
+                        name: "windowsize",
+                        value: "2"
+                    },
+                ]
+            },
+            "no tsize in netascii"
+        );
+        assert_eq!(t.content_len(), None, "unknown until the end");
+        t.handle_datagram(now, peer(), &ack(0));
+        let mut received = Vec::new();
+        let mut block = 0u16;
+        loop {
+            let sent = drain(&mut t, now);
+            // Lose the window once, then take it from the retransmission.
+            t.handle_timeout(t.poll_timeout().unwrap());
+            let again = drain(&mut t, now);
+            assert_eq!(sent, again, "a retransmitted window is the same bytes");
+            for datagram in &sent {
+                block += 1;
+                assert_eq!(&datagram[..4], &[0, 3, 0, block as u8]);
+                received.extend_from_slice(&datagram[4..]);
+            }
+            t.handle_datagram(now, peer(), &ack(block));
+            if let Some(Event::Finished(outcome)) = t.poll_event() {
+                assert!(
+                    matches!(outcome, Outcome::Completed { bytes, .. } if bytes == wire.len() as u64),
+                    "{outcome:?}"
+                );
+                break;
+            }
+        }
+        assert_eq!(received, wire);
+        assert_eq!(t.content_len(), Some(wire.len() as u64));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The tokio server against hostile and broken input on loopback: path traversal in many
 //! spellings, malformed and truncated packets, bad options, WRQ, strangers. Each gets the
 //! answer RFC 1350/2347 calls for, nothing outside the root is read, and the server keeps
-//! serving. Also: the size probe, the transfer limits and single-port mode.
+//! serving. Also: the size probe, the transfer limits and single-port mode, the bound on a
+//! client's timeout, and eviction of unacknowledged transfers when every slot is taken.
 
 use std::net::SocketAddr;
 
@@ -327,6 +328,153 @@ async fn per_client_limit_refuses_with_a_busy_error() {
     // The hog never acknowledges: after its retries (3 × ≤ 800 ms) its slot is free again.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_still_serving(&lab).await;
+}
+
+#[tokio::test]
+async fn a_client_timeout_above_the_bound_is_left_out_of_the_oack() {
+    let lab = lab(quick()).await;
+    let client = socket().await;
+    client
+        .send_to(&rrq("ok", &[("timeout", "255"), ("tsize", "0")]), lab.addr)
+        .await
+        .unwrap();
+    let (tid, oack) = recv(&client, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(
+        oack, b"\x00\x06tsize\x005\x00",
+        "timeout 255 is not granted"
+    );
+    client.send_to(b"\x00\x04\x00\x00", tid).await.unwrap();
+    let (_, data) = recv(&client, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(data, b"\x00\x03\x00\x01hello");
+    client.send_to(b"\x00\x04\x00\x01", tid).await.unwrap();
+    // Within the bound, the option is granted and echoed exactly (RFC 2349).
+    let (_, oack) = ask(&lab, &rrq("ok", &[("timeout", "5")])).await.unwrap();
+    assert_eq!(oack, b"\x00\x06timeout\x005\x00");
+}
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn silent_transfers_holding_every_slot_make_room_for_a_real_client() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's runtime runs on this thread: the listener's lines land here.
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let slots = 8;
+    let lab = lab(ServerConfig {
+        max_transfers: slots,
+        summary_interval: Duration::from_millis(300),
+        transfer: TransferConfig {
+            // Long enough that only eviction can free a slot within the test (about 6 s of
+            // retransmissions); short enough that the runtime's end does not wait long for
+            // the transfers on blocking threads.
+            first_ack_limit: Duration::from_secs(30),
+            max_retries: 5,
+            ..quick().transfer
+        },
+        ..quick()
+    })
+    .await;
+    // Silent clients from as many addresses take every slot, with the longest timeout
+    // they may ask for, and never acknowledge anything.
+    let mut silent = Vec::new();
+    for i in 0..slots {
+        let address = format!("127.0.3.{}:0", i + 1);
+        let hog = UdpSocket::bind(address.as_str()).await.unwrap();
+        hog.send_to(&rrq("sub/big", &[("timeout", "255")]), lab.addr)
+            .await
+            .unwrap();
+        let (_, first) = recv(&hog, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(&first[..4], b"\x00\x03\x00\x01");
+        silent.push(hog);
+    }
+    // A real client still gets served: it takes the place of the oldest silent transfer,
+    // whose client learns it was let go.
+    assert_still_serving(&lab).await;
+    let busy_reply = loop {
+        let (_, reply) = recv(&silent[0], Duration::from_secs(20))
+            .await
+            .expect("the evicted client hears of it");
+        if error_code(&reply).is_some() {
+            break reply;
+        }
+    };
+    assert_eq!(error_code(&busy_reply), Some(ErrorCode::NOT_DEFINED));
+    assert!(String::from_utf8_lossy(&busy_reply).contains("server busy"));
+    // A transfer that makes progress is never evicted: with every slot held by
+    // acknowledged transfers, a newcomer is refused instead.
+    let mut busy = Vec::new();
+    for i in 0..slots {
+        let address = format!("127.0.4.{}:0", i + 1);
+        let client = UdpSocket::bind(address.as_str()).await.unwrap();
+        client
+            .send_to(&rrq("sub/big", &[]), lab.addr)
+            .await
+            .unwrap();
+        let (tid, first) = recv(&client, Duration::from_secs(2)).await.unwrap();
+        if &first[..4] == b"\x00\x03\x00\x01" {
+            client.send_to(b"\x00\x04\x00\x01", tid).await.unwrap();
+            recv(&client, Duration::from_secs(2)).await.unwrap();
+        }
+        busy.push(client);
+    }
+    let (_, reply) = ask(&lab, &rrq("ok", &[])).await.unwrap();
+    assert_eq!(error_code(&reply), Some(ErrorCode::NOT_DEFINED));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let text = log.text();
+    let summaries: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("tftp under load"))
+        .collect();
+    assert!(!summaries.is_empty(), "no summary in:\n{text}");
+    let evicted_total: u64 = summaries
+        .iter()
+        .filter_map(|line| {
+            line.split("evicted=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    // One for the download; the newcomers take its freed slot, then the seven silent ones.
+    assert_eq!(evicted_total, slots as u64, "{text}");
+    assert!(
+        summaries
+            .iter()
+            .any(|line| !line.contains("busy_overall=0")),
+        "the refusal is counted: {text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|line| line.contains("WARN") && !line.contains("tftp under load")),
+        "no per-request warning: {text}"
+    );
 }
 
 #[tokio::test]

@@ -204,13 +204,11 @@ fn accept(
         });
     }
     let negotiated = negotiate(&request.options, config)?;
-    let content = match request.transfer_mode() {
-        Some(Mode::Netascii) => Bytes::from(pxe_tftp::netascii::encode(content)),
-        _ => Bytes::copy_from_slice(content),
-    };
-    Ok(Transfer::new(
+    // Netascii is converted block by block by the transfer itself, as the server does.
+    Ok(Transfer::with_mode(
         from,
-        content,
+        Bytes::copy_from_slice(content),
+        request.transfer_mode().unwrap_or(Mode::Octet),
         &request.options,
         &negotiated,
         config,

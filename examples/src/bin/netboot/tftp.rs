@@ -28,6 +28,16 @@ pub(crate) struct Args {
     /// Retransmissions before a silent client's transfer is dropped.
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Largest `timeout` option (seconds) granted to a client; a larger one is left out of
+    /// the OACK and --timeout-ms applies.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=255))]
+    max_client_timeout_secs: u64,
+    /// Seconds a transfer may wait for its client's first ACK before it is dropped.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    first_ack_limit_secs: u64,
+    /// Seconds a transfer may go without progress before it is dropped.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    stall_limit_secs: u64,
     /// Block number after 65535: 0 or 1.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
     rollover: u8,
@@ -37,7 +47,8 @@ pub(crate) struct Args {
     /// Take transfer ports from this range, e.g. `50000-50999`.
     #[arg(long, value_parser = parse_range)]
     port_range: Option<(u16, u16)>,
-    /// Most concurrent transfers overall.
+    /// Most concurrent transfers overall; when all are taken, a new request takes the place
+    /// of the oldest transfer whose client has acknowledged nothing.
     #[arg(long, default_value_t = 4096)]
     max_transfers: usize,
     /// Most concurrent transfers per client address.
@@ -82,6 +93,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             max_windowsize: args.max_windowsize,
             timeout: Duration::from_millis(args.timeout_ms.max(1)),
             max_retries: args.retries,
+            max_negotiated_timeout: Duration::from_secs(args.max_client_timeout_secs),
+            first_ack_limit: Duration::from_secs(args.first_ack_limit_secs),
+            stall_limit: Duration::from_secs(args.stall_limit_secs),
             rollover: if args.rollover == 1 {
                 Rollover::ToOne
             } else {
@@ -94,6 +108,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
         windowed_poll: Duration::from_micros(args.windowed_poll_us),
         follow_peer_cpu: !args.no_follow_cpu,
+        ..ServerConfig::default()
     };
     let server = Server::bind(args.listen, source, config)
         .await
