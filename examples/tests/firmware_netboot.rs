@@ -112,6 +112,39 @@ fn netboot_boot(case: BootCase, mode: DhcpMode) {
     }
     // The script (its line names the MAC), then kernel and initrd.
     pxe_testkit::assert_in_order(&log, &["http script", "/boot/0/", "/boot/1/"], &case);
+    // The script stage knows which iPXE asks: the NIC's ROM, or the build netboot chained.
+    let ipxe = if case.chained_ipxe().is_some() {
+        "client=chainloaded-ipxe"
+    } else {
+        "client=firmware-ipxe"
+    };
+    let script_line = log
+        .lines()
+        .find(|line| line.contains("http script"))
+        .expect("a script line");
+    assert!(
+        script_line.contains(ipxe),
+        "{case}: not {ipxe}: {script_line}"
+    );
+    // One grep follows the machine: the kernel's HTTP line, and the TFTP download of its iPXE
+    // (whose address the DHCP stage recorded), name its MAC.
+    let mac = format!("mac={}", pxe_testkit::lab::format_mac(vm.mac()));
+    for (what, needle) in [
+        ("kernel download", "/boot/0/"),
+        ("tftp download", "tftp download"),
+    ] {
+        if needle == "tftp download" && !case.chains_over_tftp() {
+            continue;
+        }
+        let line = log
+            .lines()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("{case}: no {what} line in netboot's log:\n{log}"));
+        assert!(
+            line.contains(&mac),
+            "{case}: the {what} line does not name {mac}: {line}"
+        );
+    }
     if let Some(site) = &site {
         // The address came from the site server, the boot from the proxy.
         site.assert_leased_to(vm.mac(), &case);

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pxe_policy::{ClientRecords, MacAddr};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Semaphore};
@@ -79,6 +80,10 @@ pub struct ServerConfig {
     /// affinity back when the transfer ends. Off by default: a library does not re-pin its
     /// host's threads unless asked.
     pub follow_peer_cpu: bool,
+    /// Where the MAC each client address belongs to is looked up, so that each transfer's log
+    /// line names the machine (shared with the DHCP and HTTP stages; `pxe::Server` does).
+    /// Default: none, and the line names only the address.
+    pub client_records: Option<ClientRecords>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +98,7 @@ impl Default for ServerConfig {
             lock_step_poll: Duration::ZERO,
             windowed_poll: Duration::ZERO,
             follow_peer_cpu: false,
+            client_records: None,
         }
     }
 }
@@ -768,6 +774,10 @@ async fn serve_transfer(
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
     let story = BootStory {
         summary: shared.summary.clone(),
+        mac: match (&shared.config.client_records, peer.ip()) {
+            (Some(records), std::net::IpAddr::V4(ip)) => records.mac_of(ip),
+            _ => None,
+        },
         peer,
         file: filename,
         options: negotiated.clone(),
@@ -1258,6 +1268,8 @@ async fn receive<'b>(
 /// of progress is counted in the summary.
 struct BootStory {
     summary: Arc<Summary>,
+    /// The MAC the peer's address belongs to, from the client records.
+    mac: Option<MacAddr>,
     peer: SocketAddr,
     file: String,
     options: Negotiated,
@@ -1268,11 +1280,13 @@ impl BootStory {
     fn log(&self, outcome: &Outcome) {
         let Self {
             summary,
+            mac,
             peer,
             file,
             options,
             started,
         } = self;
+        let mac = mac.map_or_else(|| "-".to_string(), |mac| mac.to_string());
         let file = file.as_str();
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let (blksize, windowsize) = (options.blksize, options.windowsize);
@@ -1288,13 +1302,13 @@ impl BootStory {
                 bytes,
                 retransmitted,
             } => {
-                tracing::info!(client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
+                tracing::info!(%mac, client = %peer.ip(), %peer, file, bytes, blksize, windowsize, retransmitted, elapsed_ms, "tftp download");
             }
             Outcome::SizeProbe => {
-                tracing::info!(client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
+                tracing::info!(%mac, client = %peer.ip(), %peer, file, "tftp size probe (the client asked for the size and ended the transfer, as EDK2 does)");
             }
             Outcome::Failed(error) => {
-                tracing::debug!(client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
+                tracing::debug!(%mac, client = %peer.ip(), %peer, file, %error, "tftp transfer failed");
             }
         }
     }

@@ -43,7 +43,11 @@ fn mib(bytes: u64) -> f64 {
 /// The `i`th request of the mix: every file, both modes, block sizes and windows.
 fn request(i: usize) -> Vec<u8> {
     let file = ["big", "text", "text", "big"][i % 4];
-    let mode = if i.is_multiple_of(3) { "octet" } else { "netascii" };
+    let mode = if i.is_multiple_of(3) {
+        "octet"
+    } else {
+        "netascii"
+    };
     let blksize = [512, 1468, 8192, 65464][i / 4 % 4];
     let windowsize = [1, 16, 64][i / 16 % 3];
     let (blksize, windowsize) = (blksize.to_string(), windowsize.to_string());

@@ -370,12 +370,20 @@ impl ServerBuilder {
             .listen
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4);
 
+        // One record per client across stages: DHCP's facts (iPXE's features among them, which
+        // its HTTP requests never carry) reach the script request, and the script request's
+        // (the serial…) the next DHCP request; addresses map back to MACs for the logs.
+        let records = self.records.clone();
         let tftp = match &self.tftp {
             Some((port, config)) => {
                 let addr = SocketAddr::new(bind_ip, *port);
                 let tftp_error = |source| Error::Tftp { addr, source };
                 let directory = Directory::new(&self.ipxe_dir).map_err(tftp_error)?;
-                let server = pxe_tftp::Server::bind(addr, directory, config.clone())
+                let config = pxe_tftp::ServerConfig {
+                    client_records: Some(records.clone()),
+                    ..config.clone()
+                };
+                let server = pxe_tftp::Server::bind(addr, directory, config)
                     .await
                     .map_err(tftp_error)?;
                 Some(server)
@@ -383,10 +391,6 @@ impl ServerBuilder {
             None => None,
         };
 
-        // One record per client across stages: DHCP's facts (iPXE's features among them, which
-        // its HTTP requests never carry) reach the script request, and the script request's
-        // (the serial…) the next DHCP request; addresses map back to MACs for the logs.
-        let records = self.records.clone();
         let files = std::mem::replace(&mut self.files, BootService::builder());
         let service = files
             .mount(IPXE_PREFIX, &self.ipxe_dir)
@@ -418,7 +422,13 @@ impl ServerBuilder {
 
         let policy = SharedPolicy::new(records.recording(self.policy.clone()));
         let dhcp = match self.dhcp_builder(policy, &base) {
-            Some(builder) => Some(builder.bind().await.map_err(Error::Dhcp)?),
+            Some(builder) => Some(
+                builder
+                    .client_records(records.clone())
+                    .bind()
+                    .await
+                    .map_err(Error::Dhcp)?,
+            ),
             None => None,
         };
 

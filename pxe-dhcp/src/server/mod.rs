@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use pxe_policy::{ClientKind, MacAddr, Policy, SharedPolicy};
+use pxe_policy::{ClientKind, ClientRecords, MacAddr, Policy, SharedPolicy};
 use tokio::task::JoinSet;
 
 use crate::lease::{LeaseJournal, Reservation, Subnet};
@@ -89,6 +89,7 @@ pub struct DhcpServerBuilder {
     dhcp_port: u16,
     boot_server_port: Option<u16>,
     warn_interval: Duration,
+    records: Option<ClientRecords>,
 }
 
 impl DhcpServerBuilder {
@@ -212,6 +213,14 @@ impl DhcpServerBuilder {
         self
     }
 
+    /// Records in `records` the address each client is given (its DHCPACK's yiaddr), so that
+    /// TFTP and HTTP requests from that address are known to be this MAC's. Share the store
+    /// with the other stages (`pxe::ServerBuilder` does).
+    pub fn client_records(mut self, records: ClientRecords) -> Self {
+        self.records = Some(records);
+        self
+    }
+
     /// Replaces the whole serving configuration.
     pub fn config(mut self, config: ProtoConfig) -> Self {
         self.config = config;
@@ -284,6 +293,7 @@ impl DhcpServerBuilder {
                 waiting: AtomicUsize::new(0),
                 summaries: Summaries::new(self.warn_interval),
                 resolution: Resolution::default(),
+                records: self.records,
             }),
             sockets,
         })
@@ -298,6 +308,8 @@ struct Shared {
     waiting: AtomicUsize,
     summaries: Summaries,
     resolution: Resolution,
+    /// Where the address each client is given is recorded, when the embedder shares one.
+    records: Option<ClientRecords>,
 }
 
 /// At most this many requests wait at once (on a slow policy, or a reply-delay quirk); more
@@ -331,6 +343,7 @@ impl DhcpServer {
             dhcp_port: 67,
             boot_server_port: Some(4011),
             warn_interval: DEFAULT_WARN_INTERVAL,
+            records: None,
         }
     }
 
@@ -504,19 +517,35 @@ async fn prepare(
         Ok(reply) => reply,
         Err(reason) => {
             tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
-            if let NoReply::PoolExhausted {
-                network,
-                prefix_len,
-            } = reason
-            {
-                let pool = format!("{network}/{prefix_len}");
-                shared
-                    .summaries
-                    .record(Event::PoolExhausted, pool, Instant::now());
+            match reason {
+                NoReply::PoolExhausted {
+                    network,
+                    prefix_len,
+                } => {
+                    let pool = format!("{network}/{prefix_len}");
+                    shared
+                        .summaries
+                        .record(Event::PoolExhausted, pool, Instant::now());
+                }
+                NoReply::NoSubnet { address } => {
+                    shared
+                        .summaries
+                        .record(Event::NoSubnet, address, Instant::now());
+                }
+                _ => {}
             }
             return None;
         }
     };
+    if let Some(records) = &shared.records {
+        let yiaddr = reply.packet.yiaddr();
+        if reply.packet.message_type() == Some(crate::wire::MessageType::Ack)
+            && !yiaddr.is_unspecified()
+        {
+            // The address given: TFTP and HTTP requests from it are this MAC's.
+            records.record_address(accepted.mac(), yiaddr);
+        }
+    }
     if let Some(delay) = reply.delay {
         tokio::time::sleep(delay).await;
     }

@@ -23,6 +23,9 @@ pub(crate) enum Event {
     RequestDropped,
     /// A lease change could not be written, so its DHCPACK was withheld (keyed by the error).
     LeaseFileFailed,
+    /// A request came from a segment (the receiving address, or a relay's giaddr) that no
+    /// configured subnet holds (keyed by that address): a missing subnet, or a stray relay.
+    NoSubnet,
 }
 
 impl Event {
@@ -32,6 +35,7 @@ impl Event {
             Self::ReplyDropped => "dhcp replies dropped",
             Self::RequestDropped => "dhcp requests dropped",
             Self::LeaseFileFailed => "lease file writes failed: DHCPACKs withheld",
+            Self::NoSubnet => "dhcp requests from segments no subnet serves (add a pool for them)",
         }
     }
 }
@@ -43,6 +47,9 @@ struct Pending {
     /// When the last report was written.
     reported: Option<Instant>,
 }
+
+/// Keys counted apart per event and interval; the rest count as "others".
+const MAX_KEYS: usize = 32;
 
 /// Counts events and writes at most one `warn` line per [`Event`] and interval.
 #[derive(Debug)]
@@ -108,6 +115,13 @@ impl Summaries {
     fn count(&self, event: Event, key: String, now: Instant) -> Option<Report> {
         let mut pending = super::lock(&self.pending);
         let entry = pending.entry(event).or_default();
+        // Keys come from the network (a relay's address): past a few, they are lumped
+        // together, so a flood of made-up ones cannot grow the map.
+        let key = if entry.counts.len() >= MAX_KEYS && !entry.counts.contains_key(&key) {
+            "others".to_string()
+        } else {
+            key
+        };
         *entry.counts.entry(key).or_default() += 1;
         take_if_due(event, entry, now, self.interval)
     }
