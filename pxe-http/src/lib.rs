@@ -27,6 +27,7 @@ mod body;
 mod delegate;
 mod error;
 mod files;
+mod limits;
 mod percent;
 mod query;
 mod script;
