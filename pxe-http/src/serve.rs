@@ -305,13 +305,32 @@ pub fn serve_on_threads(
     config: ServeConfig,
     threads: NonZeroUsize,
 ) -> io::Result<ServerThreads> {
-    let runtimes = (0..threads.get())
-        .map(|_| {
+    let mut runtimes = Vec::with_capacity(threads.get());
+    let started = start_threads(addr, service, config, threads, &mut runtimes);
+    if started.is_err() {
+        // Dropping a runtime blocks, which panics in an async caller: let them go instead.
+        for runtime in runtimes {
+            runtime.shutdown_background();
+        }
+    }
+    started
+}
+
+/// [`serve_on_threads`], leaving in `runtimes` those it made but did not hand to a thread.
+fn start_threads(
+    addr: SocketAddr,
+    service: BootService,
+    config: ServeConfig,
+    threads: NonZeroUsize,
+    runtimes: &mut Vec<tokio::runtime::Runtime>,
+) -> io::Result<ServerThreads> {
+    for _ in 0..threads.get() {
+        runtimes.push(
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
-        })
-        .collect::<io::Result<Vec<_>>>()?;
+                .build()?,
+        );
+    }
     let listener = listening_socket(&runtimes[0], addr)?;
     let (stop, stopped) = watch::channel(false);
     let mut server = ServerThreads {
@@ -320,12 +339,13 @@ pub fn serve_on_threads(
         stop,
     };
     let admission = config.admission();
-    for (n, runtime) in runtimes.into_iter().enumerate() {
+    for n in 0..threads.get() {
         // Registered with the reactor of the runtime that will serve it.
         let listener = {
-            let _entered = runtime.enter();
+            let _entered = runtimes[0].enter();
             TcpListener::from_std(listener.try_clone()?)?
         };
+        let runtime = runtimes.remove(0);
         let service = service.clone();
         let admission = Arc::clone(&admission);
         let mut stopped = stopped.clone();
@@ -586,5 +606,75 @@ mod tests {
         let mut buf = [0u8; 1];
         assert_eq!(streams[0].read(&mut buf).unwrap_or(0), 0);
         assert!(TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn a_second_server_on_the_same_port_fails_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = BootService::builder().root(dir.path()).build().unwrap();
+        let threads = NonZeroUsize::new(2).unwrap();
+        let config = ServeConfig::default();
+        let first = serve_on_threads(
+            "127.0.0.1:0".parse().unwrap(),
+            service.clone(),
+            config,
+            threads,
+        )
+        .unwrap();
+        let second = serve_on_threads(first.local_addr(), service, config, threads);
+        assert_eq!(
+            second.unwrap_err().kind(),
+            io::ErrorKind::AddrInUse,
+            "a second server joined the port"
+        );
+    }
+
+    /// Writes `total` bytes through a send watch into a 4 KiB pipe whose other end reads
+    /// `per_read` bytes every `every` (nothing with `per_read` 0); the send watch's error
+    /// that ended the writes, if any.
+    async fn watched_writes(
+        min_rate: u64,
+        timeout: Duration,
+        per_read: usize,
+        every: Duration,
+        total: usize,
+    ) -> Option<TooSlow> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (writer, mut reader) = tokio::io::duplex(4096);
+        let mut watched = SendWatch::new(writer, timeout, min_rate);
+        let reading = tokio::spawn(async move {
+            let mut buf = vec![0u8; per_read.max(1)];
+            loop {
+                tokio::time::sleep(every).await;
+                if per_read > 0 && matches!(reader.read(&mut buf).await, Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+        });
+        let data = vec![7u8; total];
+        let written = tokio::time::timeout(Duration::from_secs(20), watched.write_all(&data))
+            .await
+            .expect("the writes ended within 20 s");
+        reading.abort();
+        written.err().map(|error| {
+            *error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<TooSlow>())
+                .unwrap_or_else(|| panic!("not a send watch error: {error}"))
+        })
+    }
+
+    #[tokio::test]
+    async fn send_watch_drops_stalled_and_slow_readers_and_keeps_fast_ones() {
+        let timeout = Duration::from_millis(300);
+        // Reads nothing: no progress for a whole timeout.
+        let stopped = watched_writes(1000, timeout, 0, Duration::from_millis(10), 1 << 20).await;
+        assert_eq!(stopped, Some(TooSlow::Stopped));
+        // About 2 KB/s where 100 KB/s is asked.
+        let slow = watched_writes(100_000, timeout, 100, Duration::from_millis(50), 1 << 20).await;
+        assert_eq!(slow, Some(TooSlow::BelowMinimumRate));
+        // About 4 MB/s where 100 KB/s is asked: the whole megabyte arrives.
+        let fast = watched_writes(100_000, timeout, 4096, Duration::from_millis(1), 1 << 20).await;
+        assert_eq!(fast, None);
     }
 }

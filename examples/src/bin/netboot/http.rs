@@ -79,8 +79,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
         .unwrap_or(NonZeroUsize::MIN);
-    let server = pxe_http::serve_on_threads(args.listen, service, config, threads)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server = match pxe_http::serve_on_threads(args.listen, service, config, threads) {
+        Ok(server) => server,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {}: address in use (is another server running on it?)",
+            args.listen
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot listen on {}", args.listen))
+        }
+    };
     tracing::info!(
         root = %args.root.display(),
         listen = %server.local_addr(),
