@@ -263,9 +263,9 @@ fn last_is_empty(last: Option<u64>, spec: &str) -> bool {
 /// the connection asks for it: nothing is read ahead, and the chunk follows the client's
 /// pace, so a slow reader holds little memory and a fast one gets large reads.
 ///
-/// The chunk doubles (up to [`CHUNK`]) while the connection asks for the next one quickly,
-/// and shrinks to about [`CHUNK_PACE`] worth of the rate it was taken at (down to
-/// [`MIN_CHUNK`]) when the connection took long to send the last one.
+/// The chunk doubles (up to 64 KiB) while the connection asks for the next one quickly, and
+/// shrinks to about 20 ms worth of the rate it was taken at (down to 16 KiB) when the
+/// connection took long to send the last one.
 #[derive(Debug)]
 pub struct FileBody {
     file: Arc<std::fs::File>,
