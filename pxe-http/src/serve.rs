@@ -149,7 +149,8 @@ async fn serve_admitting(
     admission: Arc<Admission>,
 ) {
     // Reports the counts of a flood that has stopped (the ones during it report themselves).
-    let mut reports = tokio::time::interval(config.report_interval);
+    // (A zero interval would panic here; it means "report every refusal" to the tallies.)
+    let mut reports = tokio::time::interval(config.report_interval.max(Duration::from_millis(100)));
     reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
