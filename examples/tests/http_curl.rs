@@ -66,23 +66,11 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
         };
-        let started = std::time::Instant::now();
-        server.addr = loop {
-            let log = server.log();
-            let listen = log
-                .lines()
-                .filter(|line| line.contains("serving boot files over http"))
-                .flat_map(str::split_whitespace)
-                .find_map(|word| word.strip_prefix("listen=")?.parse().ok());
-            if let Some(addr) = listen {
-                break addr;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "netboot http did not start:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let started = server.wait_for_line(&["serving boot files over http"]);
+        server.addr = started
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("listen=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no listen=ADDR in {started:?}"));
         server
     }
 
@@ -91,7 +79,7 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("netboot.log")).unwrap_or_default()
     }
 
-    /// Waits (up to 20 s) until the log has a line containing every one of `needles`, and
+    /// Waits (up to 30 s) until the log has a line containing every one of `needles`, and
     /// returns that line.
     fn wait_for_line(&self, needles: &[&str]) -> String {
         let started = std::time::Instant::now();
@@ -104,7 +92,7 @@ impl Server {
                 return line.to_string();
             }
             assert!(
-                started.elapsed() < Duration::from_secs(20),
+                started.elapsed() < Duration::from_secs(30),
                 "no line with {needles:?} in the log:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(50));
