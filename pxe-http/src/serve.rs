@@ -124,7 +124,8 @@ impl ServeConfig {
 }
 
 /// The most a connection's response may have queued in hyper before the body is read
-/// further (hyper's `max_buf_size`, which also bounds a request head). With the body's own
+/// further (hyper's `max_buf_size`, which also bounds a request head: 431 once a head is
+/// incomplete with this much read). With the body's own
 /// chunk it bounds what one connection holds: hyper's default (about 400 KiB) let a client
 /// that stopped reading hold two 256 KiB chunks.
 const CONNECTION_BUFFER: usize = 64 * 1024;
