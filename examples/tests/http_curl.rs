@@ -10,9 +10,9 @@ use std::time::Duration;
 use pxe_testkit::{prerequisites, ChildGuard};
 
 /// A `netboot http` process serving a temporary root with known files, and a secret file
-/// beside the root that no request may read.
+/// beside the root that no request may read. Its log goes to a file beside the root.
 struct Server {
-    _child: ChildGuard,
+    child: ChildGuard,
     addr: SocketAddr,
     dir: tempfile::TempDir,
 }
@@ -21,6 +21,12 @@ const SECRET: &str = "outside-the-root-secret";
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_under(&[], "info", extra)
+    }
+
+    /// Starts `netboot http` (under `wrapper`, a command such as `prlimit …`, if given) with
+    /// `RUST_LOG=log` and the flags `extra`.
+    fn start_under(wrapper: &[&str], log: &str, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -34,23 +40,71 @@ impl Server {
         let big = std::fs::File::create(root.join("big.img")).unwrap();
         big.set_len(5 << 30).unwrap();
 
+        let netboot = env!("CARGO_BIN_EXE_netboot");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(netboot);
+                command
+            }
+            None => Command::new(netboot),
+        };
+        let log_file = std::fs::File::create(dir.path().join("netboot.log")).unwrap();
         // Port 0: the kernel picks a free port, which netboot logs.
-        let (child, addr) = ChildGuard::spawn_reporting_address(
-            Command::new(env!("CARGO_BIN_EXE_netboot"))
+        let child = ChildGuard::spawn(
+            command
                 .args(["http", "--root"])
                 .arg(&root)
                 .args(["--listen", "127.0.0.1:0"])
                 .args(extra)
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", log)
+                .stdout(log_file)
                 .stderr(Stdio::null()),
-            "serving boot files over http",
-            "listen",
         );
-        Self {
-            _child: child,
-            addr,
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
+        };
+        let started = server.wait_for_line(&["serving boot files over http"]);
+        server.addr = started
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("listen=")?.parse().ok())
+            .unwrap_or_else(|| panic!("no listen=ADDR in {started:?}"));
+        server
+    }
+
+    /// What the server logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("netboot.log")).unwrap_or_default()
+    }
+
+    /// Waits (up to 30 s) until the log has a line containing every one of `needles`, and
+    /// returns that line.
+    fn wait_for_line(&self, needles: &[&str]) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if let Some(line) = log
+                .lines()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+            {
+                return line.to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no line with {needles:?} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    fn files(&self) -> std::path::PathBuf {
+        self.dir.path().join("root")
     }
 
     fn url(&self, path: &str) -> String {
@@ -458,4 +512,269 @@ fn http_clients_that_stop_reading_are_dropped() {
         total < 5 << 30,
         "the whole file arrived: the stall was not noticed"
     );
+}
+
+/// Sends `GET path` on a keep-alive connection and returns the status (the body is read and
+/// dropped); panics if no whole answer comes within 10 s.
+fn keep_alive_get(stream: &mut TcpStream, path: &str) -> u16 {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // One write: with a request in pieces, Nagle's algorithm would hold the last piece until
+    // the server's delayed ACK, 40 ms a request.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("GET {path}: no answer: {e}"));
+        assert!(n > 0, "GET {path}: connection closed");
+        received.extend_from_slice(&buf[..n]);
+        let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+        let len: usize = header(&head, "content-length").unwrap().parse().unwrap();
+        if received.len() >= end + 4 + len {
+            return head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+}
+
+/// Whether the server closed `stream` (at once, or within 5 s) rather than keeping it open.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// A connection to `to` from the loopback address `from` (127.0.0.0/8 is all loopback): a
+/// second or third client address without leaving the machine.
+fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn http_a_fifo_in_the_root_is_refused_and_files_are_still_served() {
+    if !prerequisites("http_a_fifo_in_the_root", false, &["curl", "mkfifo"]) {
+        return;
+    }
+    let server = Server::start_under(&[], "info,pxe_http=debug", &[]);
+    let fifo = server.files().join("pipe.img");
+    pxe_testkit::run_checked("mkfifo", &[fifo.to_str().unwrap()]);
+    // Opening a FIFO for reading waits for a writer: more requests than the blocking pool
+    // has threads (512) would leave every file request hanging if one open blocked.
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    for n in 0..1200 {
+        assert_eq!(keep_alive_get(&mut stream, "/pipe.img"), 404, "request {n}");
+        if n % 200 == 0 {
+            let (status, _, body) = server.curl(&[], "/ten.bin");
+            assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+        }
+    }
+    assert_eq!(keep_alive_get(&mut stream, "/ten.bin"), 200);
+    let (status, _, _) = server.curl(&["-I"], "/pipe.img");
+    assert_eq!(status, 404);
+    server.wait_for_line(&["DEBUG", "not a regular file", "pipe.img"]);
+}
+
+#[test]
+fn http_a_second_server_on_the_same_port_fails_to_start() {
+    if !prerequisites("http_a_second_server_on_the_same_port", false, &["curl"]) {
+        return;
+    }
+    let server = Server::start(&[]);
+    let mut second = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_netboot"))
+            .args(["http", "--root"])
+            .arg(server.files())
+            .args(["--listen", &server.addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = second.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a second server started on {} (the kernel would split clients between them)",
+            server.addr
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    second
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("address in use"), "{stderr}");
+    // The first one never noticed.
+    let (status, _, body) = server.curl(&[], "/ten.bin");
+    assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+}
+
+#[test]
+fn http_connections_over_the_limits_are_closed_at_once_and_reported() {
+    if !prerequisites("http_connections_over_the_limits", false, &["curl"]) {
+        return;
+    }
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--max-connections",
+        "5",
+        "--max-connections-per-client",
+        "3",
+    ]);
+    // Each held connection is served before the next one connects, so the server has
+    // counted it: which one is over a limit does not depend on thread timing.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect_from([127, 0, 0, 1], server.addr);
+        assert_eq!(keep_alive_get(&mut stream, "/ten.bin"), 200);
+        held.push(stream);
+    }
+    let mut over_per_client = connect_from([127, 0, 0, 1], server.addr);
+    assert!(closed_by_server(&mut over_per_client));
+    let line = server.wait_for_line(&["WARN", "over the per-client limit", "count=1"]);
+    assert!(
+        line.contains("limit=3") && line.contains("latest=127.0.0.1"),
+        "{line}"
+    );
+
+    for _ in 0..2 {
+        let mut stream = connect_from([127, 0, 0, 2], server.addr);
+        assert_eq!(keep_alive_get(&mut stream, "/ten.bin"), 200);
+        held.push(stream);
+    }
+    let mut over_total = connect_from([127, 0, 0, 3], server.addr);
+    assert!(closed_by_server(&mut over_total));
+    let line = server.wait_for_line(&["WARN", "over the server's limit", "count=1"]);
+    assert!(line.contains("limit=5"), "{line}");
+
+    // The connections it holds are served throughout; freed slots are taken again.
+    for stream in &mut held {
+        assert_eq!(keep_alive_get(stream, "/sub/a%20file.txt"), 200);
+    }
+    drop(held.pop());
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _, body) = server.curl(&["--interface", "127.0.0.3"], "/ten.bin");
+    assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+}
+
+#[test]
+fn http_slow_readers_are_dropped_and_reported_while_others_are_served() {
+    if !prerequisites("http_slow_readers_are_dropped", false, &["curl"]) {
+        return;
+    }
+    // At least 1 MB/s, checked every second spent waiting on the client.
+    let server = Server::start(&["--write-timeout", "1", "--min-send-rate", "1000000"]);
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // About 80 KB/s until the server reports the drop, for at most 60 s. (The client only
+    // sees the end after reading what its socket buffers still hold.)
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 8192];
+    let mut total = 0u64;
+    let mut reads = 0u32;
+    const DROPPED: &str = "reading their responses too slowly";
+    while !server.log().contains(DROPPED) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a reader at 80 KB/s was kept for 60 s ({total} bytes)"
+        );
+        total += slow.read(&mut buf).unwrap() as u64;
+        reads += 1;
+        if reads.is_multiple_of(20) {
+            // Others are served while it crawls.
+            let (status, _, _) = server.curl(&[], "/ten.bin");
+            assert_eq!(status, 200);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Dropped: what is left is what the socket buffers held, then the end.
+    loop {
+        match slow.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reported as dropped but still open: {e} after {total} bytes"),
+        }
+    }
+    assert!(
+        total < 1 << 30,
+        "{total} bytes reached a client reading at 80 KB/s"
+    );
+    let line = server.wait_for_line(&["WARN", "reading their responses too slowly"]);
+    assert!(
+        line.contains("count=1") && line.contains("latest=127.0.0.1"),
+        "{line}"
+    );
+    let (status, _, body) = server.curl(&[], "/ten.bin");
+    assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+}
+
+#[test]
+fn http_out_of_file_descriptors_backs_off_and_serves_again() {
+    if !prerequisites("http_out_of_file_descriptors", false, &["curl", "prlimit"]) {
+        return;
+    }
+    // 64 descriptors: a few dozen connections exhaust them, well under the connection limits.
+    let server = Server::start_under(
+        &["prlimit", "--nofile=64", "--"],
+        "info",
+        &["--threads", "2", "--header-timeout", "2"],
+    );
+    // Slow clients: connect and never send a request, more than the descriptors allow.
+    let slow: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    server.wait_for_line(&["WARN", "accepting connections failed", "count="]);
+    // While out of descriptors, the server backs off rather than spinning on accept.
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(server.pid()) - before;
+    assert!(
+        used < 30,
+        "{used} ticks of CPU in 1 s while out of descriptors"
+    );
+    // The header timeout drops the slow clients (in waves, as descriptors free up), and a
+    // legitimate request is served once they are gone; curl waits in the backlog meanwhile.
+    let (status, _, body) = server.curl(&[], "/ten.bin");
+    assert_eq!((status, body.as_slice()), (200, &b"0123456789"[..]));
+    let line = server.wait_for_line(&["WARN", "sent no request within the header timeout"]);
+    assert!(line.contains("count="), "{line}");
+    drop(slow);
 }

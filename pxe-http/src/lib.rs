@@ -16,8 +16,10 @@
 //!
 //! [`serve`] runs the service standalone on HTTP/1.1 with keep-alive (iPXE fetches script,
 //! kernel and initrd on one connection), a header timeout that also closes idle connections,
-//! and a write timeout for clients that stop reading; [`serve_on_threads`] does the same on
-//! threads of its own, one single-threaded runtime and listening socket each.
+//! a write timeout and minimum send rate for clients that stop or crawl, and limits on
+//! connections in all and per client address, every refusal counted and reported at `warn`
+//! once per interval ([`ServeConfig`]); [`serve_on_threads`] does the same on threads of its
+//! own, single-threaded runtimes that share one listening socket.
 //!
 //! What it does not do: TLS (no iPXE build in the field advertises HTTPS), directory
 //! listings, multiple ranges in one response, or compression.
@@ -50,6 +52,7 @@ mod body;
 mod delegate;
 mod error;
 mod files;
+mod limits;
 mod percent;
 mod query;
 mod script;

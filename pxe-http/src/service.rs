@@ -12,9 +12,10 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolicy};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Level};
 
 use crate::files::{self, FileBody, RangeAnswer, Validators};
+use crate::limits::LineBudget;
 use crate::{query, script, Body, Error};
 
 /// The client's address, which a server puts in a request's extensions so that scripts know
@@ -42,7 +43,15 @@ struct Inner {
     /// The answer to a script request without facts: the same for every client, so rendered
     /// once.
     bootstrap: Result<Bytes, ScriptError>,
+    /// Keeps the per-request lines (`info`, and the policy's errors at `warn`) from flooding
+    /// the log when requests do.
+    request_lines: LineBudget,
 }
+
+/// Per-request log lines logged at most per [`REQUEST_LINE_INTERVAL`]: five hundred machines
+/// booting at once (a script and two files each, four lines) fit; a flood is summarised.
+const REQUEST_LINES: u64 = 2000;
+const REQUEST_LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a part of the URL space is served from.
 #[derive(Debug)]
@@ -181,6 +190,7 @@ impl BootServiceBuilder {
                 bootstrap: script::bootstrap(&self.script_path).map(Bytes::from),
                 records: self.records,
                 script_path: self.script_path,
+                request_lines: LineBudget::new(REQUEST_LINES, REQUEST_LINE_INTERVAL),
             }),
         })
     }
@@ -233,9 +243,11 @@ impl BootService {
             *response.body_mut() = Body::empty();
         }
         // The HTTP chapter of a client's boot story, one line per request, with the MAC the
-        // client's address belongs to (from its record), so one grep follows a machine. The
-        // fields are only evaluated when the line is enabled: nothing is built per request
-        // when it is not.
+        // client's address belongs to (from its record), so one grep follows a machine.
+        // Nothing is built or counted per request when the line is off.
+        if !(tracing::enabled!(Level::INFO) && self.inner.request_lines.allow()) {
+            return response;
+        }
         info!(
             mac = %self.mac_of(peer),
             client = peer.map(|peer| tracing::field::display(peer.ip())),
@@ -276,7 +288,9 @@ impl BootService {
             return match &self.inner.bootstrap {
                 Ok(script) => script_response(script.clone()),
                 Err(error) => {
-                    warn!(%error, "cannot build the bootstrap script");
+                    if self.inner.request_lines.allow() {
+                        warn!(%error, "cannot build the bootstrap script");
+                    }
                     text(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n"))
                 }
             };
@@ -296,19 +310,23 @@ impl BootService {
         let decision = policy.script(&facts).await;
         match script::render_shared(&decision, &facts) {
             Ok(script) => {
-                info!(
-                    mac = %facts.mac,
-                    client = %facts.kind,
-                    arch = %facts.arch.map_or_else(|| "-".to_string(), |a| a.code().to_string()),
-                    decision = decision_name(&decision),
-                    "http script"
-                );
+                if tracing::enabled!(Level::INFO) && self.inner.request_lines.allow() {
+                    info!(
+                        mac = %facts.mac,
+                        client = %facts.kind,
+                        arch = %facts.arch.map_or_else(|| "-".to_string(), |a| a.code().to_string()),
+                        decision = decision_name(&decision),
+                        "http script"
+                    );
+                }
                 debug!(mac = %facts.mac, ?decision, "script decision");
                 script_response(script)
             }
             Err(error) => {
                 // The policy's values, not the peer's: worth an operator's attention.
-                warn!(mac = %facts.mac, %error, "cannot render the policy's script");
+                if self.inner.request_lines.allow() {
+                    warn!(mac = %facts.mac, %error, "cannot render the policy's script");
+                }
                 text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("cannot render the boot script: {error}\n"),
@@ -344,7 +362,7 @@ impl BootService {
         } = match files::open_confined(root, &relative, read_small).await {
             Ok(opened) => opened,
             Err(error) => {
-                debug!(path = %relative.display(), %error, "no such file");
+                debug!(path = %relative.display(), %error, "file not served");
                 return text(StatusCode::NOT_FOUND, "not found\n");
             }
         };
@@ -406,7 +424,7 @@ impl BootService {
         } else if count <= files::SMALL_BODY {
             files::read_small(file, start, count).await.map(Body::full)
         } else {
-            FileBody::new(file, start, count).await.map(Body::file)
+            Ok(Body::file(FileBody::new(file, start, count)))
         };
         match body {
             Ok(body) => finish(builder, body),

@@ -33,10 +33,22 @@ pub(crate) struct Args {
     /// Seconds a connection may take to send request headers (and may sit idle).
     #[arg(long, default_value_t = 30)]
     header_timeout: u64,
-    /// Seconds a response write may make no progress before the connection is dropped.
+    /// Seconds a response write may make no progress before the connection is dropped (also
+    /// the period over which --min-send-rate is checked).
     #[arg(long, default_value_t = 60)]
     write_timeout: u64,
-    /// Threads that serve connections, each with its own listening socket (default: one
+    /// Bytes per second a client must at least read a response at (measured over the time
+    /// the server waits on it); slower clients are dropped. 0 only checks for progress.
+    #[arg(long, default_value_t = ServeConfig::default().min_send_rate)]
+    min_send_rate: u64,
+    /// Most connections held at once; more are closed at once. Keep it below half of the
+    /// file descriptor limit (`ulimit -n`).
+    #[arg(long, default_value_t = ServeConfig::default().max_connections)]
+    max_connections: usize,
+    /// Most connections one client address holds at once; more are closed at once.
+    #[arg(long, default_value_t = ServeConfig::default().max_connections_per_client)]
+    max_connections_per_client: usize,
+    /// Threads that serve connections, accepting from one listening socket (default: one
     /// per CPU).
     #[arg(long)]
     threads: Option<NonZeroUsize>,
@@ -56,16 +68,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let service = builder.build()?;
     let config = ServeConfig::default()
         .header_timeout(Duration::from_secs(args.header_timeout))
-        .write_timeout(Duration::from_secs(args.write_timeout));
-    // Standalone, the server gets threads of its own (one runtime and socket each, like
-    // nginx's workers) rather than sharing this multi-threaded runtime: see
+        .write_timeout(Duration::from_secs(args.write_timeout))
+        .min_send_rate(args.min_send_rate)
+        .max_connections(args.max_connections)
+        .max_connections_per_client(args.max_connections_per_client);
+    // Standalone, the server gets threads of its own (one runtime each, like nginx's
+    // workers) rather than sharing this multi-threaded runtime: see
     // `pxe_http::serve_on_threads`.
     let threads = args
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
         .unwrap_or(NonZeroUsize::MIN);
-    let server = pxe_http::serve_on_threads(args.listen, service, config, threads)
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let server = match pxe_http::serve_on_threads(args.listen, service, config, threads) {
+        Ok(server) => server,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {}: address in use (is another server running on it?)",
+            args.listen
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot listen on {}", args.listen))
+        }
+    };
     tracing::info!(
         root = %args.root.display(),
         listen = %server.local_addr(),
