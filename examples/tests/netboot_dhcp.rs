@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pxe_testkit::{prerequisites, ChildGuard, NetNs};
 
@@ -65,16 +65,7 @@ fn udhcpc_lease(ns: &NetNs, interface: &str, dir: &Path) -> HashMap<String, Stri
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut udhcpc = ChildGuard::spawn(&mut command);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = udhcpc.0.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = udhcpc.wait_timeout(Duration::from_secs(20));
     assert!(
         status.is_some_and(|s| s.success()),
         "udhcpc on {interface} got no lease ({status:?})"

@@ -313,6 +313,23 @@ impl ChildGuard {
     }
 }
 
+impl ChildGuard {
+    /// Waits for the child to exit, at most `limit`: its status, or `None` if it is still
+    /// running then (it is killed when the guard drops).
+    pub fn wait_timeout(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().ok().flatten() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
