@@ -187,7 +187,7 @@ impl FromStr for ClientStrategy {
 
 /// `START-END`: a range of UDP ports, 1 <= START <= END.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PortSpan(pub(crate) u16, pub(crate) u16);
+pub(crate) struct PortSpan(u16, u16);
 
 impl FromStr for PortSpan {
     type Err = String;
@@ -198,6 +198,15 @@ impl FromStr for PortSpan {
             return Err("port 0 is not a port; expected 1 <= START <= END".to_string());
         }
         Ok(Self(start, end))
+    }
+}
+
+/// Where TFTP transfers take their ports: the listening port, a range, or any.
+pub(crate) fn port_mode(single_port: bool, range: Option<PortSpan>) -> PortMode {
+    match (single_port, range) {
+        (true, _) => PortMode::Single,
+        (false, Some(PortSpan(start, end))) => PortMode::Range(start..=end),
+        (false, None) => PortMode::Ephemeral,
     }
 }
 
@@ -424,11 +433,7 @@ impl ServerFlags {
                 .ipxe_dir
                 .unwrap_or_else(|| PathBuf::from("/usr/lib/ipxe")),
             tftp_port: self.tftp_port.unwrap_or(69),
-            tftp_ports: match (self.tftp_single_port, self.tftp_port_range) {
-                (true, _) => PortMode::Single,
-                (false, Some(PortSpan(start, end))) => PortMode::Range(start..=end),
-                (false, None) => PortMode::Ephemeral,
-            },
+            tftp_ports: port_mode(self.tftp_single_port, self.tftp_port_range),
             http_port: self.http_port.unwrap_or(80),
         })
     }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use pxe_tftp::{Directory, PortMode, Rollover, Server, ServerConfig, TransferConfig};
+use pxe_tftp::{Directory, Rollover, Server, ServerConfig, TransferConfig};
+
+use crate::settings::{port_mode, PortSpan};
 
 /// Flags of `netboot tftp`.
 #[derive(Debug, clap::Args)]
@@ -45,8 +47,8 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with = "port_range")]
     single_port: bool,
     /// Take transfer ports from this range, e.g. `50000-50999`.
-    #[arg(long, value_parser = parse_range)]
-    port_range: Option<(u16, u16)>,
+    #[arg(long)]
+    port_range: Option<PortSpan>,
     /// Most concurrent transfers overall; when all are taken, a new request takes the place
     /// of the oldest transfer whose client has acknowledged nothing.
     #[arg(long, default_value_t = 4096)]
@@ -70,23 +72,11 @@ pub(crate) struct Args {
     no_follow_cpu: bool,
 }
 
-fn parse_range(text: &str) -> Result<(u16, u16), String> {
-    let (start, end) = crate::parse_span::<u16>(text)?;
-    if start == 0 {
-        return Err("port 0 is not a port; expected 1 <= START <= END".to_string());
-    }
-    Ok((start, end))
-}
-
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let source = Directory::new(&args.root)
         .with_context(|| format!("cannot serve {}", args.root.display()))?
         .case_insensitive(args.case_insensitive);
-    let ports = match (args.single_port, args.port_range) {
-        (true, _) => PortMode::Single,
-        (false, Some((start, end))) => PortMode::Range(start..=end),
-        (false, None) => PortMode::Ephemeral,
-    };
+    let ports = port_mode(args.single_port, args.port_range);
     let config = ServerConfig {
         transfer: TransferConfig {
             max_blksize: args.max_blksize,
