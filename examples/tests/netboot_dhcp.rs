@@ -7,42 +7,21 @@
 //! Needs root, `ip` and `busybox`; skips without them outside CI.
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use pxe_testkit::lab::LabProcess;
 use pxe_testkit::{prerequisites, ChildGuard, NetNs};
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
 
-/// Starts `netboot dhcp ARGS` in `ns` and returns once it logged that it serves.
-fn start_netboot(ns: &NetNs, args: &[&str]) -> ChildGuard {
+/// Starts `netboot dhcp ARGS` in `ns` (its log in `dir`) and returns once it logged that it
+/// serves.
+fn start_netboot(ns: &NetNs, dir: &Path, args: &[&str]) -> LabProcess {
     let mut command = ns.command(NETBOOT);
-    command
-        .arg("dhcp")
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut guard = ChildGuard::spawn(&mut command);
-    let stdout = guard.0.stdout.take().expect("piped stdout");
-    let (ready, serving) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            eprintln!("netboot: {line}");
-            if line.contains("netboot dhcp serving") {
-                let _ = ready.send(());
-            }
-        }
-    });
-    serving
-        .recv_timeout(Duration::from_secs(30))
-        .expect("netboot dhcp logs `netboot dhcp serving` at start");
-    guard
+    command.arg("dhcp").args(args).env("RUST_LOG", "info");
+    LabProcess::spawn_ready(command, dir.join("netboot.log"), "netboot dhcp serving")
 }
 
 /// Runs `udhcpc` once on `interface` in `ns` and returns what it told its script on `bound`.
@@ -100,8 +79,10 @@ fn reservations_host_names_and_site_options_reach_a_real_client() {
         server.ip(&["link", "set", server_end, "master", "br0"]);
         client.ip(&["link", "set", client_end, "address", mac]);
     }
+    let logs = tempfile::tempdir().unwrap();
     let _netboot = start_netboot(
         &server,
+        logs.path(),
         &[
             "--dhcp",
             "authoritative",

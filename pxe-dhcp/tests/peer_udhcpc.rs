@@ -175,7 +175,9 @@ fn exchange(label: &str, shape: Shape) {
     }
     let mut udhcpc = ChildGuard::spawn(&mut command);
     let seen = serve(&server, "dws0", shape);
-    let status = wait_bounded(&mut udhcpc, Duration::from_secs(15));
+    let status = udhcpc
+        .wait_timeout(Duration::from_secs(15))
+        .is_some_and(|status| status.success());
     let output = std::mem::replace(&mut udhcpc.0, Command::new("true").spawn().unwrap());
     let output = output.wait_with_output().unwrap();
     let log = format!(
@@ -232,18 +234,6 @@ fn exchange(label: &str, shape: Shape) {
         Some(url(shape.url_len).as_str()),
         "option 67 comes back whole"
     );
-}
-
-/// Waits for the child to exit, at most `limit`; `true` if it exited successfully.
-fn wait_bounded(child: &mut ChildGuard, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            return status.success();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
 }
 
 /// RFC 2131 §4.1: no broadcast bit, no ciaddr, no giaddr: unicast to yiaddr at chaddr.
