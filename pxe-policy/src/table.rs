@@ -175,66 +175,71 @@ struct Group {
 }
 
 impl Group {
-    /// Whether the group selects by facts only iPXE's script request tells (serial, labels),
-    /// and its other selectors (MAC, GUID, arch), known from DHCP on, match `client`: a
-    /// client that may fall into it once the script stage knows more.
-    fn may_match_later(&self, client: &ClientFacts) -> bool {
-        let later = !self.serials.is_empty() || !self.labels.is_empty();
-        later
-            && (self.macs.is_empty() || self.macs.contains(&client.mac))
-            && (self.guids.is_empty() || client.guid.is_some_and(|g| self.guids.contains(&g)))
-            && (self.arches.is_empty() || client.arch.is_some_and(|a| self.arches.contains(&a)))
+    /// Each selector kind: whether the group has it, whether `client` matches it, and whether
+    /// only iPXE's script request tells the fact (serial, labels: never known at DHCP).
+    fn selectors(&self, client: &ClientFacts) -> [Selector; 5] {
+        [
+            Selector {
+                present: !self.macs.is_empty(),
+                matches: self.macs.contains(&client.mac),
+                script_stage_only: false,
+            },
+            Selector {
+                present: !self.guids.is_empty(),
+                matches: client.guid.is_some_and(|g| self.guids.contains(&g)),
+                script_stage_only: false,
+            },
+            Selector {
+                present: !self.serials.is_empty(),
+                matches: client
+                    .serial
+                    .as_ref()
+                    .is_some_and(|s| self.serials.contains(s)),
+                script_stage_only: true,
+            },
+            Selector {
+                present: !self.arches.is_empty(),
+                matches: client.arch.is_some_and(|a| self.arches.contains(&a)),
+                script_stage_only: false,
+            },
+            Selector {
+                present: !self.labels.is_empty(),
+                matches: self
+                    .labels
+                    .iter()
+                    .all(|(k, v)| client.extra.get(k) == Some(v)),
+                script_stage_only: true,
+            },
+        ]
     }
 
-    /// How many selectors the group has (what [`score`](Self::score) counts when all match).
-    fn selector_count(&self) -> usize {
-        [
-            !self.macs.is_empty(),
-            !self.guids.is_empty(),
-            !self.serials.is_empty(),
-            !self.arches.is_empty(),
-            !self.labels.is_empty(),
-        ]
-        .into_iter()
-        .filter(|&present| present)
-        .count()
+    /// Whether the group selects by facts only iPXE's script request tells, and its other
+    /// selectors (MAC, GUID, arch), known from DHCP on, match `client`: a client that may fall
+    /// into it once the script stage knows more.
+    fn may_match_later(&self, client: &ClientFacts) -> bool {
+        let selectors = self.selectors(client);
+        selectors.iter().any(|s| s.present && s.script_stage_only)
+            && selectors
+                .iter()
+                .all(|s| !s.present || s.script_stage_only || s.matches)
     }
 
     /// The number of selectors this group has, or `None` when one of them does not match.
     fn score(&self, client: &ClientFacts) -> Option<usize> {
-        let mut score = 0;
-        let mut check = |present: bool, matches: bool| {
-            if present {
-                score += 1;
-                matches
-            } else {
-                true
-            }
-        };
-        let all = check(!self.macs.is_empty(), self.macs.contains(&client.mac))
-            & check(
-                !self.guids.is_empty(),
-                client.guid.is_some_and(|g| self.guids.contains(&g)),
-            )
-            & check(
-                !self.serials.is_empty(),
-                client
-                    .serial
-                    .as_ref()
-                    .is_some_and(|s| self.serials.contains(s)),
-            )
-            & check(
-                !self.arches.is_empty(),
-                client.arch.is_some_and(|a| self.arches.contains(&a)),
-            )
-            & check(
-                !self.labels.is_empty(),
-                self.labels
-                    .iter()
-                    .all(|(k, v)| client.extra.get(k) == Some(v)),
-            );
-        all.then_some(score)
+        let selectors = self.selectors(client);
+        selectors
+            .iter()
+            .all(|s| !s.present || s.matches)
+            .then(|| selectors.iter().filter(|s| s.present).count())
     }
+}
+
+/// One selector kind of a group, for one client.
+#[derive(Debug, Clone, Copy)]
+struct Selector {
+    present: bool,
+    matches: bool,
+    script_stage_only: bool,
 }
 
 /// The static-table policy: profiles and groups loaded from TOML (see the module docs).
@@ -387,7 +392,8 @@ impl TablePolicy {
         let best = self.best(client);
         self.groups.iter().enumerate().any(|(index, group)| {
             let wins = best.is_none_or(|(best_index, best_score, _)| {
-                let score = group.selector_count();
+                // What its score would be once it matches: every selector it has.
+                let score = group.selectors(client).iter().filter(|s| s.present).count();
                 score > best_score || (score == best_score && index < best_index)
             });
             wins && group.may_match_later(client)
