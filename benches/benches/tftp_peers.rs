@@ -281,6 +281,31 @@ struct Samples {
     peak_rss_kib: u64,
 }
 
+impl Samples {
+    /// One download's result: its reply time, or a failure (a wrong length or an error).
+    fn record(
+        &mut self,
+        target: &Target,
+        scenario: &str,
+        fetched: Result<Fetched, pxe_tftp::Error>,
+        expected_len: usize,
+    ) {
+        match fetched {
+            Ok(Fetched { len, reply }) if len == expected_len => {
+                self.reply_us.extend(reply.map(|r| r.as_secs_f64() * 1e6));
+            }
+            Ok(Fetched { len, .. }) => {
+                eprintln!("{}: {scenario}: got {len} bytes", target.name);
+                self.failures += 1;
+            }
+            Err(e) => {
+                eprintln!("{}: {scenario}: {e}", target.name);
+                self.failures += 1;
+            }
+        }
+    }
+}
+
 /// Block size, window size and client of a bulk scenario; `-sleeping` names the tokio
 /// client, the rest poll like firmware.
 fn bulk_load(scenario: &str) -> (u16, Option<u16>, bool) {
@@ -308,21 +333,7 @@ async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples
             .map(|len| Fetched { len, reply: None })
     };
     let elapsed = started.elapsed().as_secs_f64();
-    match fetched {
-        Ok(Fetched { len, reply }) if len == 64 * MIB => {
-            samples
-                .reply_us
-                .extend(reply.map(|r| r.as_secs_f64() * 1e6));
-        }
-        Ok(Fetched { len, .. }) => {
-            eprintln!("{}: {scenario}: got {len} bytes", target.name);
-            samples.failures += 1;
-        }
-        Err(e) => {
-            eprintln!("{}: {scenario}: {e}", target.name);
-            samples.failures += 1;
-        }
-    }
+    samples.record(target, scenario, fetched, 64 * MIB);
     samples.times.push(elapsed);
     if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
         samples
@@ -346,21 +357,7 @@ async fn edk2_run(target: &Target, samples: &mut Samples) {
     .expect("the polling client does not panic");
     samples.times.push(started.elapsed().as_secs_f64());
     for result in fetched {
-        match result {
-            Ok(Fetched { len, reply }) if len == MIB => {
-                samples
-                    .reply_us
-                    .extend(reply.map(|r| r.as_secs_f64() * 1e6));
-            }
-            Ok(Fetched { len, .. }) => {
-                eprintln!("{}: edk2: got {len} bytes", target.name);
-                samples.failures += 1;
-            }
-            Err(e) => {
-                eprintln!("{}: edk2: {e}", target.name);
-                samples.failures += 1;
-            }
-        }
+        samples.record(target, "edk2", result, MIB);
     }
     if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
         let mib = EDK2_FETCHES as f64;
