@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-
 /// The most of a file one read takes, for a client that takes chunks quickly. Each chunk is a
 /// trip to the blocking pool: with 64 KiB at most, a 1 GiB download on loopback ran at 0.25×
 /// nginx (`scripts/bench-http`); 256 KiB runs 1.6–2× faster. The price is what a reader

@@ -15,9 +15,9 @@ use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolic
 use tracing::{debug, info, warn, Level};
 
 use crate::files::{self, FileBody, Validators};
+use crate::limits::LineBudget;
 use crate::path::relative_path;
 use crate::range::{parse_range, RangeAnswer};
-use crate::limits::LineBudget;
 use crate::{query, script, Body, Error};
 
 /// The client's address, which a server puts in a request's extensions so that scripts know
