@@ -1,5 +1,7 @@
 //! The `Range` request header, read with the single-range policy: a pure function.
 
+use std::num::NonZeroUsize;
+
 /// The answer to a `Range` header for a file of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeAnswer {
@@ -19,57 +21,27 @@ pub enum RangeAnswer {
 /// Reads a `Range` header. One range is served; several ranges, units other than bytes and
 /// malformed values are ignored (RFC 9110 §14.2: a server may ignore Range), so the client
 /// gets the whole file.
+///
+/// The grammar and the arithmetic (suffix ranges, an end past the file, numbers longer than
+/// u64) are `http-range-header`'s. The single-range policy is this crate's: the parser is
+/// told to stop at one range, so a header listing many costs no more than one, and a
+/// multipart/byteranges answer (which no boot client asks for) is never built.
 pub fn parse_range(header: &str, len: u64) -> RangeAnswer {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+    /// One range, and no more is parsed.
+    const ONE: NonZeroUsize = NonZeroUsize::MIN;
+    // Whitespace around the value is not part of it (the crate refuses a trailing blank).
+    let Ok(parsed) = http_range_header::parse_range_header_with_max_ranges(header.trim(), ONE)
+    else {
         return RangeAnswer::Full;
     };
-    let spec = spec.trim();
-    if spec.contains(',') {
-        return RangeAnswer::Full;
+    match parsed.validate(len).as_deref() {
+        Ok([range]) => RangeAnswer::Partial {
+            start: *range.start(),
+            end: *range.end(),
+        },
+        // Nothing inside the file: for an empty file even a suffix range selects no byte.
+        Ok(_) | Err(_) => RangeAnswer::Unsatisfiable,
     }
-    let Some((first, last)) = spec.split_once('-') else {
-        return RangeAnswer::Full;
-    };
-    let number = |s: &str| -> Option<u64> {
-        let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            None
-        } else {
-            // Longer than u64: larger than any file, which the checks below treat as such.
-            Some(s.parse().unwrap_or(u64::MAX))
-        }
-    };
-    match (first.trim().is_empty(), number(first), number(last)) {
-        // bytes=-N: the last N bytes.
-        (true, _, Some(suffix)) => {
-            if suffix == 0 || len == 0 {
-                RangeAnswer::Unsatisfiable
-            } else {
-                RangeAnswer::Partial {
-                    start: len.saturating_sub(suffix),
-                    end: len - 1,
-                }
-            }
-        }
-        // bytes=A- and bytes=A-B.
-        (false, Some(start), last) if last.is_some() || last_is_empty(last, spec) => {
-            if let Some(end) = last {
-                if end < start {
-                    return RangeAnswer::Full;
-                }
-            }
-            if start >= len {
-                return RangeAnswer::Unsatisfiable;
-            }
-            let end = last.map_or(len - 1, |end| end.min(len - 1));
-            RangeAnswer::Partial { start, end }
-        }
-        _ => RangeAnswer::Full,
-    }
-}
-
-fn last_is_empty(last: Option<u64>, spec: &str) -> bool {
-    last.is_none() && spec.trim_end().ends_with('-')
 }
 
 #[cfg(test)]
@@ -97,6 +69,11 @@ mod tests {
         assert_eq!(parse_range("bytes=a-b", 10), Full);
         assert_eq!(parse_range("bytes=-", 10), Full);
         assert_eq!(parse_range("bytes=1", 10), Full);
+        // Whitespace around the value is not part of it.
+        assert_eq!(parse_range(" bytes=1-2 ", 10), Partial { start: 1, end: 2 });
+        // A header listing many ranges is read only as far as the second.
+        let many = format!("bytes=0-0{}", ",1-1".repeat(1000));
+        assert_eq!(parse_range(&many, 10), Full);
     }
 
     proptest::proptest! {
