@@ -10,7 +10,9 @@
 //! [`proto`] holds the serving decisions as pure functions (request → policy facts → reply,
 //! time as an argument); [`lease`] the address pools, reservations, bindings and their
 //! crash-safe journal; [`server`] the tokio server that owns the sockets (IP_PKTINFO) and
-//! asks the [`pxe_policy::Policy`].
+//! asks the [`pxe_policy::Policy`]. The server is the `server` feature (on by default), the
+//! one part that needs tokio and nix: with `default-features = false` the crate is the wire
+//! format, the decisions and the lease store, with no runtime or socket dependency.
 //!
 //! What [`wire`] does not do: no sockets, no clocks, no lease or boot decisions. The wire layer
 //! never panics on network input: once [`wire::Packet::new_checked`] accepts a buffer, every
@@ -38,6 +40,7 @@
 
 pub mod lease;
 pub mod proto;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod wire;
 

@@ -2,6 +2,9 @@
 //! parameter request list (option 55), in its order, plus those a (PXE) reply needs whatever
 //! the list says, and nothing else. Checked on the real DISCOVERs in `testdata/dhcp/`.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use pxe_dhcp::proto::{Engine, Mode, ProtoConfig, ProxyStrategy, Service};

@@ -1,6 +1,9 @@
 //! Authoritative mode against real clients (ISC dhclient, busybox udhcpc) inside network
 //! namespaces: a lease with the boot file, renewal across a server restart, and release.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::os::unix::fs::PermissionsExt;

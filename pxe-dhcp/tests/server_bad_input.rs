@@ -2,6 +2,9 @@
 //! giant packets, wrong op codes. Each is dropped (a `debug` log) and the server keeps
 //! serving: first on the pure engine, then over a real socket in a namespace.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

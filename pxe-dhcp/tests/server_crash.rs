@@ -5,6 +5,9 @@
 //! The server runs as a separate process (this test binary, re-executed to run
 //! `server_lab::lab_server_process`), so it can really be killed.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::collections::HashMap;

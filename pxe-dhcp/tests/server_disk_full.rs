@@ -3,6 +3,9 @@
 //! restart, and no address is ever acknowledged to two clients. The journal sits on a small
 //! tmpfs that the test fills.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::collections::HashMap;

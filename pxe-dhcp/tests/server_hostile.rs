@@ -8,6 +8,9 @@
 //!
 //! Each runs a real server in a namespace and raw clients in another.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::collections::HashSet;

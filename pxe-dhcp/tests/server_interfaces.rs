@@ -2,6 +2,9 @@
 //! gives the receiving interface and its address), and a server limited to one interface by
 //! name stays silent on the others. Also the authoritative mode's subnet per interface.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

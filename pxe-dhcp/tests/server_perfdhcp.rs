@@ -4,6 +4,9 @@
 //! load, restart, more load, and no address bound to two clients in the lease file.
 //! Rates are modest and runs short: this is about correctness; `scripts/bench-dhcp` measures.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::collections::HashMap;

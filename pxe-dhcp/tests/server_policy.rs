@@ -1,6 +1,9 @@
 //! The server with a policy that takes its time (an inventory lookup), per-client decisions,
 //! and the reply-delay quirk, over real sockets in a namespace.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::future::Future;

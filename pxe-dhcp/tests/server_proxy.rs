@@ -2,6 +2,9 @@
 //! network-boot clients get their address from the site server and their boot file from
 //! ours; other clients get nothing from ours. The DISCOVERs are real firmware captures.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};

@@ -2,6 +2,9 @@
 //! expects them, the BINL path on 4011, authoritative DORA with the boot fields, the
 //! chainload loop broken, relays, and the quirk knobs.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 mod server_lab;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

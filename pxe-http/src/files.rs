@@ -1,9 +1,10 @@
-//! Boot files: request paths confined to the root, single byte ranges, validators, and a body
-//! that streams a file from disk.
+//! Boot files on disk: opening below the root, validators, and a body that streams a file.
+//! Request paths ([`crate::relative_path`]) and ranges ([`crate::parse_range`]) are read by
+//! the sans-IO modules `path` and `range`.
 
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,36 +13,12 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use crate::error::PathError;
-use crate::percent;
-
 /// The most of a file one read takes, for a client that takes chunks quickly. Each chunk is a
 /// trip to the blocking pool: with 64 KiB at most, a 1 GiB download on loopback ran at 0.25×
 /// nginx (`scripts/bench-http`); 256 KiB runs 1.6–2× faster. The price is what a reader
 /// that stalls after a fast start holds: its last chunk (500 such readers held 173 MB with
 /// 256 KiB chunks, 62 MB with 64 KiB; slow readers' chunks shrink toward [`MIN_CHUNK`]).
 const CHUNK: usize = 256 * 1024;
-
-/// The path below the root that a request path names: percent-decoded, `.` and empty
-/// segments dropped. A `..` segment in any spelling (`..`, `%2e%2E`, `.%2e`), a NUL, a
-/// backslash or invalid UTF-8 is refused rather than interpreted.
-pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
-    if !request_path.starts_with('/') {
-        return Err(PathError::NotAbsolute);
-    }
-    let decoded = percent::decode(request_path).map_err(|offset| PathError::Encoding { offset })?;
-    let decoded = std::str::from_utf8(&decoded).map_err(|_| PathError::Character)?;
-    let mut relative = PathBuf::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => return Err(PathError::Parent),
-            s if s.contains(['\0', '\\']) => return Err(PathError::Character),
-            s => relative.push(s),
-        }
-    }
-    Ok(relative)
-}
 
 /// Responses up to this size are read in one go and sent from memory; larger ones stream.
 pub(crate) const SMALL_BODY: u64 = 64 * 1024;
@@ -224,78 +201,6 @@ fn truncate(time: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs())
 }
 
-/// The answer to a `Range` header for a file of `len` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RangeAnswer {
-    /// Serve the whole file (no Range, a Range we do not serve, or one that is malformed).
-    Full,
-    /// Serve bytes `start..=end` with 206.
-    Partial {
-        /// First byte.
-        start: u64,
-        /// Last byte, inclusive.
-        end: u64,
-    },
-    /// 416: no byte of the range exists.
-    Unsatisfiable,
-}
-
-/// Reads a `Range` header. One range is served; several ranges, units other than bytes and
-/// malformed values are ignored (RFC 9110 §14.2: a server may ignore Range), so the client
-/// gets the whole file.
-pub fn parse_range(header: &str, len: u64) -> RangeAnswer {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else {
-        return RangeAnswer::Full;
-    };
-    let spec = spec.trim();
-    if spec.contains(',') {
-        return RangeAnswer::Full;
-    }
-    let Some((first, last)) = spec.split_once('-') else {
-        return RangeAnswer::Full;
-    };
-    let number = |s: &str| -> Option<u64> {
-        let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            None
-        } else {
-            // Longer than u64: larger than any file, which the checks below treat as such.
-            Some(s.parse().unwrap_or(u64::MAX))
-        }
-    };
-    match (first.trim().is_empty(), number(first), number(last)) {
-        // bytes=-N: the last N bytes.
-        (true, _, Some(suffix)) => {
-            if suffix == 0 || len == 0 {
-                RangeAnswer::Unsatisfiable
-            } else {
-                RangeAnswer::Partial {
-                    start: len.saturating_sub(suffix),
-                    end: len - 1,
-                }
-            }
-        }
-        // bytes=A- and bytes=A-B.
-        (false, Some(start), last) if last.is_some() || last_is_empty(last, spec) => {
-            if let Some(end) = last {
-                if end < start {
-                    return RangeAnswer::Full;
-                }
-            }
-            if start >= len {
-                return RangeAnswer::Unsatisfiable;
-            }
-            let end = last.map_or(len - 1, |end| end.min(len - 1));
-            RangeAnswer::Partial { start, end }
-        }
-        _ => RangeAnswer::Full,
-    }
-}
-
-fn last_is_empty(last: Option<u64>, spec: &str) -> bool {
-    last.is_none() && spec.trim_end().ends_with('-')
-}
-
 /// A response body that reads `len` bytes of a file from an offset, one chunk at a time as
 /// the connection asks for it: nothing is read ahead, and the chunk follows the client's
 /// pace, so a slow reader holds little memory and a fast one gets large reads.
@@ -430,75 +335,4 @@ fn read_at_most(file: &std::fs::File, offset: u64, len: usize) -> io::Result<Byt
     }
     buf.truncate(filled);
     Ok(Bytes::from(buf))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeAnswer::*;
-        assert_eq!(parse_range("bytes=0-0", 10), Partial { start: 0, end: 0 });
-        assert_eq!(parse_range("bytes=2-", 10), Partial { start: 2, end: 9 });
-        assert_eq!(parse_range("bytes=-3", 10), Partial { start: 7, end: 9 });
-        assert_eq!(parse_range("bytes=-30", 10), Partial { start: 0, end: 9 });
-        assert_eq!(parse_range("bytes=5-100", 10), Partial { start: 5, end: 9 });
-        assert_eq!(parse_range("bytes=10-", 10), Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 10), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(
-            parse_range("bytes=99999999999999999999999-", 10),
-            Unsatisfiable
-        );
-        assert_eq!(parse_range("bytes=5-2", 10), Full);
-        assert_eq!(parse_range("bytes=0-1,3-4", 10), Full);
-        assert_eq!(parse_range("items=0-1", 10), Full);
-        assert_eq!(parse_range("bytes=a-b", 10), Full);
-        assert_eq!(parse_range("bytes=-", 10), Full);
-        assert_eq!(parse_range("bytes=1", 10), Full);
-    }
-
-    #[test]
-    fn paths_stay_below_the_root() {
-        assert_eq!(relative_path("/a/./b//c").unwrap(), PathBuf::from("a/b/c"));
-        assert_eq!(relative_path("/").unwrap(), PathBuf::new());
-        assert_eq!(relative_path("/a%20b").unwrap(), PathBuf::from("a b"));
-        for bad in [
-            "/..",
-            "/a/../b",
-            "/%2e%2e/x",
-            "/.%2E/x",
-            "/a/%2e./b",
-            "/a%2f..%2fb",
-        ] {
-            assert_eq!(relative_path(bad), Err(PathError::Parent), "{bad}");
-        }
-        for bad in ["/a%00b", "/a\\..\\b", "/%5c..", "/%ff"] {
-            assert_eq!(relative_path(bad), Err(PathError::Character), "{bad}");
-        }
-        assert_eq!(relative_path("a"), Err(PathError::NotAbsolute));
-        assert_eq!(
-            relative_path("/%zz"),
-            Err(PathError::Encoding { offset: 1 })
-        );
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn ranges_stay_inside_the_file(header in "bytes=[0-9-]{0,8}", len in 0u64..20) {
-            if let RangeAnswer::Partial { start, end } = parse_range(&header, len) {
-                proptest::prop_assert!(start <= end && end < len);
-            }
-        }
-
-        #[test]
-        fn relative_paths_have_no_parent(path in "/[a-z./%25e2E]{0,20}") {
-            if let Ok(relative) = relative_path(&path) {
-                proptest::prop_assert!(relative
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_))));
-            }
-        }
-    }
 }

@@ -21,6 +21,11 @@
 //! once per interval ([`ServeConfig`]); [`serve_on_threads`] does the same on threads of its
 //! own, single-threaded runtimes that share one listening socket.
 //!
+//! The service, the server and the delegate client are the `server` feature (on by default),
+//! the part that needs tokio, hyper, tower and libc. With `default-features = false` the crate
+//! is its sans-IO half: [`facts_from_query`], [`render_decision`], [`relative_path`] and
+//! [`parse_range`], pure functions of the request's text.
+//!
 //! What it does not do: TLS (no iPXE build in the field advertises HTTPS), directory
 //! listings, multiple ranges in one response, or compression.
 //!
@@ -48,22 +53,37 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "server")]
 mod body;
+#[cfg(feature = "server")]
 mod delegate;
 mod error;
+#[cfg(feature = "server")]
 mod files;
+#[cfg(feature = "server")]
 mod limits;
+mod path;
 mod percent;
 mod query;
+mod range;
 mod script;
+#[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
 mod service;
 
+#[cfg(feature = "server")]
 pub use body::Body;
+#[cfg(feature = "server")]
 pub use delegate::HttpDelegate;
 pub use error::{Error, PathError, QueryError};
-pub use files::{parse_range, relative_path, FileBody, RangeAnswer};
+#[cfg(feature = "server")]
+pub use files::FileBody;
+pub use path::relative_path;
 pub use query::{arch_of, facts_from_query, facts_url};
+pub use range::{parse_range, RangeAnswer};
 pub use script::render_decision;
+#[cfg(feature = "server")]
 pub use serve::{serve, serve_on_threads, ServeConfig, ServerThreads};
+#[cfg(feature = "server")]
 pub use service::{BootService, BootServiceBuilder, ClientAddr};

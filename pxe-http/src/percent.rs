@@ -1,47 +1,41 @@
 //! Percent-decoding of request paths and queries.
+//!
+//! The `percent-encoding` crate decodes. What this module adds is the refusal of a broken
+//! escape: that crate passes a `%` not followed by two hex digits through as a literal `%`
+//! (as browsers do), while RFC 3986 §2.1 allows `%` only as the start of an escape. A request
+//! with a broken one is malformed (a client bug, or someone probing for a second spelling of
+//! a path), so it is refused with the offset where it broke, rather than read as text that
+//! the policy, the file system and the logs would then take for the client's word.
 
 use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
 
 /// Decodes `%XX` escapes; `+` stays `+` (iPXE encodes a space as `%20`). Returns the offset
 /// of the first `%` that is not followed by two hex digits. Text without a `%` (most of a
 /// script query) is borrowed, not copied.
 pub(crate) fn decode(text: &str) -> Result<Cow<'_, [u8]>, usize> {
-    let bytes = text.as_bytes();
-    let Some(first) = bytes.iter().position(|&b| b == b'%') else {
-        return Ok(Cow::Borrowed(bytes));
-    };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    let mut i = first;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(i)?;
-            let high = hex_value(hex[0]).ok_or(i)?;
-            let low = hex_value(hex[1]).ok_or(i)?;
-            out.push((high << 4) | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Ok(Cow::Owned(out))
+    check_escapes(text)?;
+    Ok(percent_decode_str(text).into())
 }
 
 /// [`decode`], then text with invalid UTF-8 replaced (SMBIOS strings are not always text).
 pub(crate) fn decode_lossy(text: &str) -> Result<Cow<'_, str>, usize> {
-    Ok(match decode(text)? {
-        // Borrowed means no escape: the input itself, already a `str`.
-        Cow::Borrowed(_) => Cow::Borrowed(text),
-        Cow::Owned(bytes) => Cow::Owned(match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
-        }),
-    })
+    check_escapes(text)?;
+    Ok(percent_decode_str(text).decode_utf8_lossy())
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
-    char::from(byte).to_digit(16).map(|d| d as u8)
+/// The offset of the first `%` not followed by two hex digits, if there is one. (No `%` can
+/// be one of an escape's digits, so each is checked on its own.)
+fn check_escapes(text: &str) -> Result<(), usize> {
+    let bytes = text.as_bytes();
+    for (at, _) in bytes.iter().enumerate().filter(|(_, byte)| **byte == b'%') {
+        let digits = bytes.get(at + 1..at + 3).ok_or(at)?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return Err(at);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -59,6 +53,8 @@ mod tests {
         assert_eq!(decode("ab%2"), Err(2));
         assert_eq!(decode("%zz"), Err(0));
         assert_eq!(decode("ok%41%zz"), Err(5));
+        assert_eq!(decode("%%41"), Err(0));
+        assert_eq!(decode("%25%41").unwrap().as_ref(), b"%A");
     }
 
     #[test]
@@ -69,5 +65,18 @@ mod tests {
             decode_lossy("web-01").unwrap(),
             Cow::Borrowed("web-01")
         ));
+        assert_eq!(decode_lossy("a%2"), Err(1));
+    }
+
+    proptest::proptest! {
+        /// Whatever the crate decodes, a `%` in the output came from an escape: no broken
+        /// escape is passed through.
+        #[test]
+        fn accepted_text_has_only_whole_escapes(text in "[a%0-9fz]{0,12}") {
+            if let Ok(decoded) = decode(&text) {
+                let escapes = text.matches('%').count();
+                proptest::prop_assert_eq!(decoded.len(), text.len() - 2 * escapes);
+            }
+        }
     }
 }

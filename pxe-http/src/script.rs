@@ -52,6 +52,8 @@ impl Firmware {
 /// quoting and checking every word; the policy is still asked on every request, only the
 /// spelling of an identical answer is reused. Failures are not kept: they are rare, and
 /// each is logged where it happens.
+// The service (the `server` feature) is its one caller.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn render_shared(
     decision: &ScriptDecision,
     client: &ClientFacts,
@@ -154,6 +156,8 @@ fn refuse_https(decision: &ScriptDecision) -> Result<(), ScriptError> {
 
 /// The script for a request that does not say who the client is: chain to the script path
 /// with every fact in the query ([`crate::facts_url`]).
+// The service (the `server` feature) is its one caller.
+#[cfg_attr(not(feature = "server"), allow(dead_code))]
 pub(crate) fn bootstrap(script_path: &str) -> Result<String, ScriptError> {
     let mut script = Script::new();
     script.push(Command::chain(crate::facts_url(script_path)?));

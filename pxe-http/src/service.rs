@@ -14,8 +14,10 @@ use http::{Method, Request, Response, StatusCode};
 use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolicy};
 use tracing::{debug, info, warn, Level};
 
-use crate::files::{self, FileBody, FileIo, RangeAnswer, Validators};
+use crate::files::{self, FileBody, FileIo, Validators};
 use crate::limits::LineBudget;
+use crate::path::relative_path;
+use crate::range::{parse_range, RangeAnswer};
 use crate::{query, script, Body, Error};
 
 /// The client's address, which a server puts in a request's extensions so that scripts know
@@ -152,7 +154,7 @@ impl BootServiceBuilder {
                 path: path.clone(),
                 source,
             };
-            let at = files::relative_path(&at).map_err(|reason| {
+            let at = relative_path(&at).map_err(|reason| {
                 root_error(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("mount path {at:?}: {reason}"),
@@ -349,7 +351,7 @@ impl BootService {
     }
 
     async fn file(&self, request: &Parts) -> Response<Body> {
-        let requested = match files::relative_path(request.uri.path()) {
+        let requested = match relative_path(request.uri.path()) {
             Ok(relative) => relative,
             Err(reason) => {
                 debug!(uri = %request.uri, %reason, "refused path");
@@ -406,7 +408,7 @@ impl BootService {
             Some(range)
                 if header_str(header::IF_RANGE).is_none_or(|tag| validators.if_range(tag)) =>
             {
-                files::parse_range(range, len)
+                parse_range(range, len)
             }
             _ => RangeAnswer::Full,
         };

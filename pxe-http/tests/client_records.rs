@@ -4,6 +4,9 @@
 //! from a chainloaded one, and what the script request told is there for the next DHCP
 //! request.
 
+// Drives the service: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use pxe_http::BootService;

@@ -1,5 +1,8 @@
 //! Mounts: the root, directories under a prefix, and single files, most specific first.
 
+// Drives the service: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 use http::{Request, StatusCode};
 use pxe_http::BootService;
 

@@ -30,6 +30,8 @@
 
 use std::fmt::{self, Write as _};
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
 use crate::ScriptError;
 
 /// How iPXE formats a setting when it expands `${name:type}`.
@@ -250,19 +252,15 @@ pub struct Url {
     has_query: bool,
 }
 
-/// Characters RFC 3986 calls unreserved: never encoded.
-fn is_unreserved(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
-}
+/// Every byte but those RFC 3986 calls unreserved (letters, digits, `-._~`) is encoded.
+const RESERVED_AND_OTHERS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn percent_encode(text: &str, out: &mut String) {
-    for &byte in text.as_bytes() {
-        if is_unreserved(byte) {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
+    out.extend(utf8_percent_encode(text, RESERVED_AND_OTHERS));
 }
 
 impl Url {

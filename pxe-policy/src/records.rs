@@ -15,6 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
 
 use crate::{BootDecision, ClientFacts, ClientKind, MacAddr, Policy, ScriptDecision};
 
@@ -44,6 +45,9 @@ struct Entry {
     /// The kind of the client's last DHCP request: which iPXE (ROM or chainloaded) the script
     /// request that follows comes from.
     dhcp_kind: Option<ClientKind>,
+    /// When DHCP last handed the client an iPXE binary: (remembered until, the xid of that
+    /// exchange). The chainloaded iPXE's own DHCP request is told from the ROM's by it.
+    ipxe_handed: Option<(SystemTime, u32)>,
     update: u64,
 }
 
@@ -86,6 +90,26 @@ impl ClientRecords {
         self.update(mac, |entry| entry.facts.ip = Some(ip));
     }
 
+    /// Records that DHCP handed `mac` an iPXE binary in the exchange `xid`, to be remembered
+    /// until `until`: the iPXE it starts asks again in a new exchange, and must get the
+    /// script, not iPXE again (the chainload loop). Time is an argument: the store reads no
+    /// clock.
+    pub fn record_ipxe_handed(&self, mac: MacAddr, xid: u32, until: SystemTime) {
+        self.update(mac, |entry| entry.ipxe_handed = Some((until, xid)));
+    }
+
+    /// Whether `mac` was handed an iPXE binary that is still remembered at `now`, in an
+    /// exchange other than `xid`. The REQUEST that completes the very exchange which handed
+    /// out the binary still comes from the stage that asked (an iPXE ROM being replaced sends
+    /// the same options as the build it is given).
+    pub fn ipxe_recently_handed(&self, mac: MacAddr, xid: u32, now: SystemTime) -> bool {
+        self.lock()
+            .records
+            .get(&mac)
+            .and_then(|entry| entry.ipxe_handed)
+            .is_some_and(|(until, handed_in)| until > now && handed_in != xid)
+    }
+
     /// Applies `change` to `mac`'s record (a new one if there is none), then keeps the address
     /// index and the eviction order in step.
     fn update(&self, mac: MacAddr, change: impl FnOnce(&mut Entry)) {
@@ -95,6 +119,7 @@ impl ClientRecords {
         let entry = store.records.entry(mac).or_insert_with(|| Entry {
             facts: ClientFacts::new(mac, ClientKind::FirmwarePxe),
             dhcp_kind: None,
+            ipxe_handed: None,
             update,
         });
         let old_ip = entry.facts.ip;
@@ -384,6 +409,38 @@ mod tests {
         }
         assert!(records.lock().order.len() <= 4);
         assert!(records.get(mac(3)).is_some());
+    }
+
+    #[test]
+    fn a_handed_ipxe_is_remembered_for_its_time_and_other_exchanges() {
+        let records = ClientRecords::default();
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let secs = std::time::Duration::from_secs;
+        records.record_ipxe_handed(mac(1), 1, t0 + secs(300));
+        assert!(records.ipxe_recently_handed(mac(1), 2, t0 + secs(299)));
+        assert!(!records.ipxe_recently_handed(mac(1), 2, t0 + secs(300)));
+        assert!(!records.ipxe_recently_handed(mac(2), 2, t0));
+        // The exchange that handed out the binary is still the asking stage's.
+        assert!(!records.ipxe_recently_handed(mac(1), 1, t0 + secs(1)));
+        // The rest of the record is untouched, and the other stages' facts do not clear it.
+        records.record(&ClientFacts::new(mac(1), ClientKind::ChainloadedIpxe));
+        assert!(records.ipxe_recently_handed(mac(1), 2, t0 + secs(1)));
+    }
+
+    #[test]
+    fn handed_ipxe_memory_stays_bounded_under_a_flood() {
+        let records = ClientRecords::new(1000);
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let until = t0 + std::time::Duration::from_secs(300);
+        for n in 0..20_000u32 {
+            let [_, a, b, c] = n.to_be_bytes();
+            records.record_ipxe_handed(MacAddr([2, 0, 0, a, b, c]), n, until);
+            assert!(records.len() <= 1000);
+        }
+        assert!(records.lock().order.len() <= 2000);
+        // The newest are kept: 19_999 is 0x4e1f.
+        assert!(records.ipxe_recently_handed(MacAddr([2, 0, 0, 0, 0x4e, 0x1f]), 7, t0));
+        assert!(!records.ipxe_recently_handed(MacAddr([2, 0, 0, 0, 0, 0]), 7, t0));
     }
 
     #[test]

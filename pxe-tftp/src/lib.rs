@@ -31,7 +31,10 @@
 //!   options, anything else refused or ignored), a pure function.
 //! - [`Transfer`] (server) and [`Download`] (client): sans-IO state machines; time is an
 //!   argument, datagrams go in and out through `handle_*` and `poll_*`.
-//! - [`Server`] and [`download()`]: thin tokio drivers around them.
+//! - [`Server`] and [`download()`]: thin tokio drivers around them, and [`Directory`], files
+//!   under a root. These are the `server` feature (on by default), the one part that needs
+//!   tokio, nix, socket2 and memmap2; with `default-features = false` the crate is the
+//!   sans-IO layers above and [`MemoryFiles`], with no I/O dependency at all.
 //!
 //! A server on loopback and a download from it:
 //!
@@ -56,27 +59,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
-// One `unsafe` block: mapping a served file read-only (`source.rs`, `map_read_only`).
+// One `unsafe` block: mapping a served file read-only (`directory.rs`, `map_read_only`).
 #![deny(unsafe_code)]
 
+#[cfg(feature = "server")]
 mod client;
+#[cfg(feature = "server")]
+mod directory;
 mod download;
 mod error;
 pub mod listener;
 pub mod netascii;
 pub mod options;
+#[cfg(feature = "server")]
 mod server;
 mod source;
+#[cfg(feature = "server")]
 mod summary;
 mod transfer;
 pub mod wire;
 
 /// The `bytes` crate, whose `Bytes` carries file content through the public API.
 pub use bytes;
+#[cfg(feature = "server")]
 pub use client::download;
+#[cfg(feature = "server")]
+pub use directory::Directory;
 pub use download::{Download, DownloadOptions, Downloaded};
 pub use error::{DecodeError, Error, ErrorCode};
 pub use options::{Rollover, TransferConfig};
+#[cfg(feature = "server")]
 pub use server::{PortMode, Server, ServerConfig};
-pub use source::{normalize, Directory, FileSource, MemoryFiles};
+pub use source::{normalize, FileSource, MemoryFiles};
 pub use transfer::{Event, Outcome, Transfer, Transmit};

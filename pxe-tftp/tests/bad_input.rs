@@ -4,6 +4,9 @@
 //! serving. Also: the size probe, the transfer limits and single-port mode, the bound on a
 //! client's timeout, and eviction of unacknowledged transfers when every slot is taken.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 use std::net::SocketAddr;
 
 use std::time::Duration;

@@ -10,6 +10,9 @@
 //! take) must grow by less than [`ANON_GROWTH_LIMIT`]; file pages mapped from the root are
 //! page cache and are reported, not bounded.
 
+// Drives the tokio server: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -87,7 +87,8 @@ pub struct BootConfig {
     /// tells it apart from an iPXE in ROM.
     pub chainload_marker: Vec<u8>,
     /// How long to remember that a MAC fetched an iPXE binary (the second way the chainloaded
-    /// iPXE is recognised, for builds that do not echo the marker).
+    /// iPXE is recognised, for builds that do not echo the marker). Kept in the client's
+    /// record ([`pxe_policy::ClientRecords`]), so it also ends when the record is evicted.
     pub chainload_memory: Duration,
     /// Hand an iPXE found in a NIC's option ROM our iPXE binary too, as firmware PXE gets it,
     /// instead of the script URL: ROM builds are often old or lack features, and this makes

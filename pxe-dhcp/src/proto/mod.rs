@@ -21,7 +21,7 @@ mod config;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, SystemTime};
 
-use pxe_policy::{BootDecision, ClientFacts, ClientKind, MacAddr, RelayInfo};
+use pxe_policy::{BootDecision, ClientFacts, ClientKind, ClientRecords, MacAddr, RelayInfo};
 
 use crate::lease::{LeaseChange, LeaseClient, LeaseStore, Refusal};
 use crate::wire::options::{encode_encapsulated, IPXE_NO_PXEDHCP};
@@ -30,7 +30,7 @@ use crate::wire::{
     PxeVendorOptions, ReplyDestination,
 };
 
-use chainload::{client_kind, ChainloadMemory, StageSignals};
+use chainload::{client_kind, StageSignals};
 pub(crate) use config::expand_next_server;
 pub use config::{BootConfig, Mode, ProtoConfig, ProxyStrategy, Quirks};
 
@@ -228,12 +228,15 @@ pub struct Outcome {
     pub lease_changes: Vec<LeaseChange>,
 }
 
-/// The serving state: configuration, lease table and chainload memory.
+/// The serving state: configuration, lease table, and the client records where each MAC's
+/// handed iPXE binary is remembered (the chainload loop break).
+///
+/// Cloning an engine shares its client records (they are one store for every stage).
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: ProtoConfig,
     leases: Option<LeaseStore>,
-    chainload: ChainloadMemory,
+    records: ClientRecords,
 }
 
 /// Default lease-time fractions for T1 and T2 (RFC 2131 §4.4.5: 0.5 and 0.875).
@@ -259,8 +262,21 @@ impl Engine {
         Self {
             config,
             leases,
-            chainload: ChainloadMemory::default(),
+            records: ClientRecords::default(),
         }
+    }
+
+    /// Remembers the iPXE binaries it hands out in `records` (the store TFTP, HTTP and the
+    /// policy share, so one bounded record per MAC holds what every stage learned) instead of
+    /// a store of its own.
+    pub fn with_client_records(mut self, records: ClientRecords) -> Self {
+        self.records = records;
+        self
+    }
+
+    /// The client records this engine remembers handed iPXE binaries in.
+    pub fn client_records(&self) -> &ClientRecords {
+        &self.records
     }
 
     /// The configuration.
@@ -302,7 +318,7 @@ impl Engine {
                     .user_class
                     .as_ref()
                     .is_some_and(|u| u.contains(marker)),
-            recently_handed: self.chainload.recently_handed(mac, request.xid, now),
+            recently_handed: self.records.ipxe_recently_handed(mac, request.xid, now),
         };
         let kind = client_kind(signals);
 
@@ -609,9 +625,9 @@ impl Engine {
             if !boot.chainload_marker.is_empty() {
                 reply.set_user_class(&boot.chainload_marker);
             }
-            let ttl = boot.chainload_memory;
-            self.chainload
-                .remember(request.mac, request.request.xid, now, ttl);
+            let until = now + boot.chainload_memory;
+            self.records
+                .record_ipxe_handed(request.mac, request.request.xid, until);
         }
     }
 

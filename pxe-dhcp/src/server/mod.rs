@@ -214,8 +214,10 @@ impl DhcpServerBuilder {
     }
 
     /// Records in `records` the address each client is given (its DHCPACK's yiaddr), so that
-    /// TFTP and HTTP requests from that address are known to be this MAC's. Share the store
-    /// with the other stages (`pxe::ServerBuilder` does).
+    /// TFTP and HTTP requests from that address are known to be this MAC's, and which MACs
+    /// were handed an iPXE binary (the chainload loop break; without this the server keeps
+    /// that in a store of its own). Share the store with the other stages
+    /// (`pxe::ServerBuilder` does).
     pub fn client_records(mut self, records: ClientRecords) -> Self {
         self.records = Some(records);
         self
@@ -230,6 +232,9 @@ impl DhcpServerBuilder {
     /// Opens the sockets and the lease file (replaying it). Must run inside a tokio runtime.
     pub async fn bind(self) -> Result<DhcpServer, Error> {
         let mut engine = Engine::new(self.config);
+        if let Some(records) = &self.records {
+            engine = engine.with_client_records(records.clone());
+        }
         let now = SystemTime::now();
         let journal = match (&self.lease_file, engine.leases_mut()) {
             (Some(path), Some(store)) => {

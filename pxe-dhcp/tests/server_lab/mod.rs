@@ -300,15 +300,15 @@ pub fn capture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Not a test: the server process that the crash and perfdhcp tests (and
-/// `scripts/bench-dhcp`) start by re-executing their own test binary.
+/// Not a test: the server process that the crash and perfdhcp tests start by re-executing
+/// their own test binary (`scripts/bench-dhcp` runs the shipped `netboot dhcp` instead).
 /// Configured by environment: `PXE_DHCP_LAB_MODE` (`authoritative` or `proxy`),
 /// `PXE_DHCP_LAB_LEASES` (lease file), `PXE_DHCP_LAB_READY` (a file created once bound),
 /// `PXE_DHCP_LAB_INTERFACE` (optional), `PXE_DHCP_LAB_SYNC` (`1`: fdatasync each change).
 /// Authoritative mode serves 198.18.0.0/15 with the pool 198.18.1.0–198.19.255.254 and a
 /// relay-facing subnet 192.0.2.0/24.
 #[test]
-#[ignore = "not a test: the server process the lab tests and scripts/bench-dhcp start"]
+#[ignore = "not a test: the server process the lab tests start"]
 fn lab_server_process() {
     let Some(ready) = std::env::var_os("PXE_DHCP_LAB_READY") else {
         return;
