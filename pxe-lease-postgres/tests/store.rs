@@ -81,7 +81,7 @@ async fn dora_on_two(
         a.offer(subnet, client(n), None, now),
         b.offer(subnet, client(n), None, now)
     );
-    let (store, offer) = if n % 2 == 0 {
+    let (store, offer) = if n.is_multiple_of(2) {
         (a, from_a.unwrap()?)
     } else {
         (b, from_b.unwrap()?)
