@@ -198,6 +198,11 @@ impl PostgresStore {
         self
     }
 
+    /// The name recorded for the leases this server grants.
+    pub fn name(&self) -> &str {
+        &self.server_name
+    }
+
     /// Where the store connects (host or socket, port, database, user; never the password).
     pub fn target(&self) -> &str {
         &self.target
@@ -413,16 +418,24 @@ impl PostgresStore {
                 )
                 .await?;
         }
-        if taken.is_none() {
-            // Never-used addresses (expiry at the epoch) first, then the one that lapsed
-            // longest ago, then, in a pool full of offers, the oldest offer: an offer is not
-            // a promise (the REQUEST is checked).
+        // Never-used addresses (expiry at the epoch) first, then the one that lapsed longest
+        // ago; only in a pool with none of those, the oldest pending offer (an offer is not
+        // a promise: the REQUEST is checked). Two queries, not one with `OR state = 1`: a
+        // row another server offered a moment ago must fail the re-check PostgreSQL makes on
+        // the row it locks, or a fresh offer would be taken from its client.
+        for candidates in [
+            "a.expires <= $7",
+            "a.state = 1 AND $7::timestamptz IS NOT NULL",
+        ] {
+            if taken.is_some() {
+                break;
+            }
             taken = tx
                 .query_opt(
                     &format!(
                         "{set} WHERE ip = (
                             SELECT a.ip FROM pxe_addresses a
-                            WHERE a.ip BETWEEN $5 AND $6 AND (a.expires <= $7 OR a.state = 1)
+                            WHERE a.ip BETWEEN $5 AND $6 AND {candidates}
                               AND NOT EXISTS (SELECT 1 FROM pxe_reservations r WHERE r.ip = a.ip)
                             ORDER BY a.expires, a.ip LIMIT 1 FOR UPDATE SKIP LOCKED)
                          RETURNING ip"

@@ -551,7 +551,7 @@ impl Engine {
             }
             LeaseAnswer::Request(Ok(grant)) => (MessageType::Ack, grant.lease.ip, grant.host_name),
             LeaseAnswer::Request(Err(refusal)) => {
-                tracing::debug!(mac = %request.mac, ?refusal, "nak");
+                tracing::debug!(mac = %request.mac, requested = ?packet.requested_ip, ciaddr = %packet.ciaddr, ?refusal, "nak");
                 (MessageType::Nak, Ipv4Addr::UNSPECIFIED, None)
             }
             LeaseAnswer::Done => {

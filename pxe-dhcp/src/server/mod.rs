@@ -694,7 +694,7 @@ impl Shared {
                 if !self.store_down.swap(true, Ordering::Relaxed) {
                     tracing::error!(
                         %error,
-                        "lease store unavailable: authoritative requests go unanswered until it is back"
+                        "lease store unreachable: authoritative requests go unanswered until it is back"
                     );
                 }
             }
