@@ -33,9 +33,10 @@
 //! Each socket's receive loop takes the requests queued on it in one batch (`recvmmsg`), and
 //! for each: parse, ask the policy, ask the lease store (authoritative mode; its answer comes
 //! once the change is durable: the embedded store's journal thread has written it, or a
-//! database has committed it), build the reply. The replies of a batch leave together (`sendmmsg`). A request
-//! that has to wait (a slow policy, a reply-delay quirk) finishes in its own task and sends
-//! its reply alone. Bad input is dropped with a `debug` log and never stops the server.
+//! database has committed it), build the reply. The replies of a batch leave together
+//! (`sendmmsg`). The requests of a batch that have to wait (a slow policy, a reply-delay
+//! quirk, a journal write, a database) finish together in one task, whose replies leave
+//! together as they become ready. Bad input is dropped with a `debug` log and never stops the server.
 //!
 //! Under hostile input: a send never waits (a reply that does not fit in the socket buffer
 //! is dropped), at most one reply per destination waits for the kernel to resolve that
@@ -52,6 +53,7 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -439,6 +441,8 @@ async fn receive_loop(
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
             Err(e) => return Err(Error::Socket(e)),
         }
+        // The batch's requests that wait (see `finish_waiting`).
+        let mut waiting = Vec::new();
         for (datagram, arrival) in batch.iter() {
             let arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
             let accepted = {
@@ -464,8 +468,8 @@ async fn receive_loop(
                 prepare(&task_shared, &task_socket, accepted, arrival, buffer).await
             });
             // Most requests complete in one poll (the policy answers at once): their replies
-            // join the batch. Only those that wait (a slow policy, a reply delay) get their
-            // own task, so the receive loop never waits on a policy.
+            // join the batch. Those that wait (a slow policy, a reply delay, the lease store)
+            // finish in one task per batch, so the receive loop never waits on them.
             let polled = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
             match polled {
                 Poll::Ready(Some(reply)) => replies.push(reply),
@@ -482,19 +486,55 @@ async fn receive_loop(
                         continue;
                     }
                     shared.waiting.fetch_add(1, Ordering::Relaxed);
-                    let shared = Arc::clone(&shared);
-                    let socket = Arc::clone(&socket);
-                    tokio::spawn(async move {
-                        if let Some(reply) = task.await {
-                            send_replies(&shared, &socket, std::slice::from_ref(&reply));
-                        }
-                        shared.waiting.fetch_sub(1, Ordering::Relaxed);
-                    });
+                    waiting.push(task);
                 }
             }
         }
         send_replies(&shared, &socket, &replies);
         spare_buffers.extend(replies.drain(..).map(|reply| reply.datagram));
+        if !waiting.is_empty() {
+            tokio::spawn(finish_waiting(
+                Arc::clone(&shared),
+                Arc::clone(&socket),
+                std::mem::take(&mut waiting),
+            ));
+        }
+    }
+}
+
+/// Drives the requests of one received batch that did not finish in their first poll (a
+/// slow policy, a reply delay, a lease store writing its journal or asking its database),
+/// in one task: whatever has finished when the task wakes leaves together (one `sendmmsg`),
+/// and a slow request does not hold back the others. One task per batch rather than per
+/// request keeps a flood of REQUESTs, each waiting for the journal, at one wake-up and one
+/// send per journal write.
+async fn finish_waiting<F>(
+    shared: Arc<Shared>,
+    socket: Arc<PktInfoSocket>,
+    mut tasks: Vec<Pin<Box<F>>>,
+) where
+    F: Future<Output = Option<Prepared>>,
+{
+    let mut ready = Vec::with_capacity(tasks.len());
+    while !tasks.is_empty() {
+        let finished = std::future::poll_fn(|cx| {
+            let before = tasks.len();
+            tasks.retain_mut(|task| match task.as_mut().poll(cx) {
+                Poll::Ready(reply) => {
+                    ready.extend(reply);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            match before - tasks.len() {
+                0 => Poll::Pending,
+                finished => Poll::Ready(finished),
+            }
+        })
+        .await;
+        shared.waiting.fetch_sub(finished, Ordering::Relaxed);
+        send_replies(&shared, &socket, &ready);
+        ready.clear();
     }
 }
 
