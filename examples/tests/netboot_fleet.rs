@@ -359,6 +359,27 @@ fn two_servers_one_database() {
     assert_eq!(after.non_unique, 0, "{after:?}");
     assert_acks_unique(&[killed_log.clone(), survivor.log_text()]);
     assert_unique_in_db(&db);
+    // Nothing the killed server granted is lost: each client it acknowledged still holds
+    // that address in the database.
+    let leases: HashMap<String, String> = db
+        .psql("SELECT mac, host(ip) FROM pxe_leases")
+        .lines()
+        .filter_map(|line| line.split_once('|'))
+        .map(|(mac, ip)| (mac.to_string(), ip.to_string()))
+        .collect();
+    let mut granted = 0;
+    for line in killed_log.lines().filter(|l| l.contains("reply=DHCPACK")) {
+        let field = |name: &str| line.split_whitespace().find_map(|w| w.strip_prefix(name));
+        if let (Some(mac), Some(ip)) = (field("mac="), field("address=")) {
+            granted += 1;
+            assert_eq!(
+                leases.get(mac).map(String::as_str),
+                Some(ip),
+                "{mac}'s lease"
+            );
+        }
+    }
+    assert!(granted > 0, "the killed server granted nothing");
 
     // PostgreSQL stops: no answer (no guessed address), one clear line; back: served again.
     db.stop();

@@ -378,19 +378,34 @@ impl PostgresStore {
                     // A DISCOVER never shortens a binding.
                     return Ok(Some(Assignment::new(lease(client.mac, ip, expires), None)));
                 }
+                // Held again as an offer, unless the other server has bound it to this
+                // client meanwhile (its REQUEST committed after the SELECT above): a DISCOVER
+                // never turns a binding back into an offer. Decided on the locked row.
                 let held = tx
-                    .execute(
-                        "UPDATE pxe_addresses SET state = $3, expires = $4, server = $5
-                         WHERE ip = $1 AND mac = $2",
-                        &[&inet(ip), &mac, &OFFERED, &hold_until, &self.server_name],
+                    .query_opt(
+                        "UPDATE pxe_addresses SET
+                             state = CASE WHEN state = 2 AND expires > $6 THEN 2::smallint
+                                          ELSE $3 END,
+                             expires = CASE WHEN state = 2 AND expires > $6 THEN expires
+                                            ELSE $4 END,
+                             server = CASE WHEN state = 2 AND expires > $6 THEN server
+                                           ELSE $5 END
+                         WHERE ip = $1 AND mac = $2
+                         RETURNING expires",
+                        &[
+                            &inet(ip),
+                            &mac,
+                            &OFFERED,
+                            &hold_until,
+                            &self.server_name,
+                            &now,
+                        ],
                     )
                     .await?;
-                if held == 1 {
+                if let Some(row) = held {
+                    let until: SystemTime = row.get(0);
                     tx.commit().await?;
-                    return Ok(Some(Assignment::new(
-                        lease(client.mac, ip, hold_until),
-                        None,
-                    )));
+                    return Ok(Some(Assignment::new(lease(client.mac, ip, until), None)));
                 }
             }
             // The client moves to this pool: its old address goes back (a client holds one).
