@@ -5,8 +5,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use pxe_dhcp::lease::{Reservation, Subnet};
+use pxe_dhcp::lease::{LeaseStore, Reservation, Subnet};
 use pxe_dhcp::proto::{ProxyStrategy, Quirks};
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
@@ -117,6 +118,7 @@ pub struct ServerBuilder {
     dhcp: DhcpMode,
     reservations: Vec<Reservation>,
     lease_file: Option<PathBuf>,
+    lease_store: Option<Arc<dyn LeaseStore>>,
     offer_hold: Option<std::time::Duration>,
     chainload_rom_ipxe: bool,
     proxy_strategy: Option<ProxyStrategy>,
@@ -139,6 +141,7 @@ impl ServerBuilder {
             dhcp: DhcpMode::Proxy,
             reservations: Vec::new(),
             lease_file: None,
+            lease_store: None,
             offer_hold: None,
             chainload_rom_ipxe: false,
             proxy_strategy: None,
@@ -186,6 +189,15 @@ impl ServerBuilder {
     /// Keeps authoritative leases in this crash-safe journal (default: memory only).
     pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.lease_file = Some(path.into());
+        self
+    }
+
+    /// Keeps authoritative leases in `store` instead of the embedded table and journal: a
+    /// PostgreSQL database shared by several servers (`pxe_lease_postgres::PostgresStore`),
+    /// or a store of the embedder's own. [`Self::lease_file`] and [`Self::offer_hold`] then
+    /// do not apply, and the reservations the store keeps are the ones consulted.
+    pub fn lease_store(mut self, store: Arc<dyn LeaseStore>) -> Self {
+        self.lease_store = Some(store);
         self
     }
 
@@ -353,9 +365,10 @@ impl ServerBuilder {
             if let Some(hold) = self.offer_hold {
                 builder = builder.offer_hold(hold);
             }
-            match &self.lease_file {
-                Some(path) => builder = builder.lease_file(path.clone()),
-                None => tracing::warn!(
+            match (&self.lease_store, &self.lease_file) {
+                (Some(store), _) => builder = builder.lease_store(Arc::clone(store)),
+                (None, Some(path)) => builder = builder.lease_file(path.clone()),
+                (None, None) => tracing::warn!(
                     "leases are kept in memory only (a lease file keeps them across restarts)"
                 ),
             }

@@ -21,11 +21,13 @@
 pub mod cases;
 pub mod lab;
 pub mod payload;
+pub mod postgres;
 pub mod reference;
 
 pub use cases::{record_boot_time, BootCase, DhcpMode, SYNTAX_CMDLINE};
 pub use lab::{Firmware, Lab, MarkerMissing, MarkerSeen, Nic, Vm, VmConfig};
 pub use payload::{boot_payload, BootPayload};
+pub use postgres::Postgres;
 pub use reference::{Dnsmasq, Nginx};
 
 use std::ffi::OsStr;

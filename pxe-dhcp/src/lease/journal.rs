@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::MacAddr;
 
-use super::{Lease, LeaseChange, LeaseStore};
+use super::{Lease, LeaseChange, LeaseTable};
 
 const HEADER: &str = "# pxe-dhcp lease journal v2\n";
 /// The first line of a journal written before records carried checksums.
@@ -46,7 +46,7 @@ const HEADER_V1: &str = "# pxe-dhcp lease journal v1";
 /// What separates a record from its checksum.
 const CHECKSUM: &str = " crc32=";
 
-/// The persistent side of a [`LeaseStore`]: replays at open, appends every change.
+/// The persistent side of a [`LeaseTable`]: replays at open, appends every change.
 #[derive(Debug)]
 pub struct LeaseJournal {
     path: PathBuf,
@@ -166,7 +166,7 @@ impl LeaseJournal {
     /// text), which were dropped; the caller logs them.
     pub fn open(
         path: impl Into<PathBuf>,
-        store: &mut LeaseStore,
+        store: &mut LeaseTable,
         now: SystemTime,
     ) -> io::Result<(Self, Vec<DroppedRecord>)> {
         let path = path.into();
@@ -245,9 +245,14 @@ impl LeaseJournal {
     /// Rewrites the journal as a snapshot of `store` at `now`. On failure the journal is
     /// left as it was, and [`Self::wants_compaction`] waits as long again before asking for
     /// another try (a full disk must not cost a snapshot per request).
-    pub fn compact(&mut self, store: &LeaseStore, now: SystemTime) -> io::Result<()> {
-        let snapshot = store.snapshot(now);
-        let written = write_snapshot(&self.path, &snapshot);
+    pub fn compact(&mut self, store: &LeaseTable, now: SystemTime) -> io::Result<()> {
+        self.compact_to(&store.snapshot(now))
+    }
+
+    /// Rewrites the journal as `snapshot` (a [`LeaseTable::snapshot`] taken after every
+    /// change appended so far), as [`Self::compact`] does.
+    pub fn compact_to(&mut self, snapshot: &[LeaseChange]) -> io::Result<()> {
+        let written = write_snapshot(&self.path, snapshot);
         let (file, good_len) = written.inspect_err(|_| self.appended = 0)?;
         (self.file, self.good_len) = (file, good_len);
         self.torn = false;
@@ -381,8 +386,8 @@ mod tests {
     use super::super::{LeaseClient, Subnet};
     use super::*;
 
-    fn store() -> LeaseStore {
-        LeaseStore::new(
+    fn store() -> LeaseTable {
+        LeaseTable::new(
             vec![Subnet::new(
                 Ipv4Addr::new(192, 0, 2, 0),
                 24,
@@ -561,7 +566,7 @@ mod tests {
     }
 
     fn bind_clients(
-        store: &mut LeaseStore,
+        store: &mut LeaseTable,
         journal: &mut LeaseJournal,
         clients: std::ops::RangeInclusive<u8>,
     ) -> Vec<Lease> {

@@ -6,13 +6,21 @@
 //! one lease. A reservation may still name a client identifier, matched when a client sends
 //! one.
 //!
-//! Every change that must survive a crash comes back as a [`LeaseChange`]; the server appends
-//! it to the [`LeaseJournal`] before it sends the reply that announces it, so after a kill -9
-//! and restart every client keeps its address and no address is bound to two clients. Offers
-//! are held in memory only: an offer lost in a crash is harmless, because the REQUEST that
-//! follows it is checked against the persisted bindings.
+//! The server makes its lease decisions through a [`LeaseStore`]: by default an
+//! [`EmbeddedStore`], this module's [`LeaseTable`] with its [`LeaseJournal`]; an embedder may
+//! give its own (`pxe-lease-postgres` keeps leases in PostgreSQL, shared by several servers).
+//!
+//! Every change of the table that must survive a crash comes back as a [`LeaseChange`]; the
+//! embedded store appends it to the journal before the future that decided it resolves, so
+//! the reply that announces it leaves after it is written: after a kill -9 and restart every
+//! client keeps its address and no address is bound to two clients. Offers are held in
+//! memory only: an offer lost in a crash is harmless, because the REQUEST that follows it is
+//! checked against the persisted bindings.
 
+#[cfg(feature = "server")]
+mod embedded;
 mod journal;
+mod store;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -20,9 +28,12 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::MacAddr;
 
+#[cfg(feature = "server")]
+pub use embedded::EmbeddedStore;
 pub use journal::{
     journal_text, read_journal, DropReason, DroppedRecord, JournalRead, LeaseJournal,
 };
+pub use store::{ask, Assignment, LeaseAnswer, LeaseQuestion, LeaseStore, StoreError, StoreFuture};
 
 /// An IPv4 subnet served in authoritative mode: its address range and the options its clients
 /// are given.
@@ -269,7 +280,7 @@ pub enum Refusal {
 }
 
 /// How long an offered address is held for the client by default (see
-/// [`LeaseStore::offer_hold`]): longer than a PXE ROM's first four-second round of collecting
+/// [`LeaseTable::offer_hold`]): longer than a PXE ROM's first four-second round of collecting
 /// offers, short enough that offers to clients that never come back free the pool soon.
 pub const DEFAULT_OFFER_HOLD: Duration = Duration::from_secs(10);
 /// How long a declined address stays out of use (RFC 2131 §3.1 leaves it to the server).
@@ -299,18 +310,21 @@ struct Entry {
 
 /// The binding table: which client holds which address, for every subnet served.
 #[derive(Debug, Clone)]
-pub struct LeaseStore {
+pub struct LeaseTable {
     subnets: Vec<Subnet>,
     reservations: Vec<Reservation>,
     by_mac: HashMap<MacAddr, Entry>,
     by_ip: HashMap<Ipv4Addr, MacAddr>,
     declined: HashMap<Ipv4Addr, SystemTime>,
+    /// The MAC that last asked with each client identifier (option 61), for look-ups by
+    /// client identifier. Memory only: the journal keys leases on the MAC.
+    by_client_id: HashMap<Vec<u8>, MacAddr>,
     /// Per subnet, where the search for a never-used address resumes.
     cursors: Vec<u32>,
     offer_hold: Duration,
 }
 
-impl LeaseStore {
+impl LeaseTable {
     /// An empty table over `subnets`, honouring `reservations`.
     pub fn new(subnets: Vec<Subnet>, reservations: Vec<Reservation>) -> Self {
         let cursors = vec![0; subnets.len()];
@@ -320,6 +334,7 @@ impl LeaseStore {
             by_mac: HashMap::new(),
             by_ip: HashMap::new(),
             declined: HashMap::new(),
+            by_client_id: HashMap::new(),
             cursors,
             offer_hold: DEFAULT_OFFER_HOLD,
         }
@@ -354,6 +369,77 @@ impl LeaseStore {
             ip: entry.ip,
             expires: entry.expires,
         })
+    }
+
+    /// The unexpired binding of the client that last asked with client identifier `id`
+    /// (option 61, type byte included) since start-up.
+    pub fn lease_of_client_id(&self, id: &[u8], now: SystemTime) -> Option<Lease> {
+        self.lease_of(*self.by_client_id.get(id)?, now)
+    }
+
+    /// The unexpired binding of `ip`, whoever holds it.
+    pub fn lease_of_address(&self, ip: Ipv4Addr, now: SystemTime) -> Option<Lease> {
+        self.lease_of(*self.by_ip.get(&ip)?, now)
+            .filter(|lease| lease.ip == ip)
+    }
+
+    /// The index of `subnet` among [`Self::subnets`] (matched by network and prefix).
+    pub fn subnet_index(&self, subnet: &Subnet) -> Option<usize> {
+        self.subnets
+            .iter()
+            .position(|s| s.network == subnet.network && s.prefix_len == subnet.prefix_len)
+    }
+
+    /// Answers a [`LeaseQuestion`] about `client` in `subnet` (an index into
+    /// [`Self::subnets`]): the sans-IO form of [`ask`], with the changes to persist before
+    /// the reply that announces them is sent.
+    pub fn answer(
+        &mut self,
+        subnet: usize,
+        client: LeaseClient<'_>,
+        question: LeaseQuestion,
+        now: SystemTime,
+    ) -> (LeaseAnswer, Vec<LeaseChange>) {
+        let host_name = |table: &Self| table.reservation(client).and_then(|r| r.host_name.clone());
+        match question {
+            LeaseQuestion::Offer { requested } => {
+                let offered = self
+                    .offer(subnet, client, requested, now)
+                    .map(|ip| Assignment {
+                        lease: Lease {
+                            mac: client.mac,
+                            ip,
+                            expires: now + self.offer_hold,
+                        },
+                        host_name: host_name(self),
+                    });
+                (LeaseAnswer::Offer(offered), Vec::new())
+            }
+            LeaseQuestion::Request { ip } => match self.request(subnet, client, ip, now) {
+                Ok((lease, changes)) => {
+                    let assignment = Assignment {
+                        lease,
+                        host_name: host_name(self),
+                    };
+                    (LeaseAnswer::Request(Ok(assignment)), changes)
+                }
+                Err(refusal) => (LeaseAnswer::Request(Err(refusal)), Vec::new()),
+            },
+            LeaseQuestion::Release { ip } => (
+                LeaseAnswer::Done,
+                self.release(client.mac, ip, now).into_iter().collect(),
+            ),
+            LeaseQuestion::Decline { ip } => (
+                LeaseAnswer::Done,
+                self.decline(client.mac, ip, now).into_iter().collect(),
+            ),
+            LeaseQuestion::Inform => (
+                LeaseAnswer::Inform {
+                    host_name: host_name(self),
+                },
+                Vec::new(),
+            ),
+        }
     }
 
     /// Every unexpired binding, in no particular order.
@@ -456,6 +542,13 @@ impl LeaseStore {
         };
         changes.push(LeaseChange::Bind(lease));
         self.hold(client.mac, ip, lease.expires, State::Bound);
+        if let Some(id) = client.client_id {
+            // Bounded by the bindings: one identifier per MAC is kept.
+            if self.by_client_id.get(id) != Some(&client.mac) {
+                self.by_client_id.retain(|_, mac| *mac != client.mac);
+                self.by_client_id.insert(id.to_vec(), client.mac);
+            }
+        }
         Ok((lease, changes))
     }
 
@@ -669,7 +762,7 @@ mod tests {
 
     #[test]
     fn offer_request_and_renew_keep_one_address() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         let ip = store.offer(0, client(1), None, t(0)).unwrap();
         assert_eq!(ip, Ipv4Addr::new(192, 0, 2, 100));
         // A second client is not offered the held address.
@@ -689,7 +782,7 @@ mod tests {
 
     #[test]
     fn pool_exhaustion_and_expiry_reuse() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         for n in 1..=3 {
             let ip = store.offer(0, client(n), None, t(0)).unwrap();
             store.request(0, client(n), ip, t(0)).unwrap();
@@ -708,7 +801,7 @@ mod tests {
 
     #[test]
     fn a_discover_keeps_the_binding_as_it_is() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         let ip = store.offer(0, client(1), None, t(0)).unwrap();
         let (lease, _) = store.request(0, client(1), ip, t(0)).unwrap();
         // The bound client DISCOVERs (and asks for another address) and never completes.
@@ -725,7 +818,7 @@ mod tests {
     #[test]
     fn offers_are_held_briefly_and_reused_by_their_client() {
         let hold = Duration::from_secs(5);
-        let mut store = LeaseStore::new(vec![subnet()], vec![]).offer_hold(hold);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]).offer_hold(hold);
         let first = store.offer(0, client(1), None, t(0)).unwrap();
         // A repeated DISCOVER gets the same offer, not a second address.
         assert_eq!(store.offer(0, client(1), None, t(1)), Some(first));
@@ -740,7 +833,7 @@ mod tests {
 
     #[test]
     fn a_pool_full_of_offers_still_serves_new_clients() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         // Three clients that never come back hold every address of the pool…
         for n in 1..=3 {
             assert!(store.offer(0, client(n), None, t(u64::from(n))).is_some());
@@ -763,7 +856,7 @@ mod tests {
     fn reservations_by_mac_and_client_id() {
         let fixed = Ipv4Addr::new(192, 0, 2, 50);
         let by_id = Ipv4Addr::new(192, 0, 2, 51);
-        let mut store = LeaseStore::new(
+        let mut store = LeaseTable::new(
             vec![subnet()],
             vec![
                 Reservation::by_mac(client(1).mac, fixed),
@@ -789,7 +882,7 @@ mod tests {
 
     #[test]
     fn release_and_decline() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         let ip = store.offer(0, client(1), None, t(0)).unwrap();
         store.request(0, client(1), ip, t(0)).unwrap();
         assert_eq!(
@@ -809,14 +902,14 @@ mod tests {
 
     #[test]
     fn replay_rebuilds_the_table() {
-        let mut store = LeaseStore::new(vec![subnet()], vec![]);
+        let mut store = LeaseTable::new(vec![subnet()], vec![]);
         let mut journal = Vec::new();
         for n in 1..=3 {
             let ip = store.offer(0, client(n), None, t(0)).unwrap();
             journal.extend(store.request(0, client(n), ip, t(0)).unwrap().1);
         }
         journal.extend(store.release(client(2).mac, Ipv4Addr::new(192, 0, 2, 101), t(1)));
-        let mut replayed = LeaseStore::new(vec![subnet()], vec![]);
+        let mut replayed = LeaseTable::new(vec![subnet()], vec![]);
         for change in journal {
             replayed.apply(change);
         }

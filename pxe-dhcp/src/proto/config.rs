@@ -123,7 +123,7 @@ pub struct ProtoConfig {
     /// Quirks by MAC address.
     pub quirks: HashMap<MacAddr, Quirks>,
     /// How long an offered address is held for its client (authoritative mode; default
-    /// [`DEFAULT_OFFER_HOLD`], see [`crate::lease::LeaseStore::offer_hold`]).
+    /// [`DEFAULT_OFFER_HOLD`], see [`crate::lease::LeaseTable::offer_hold`]).
     pub offer_hold: Duration,
 }
 

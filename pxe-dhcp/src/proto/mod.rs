@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use pxe_policy::{BootDecision, ClientFacts, ClientKind, ClientRecords, MacAddr, RelayInfo};
 
-use crate::lease::{LeaseChange, LeaseClient, LeaseStore, Refusal};
+use crate::lease::{LeaseAnswer, LeaseChange, LeaseClient, LeaseQuestion, LeaseTable, Subnet};
 use crate::wire::options::{encode_encapsulated, IPXE_NO_PXEDHCP};
 use crate::wire::{
     reply_destination, ClientRequest, DecodeError, MessageType, OptionCode, PacketBuilder,
@@ -193,6 +193,14 @@ impl Accepted {
     pub fn kind(&self) -> Option<ClientKind> {
         self.kind
     }
+
+    /// Who asks for a lease: the MAC, and option 61 when sent.
+    pub fn lease_client(&self) -> LeaseClient<'_> {
+        LeaseClient {
+            mac: self.mac,
+            client_id: self.request.client_id.as_ref().map(|id| id.as_bytes()),
+        }
+    }
 }
 
 /// A reply to send.
@@ -235,8 +243,21 @@ pub struct Outcome {
 #[derive(Debug, Clone)]
 pub struct Engine {
     config: ProtoConfig,
-    leases: Option<LeaseStore>,
+    /// The engine's own lease table, for [`Engine::respond`]; `None` in proxy mode and when
+    /// leases live in a [`crate::lease::LeaseStore`] ([`Engine::with_lease_store`]).
+    leases: Option<LeaseTable>,
     records: ClientRecords,
+}
+
+/// The lease decision an authoritative request needs ([`Engine::lease_question`]): ask the
+/// lease store `question` about `client` in `subnet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseAsk {
+    /// The index of the request's subnet in the configuration ([`Mode::Authoritative`]).
+    pub subnet: usize,
+    /// The question.
+    pub question: LeaseQuestion,
 }
 
 /// Default lease-time fractions for T1 and T2 (RFC 2131 §4.4.5: 0.5 and 0.875).
@@ -255,7 +276,7 @@ impl Engine {
                 subnets,
                 reservations,
             } => Some(
-                LeaseStore::new(subnets.clone(), reservations.clone())
+                LeaseTable::new(subnets.clone(), reservations.clone())
                     .offer_hold(config.offer_hold),
             ),
         };
@@ -279,18 +300,41 @@ impl Engine {
         &self.records
     }
 
+    /// An engine for `config` whose lease decisions are made elsewhere, by a
+    /// [`crate::lease::LeaseStore`]: per request, [`Engine::lease_question`] says what to ask
+    /// it and [`Engine::respond_with_lease`] takes its answer. The engine holds no table.
+    pub fn with_lease_store(config: ProtoConfig) -> Self {
+        Self {
+            config,
+            leases: None,
+            records: ClientRecords::default(),
+        }
+    }
+
+    fn authoritative(&self) -> bool {
+        matches!(self.config.mode, Mode::Authoritative { .. })
+    }
+
+    /// The configured subnets (authoritative mode; empty in proxy mode).
+    pub fn subnets(&self) -> &[Subnet] {
+        match &self.config.mode {
+            Mode::Authoritative { subnets, .. } => subnets,
+            _ => &[],
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ProtoConfig {
         &self.config
     }
 
     /// The lease table (authoritative mode).
-    pub fn leases(&self) -> Option<&LeaseStore> {
+    pub fn leases(&self) -> Option<&LeaseTable> {
         self.leases.as_ref()
     }
 
     /// The lease table, to replay persisted bindings into (authoritative mode).
-    pub fn leases_mut(&mut self) -> Option<&mut LeaseStore> {
+    pub fn leases_mut(&mut self) -> Option<&mut LeaseTable> {
         self.leases.as_mut()
     }
 
@@ -322,7 +366,7 @@ impl Engine {
         };
         let kind = client_kind(signals);
 
-        let authoritative = self.leases.is_some();
+        let authoritative = self.authoritative();
         use MessageType::{Decline, Discover, Inform, Release, Request};
         let served = match arrival.service {
             Service::BootServer => matches!(message_type, Request | Inform),
@@ -366,8 +410,54 @@ impl Engine {
         })
     }
 
+    /// The lease decision an accepted request needs: `Ok(None)` when it needs none (proxy
+    /// mode, the boot server port), the [`LeaseAsk`] otherwise, or the reason there is no
+    /// reply (no subnet for its segment, a DHCPREQUEST naming no address).
+    pub fn lease_question(
+        &self,
+        request: &Accepted,
+        arrival: &Arrival,
+    ) -> Result<Option<LeaseAsk>, NoReply> {
+        if !self.authoritative() || arrival.service != Service::Dhcp {
+            return Ok(None);
+        }
+        let packet = &request.request;
+        let giaddr = packet.giaddr;
+        let segment = if giaddr.is_unspecified() {
+            arrival.local
+        } else {
+            giaddr
+        };
+        let subnet = self
+            .subnets()
+            .iter()
+            .position(|s| s.contains(segment))
+            .ok_or(NoReply::NoSubnet { address: segment })?;
+        let ciaddr = (!packet.ciaddr.is_unspecified()).then_some(packet.ciaddr);
+        let question = match request.message_type {
+            MessageType::Discover => LeaseQuestion::Offer {
+                requested: packet.requested_ip,
+            },
+            MessageType::Request => LeaseQuestion::Request {
+                ip: packet.requested_ip.or(ciaddr).ok_or(NoReply::NoAddress)?,
+            },
+            MessageType::Release => LeaseQuestion::Release { ip: packet.ciaddr },
+            MessageType::Decline => match packet.requested_ip {
+                Some(ip) => LeaseQuestion::Decline { ip },
+                None => {
+                    return Err(NoReply::NotNeeded {
+                        message_type: request.message_type,
+                    })
+                }
+            },
+            _ => LeaseQuestion::Inform,
+        };
+        Ok(Some(LeaseAsk { subnet, question }))
+    }
+
     /// Step 2: the reply to an accepted request, given the policy's decision (`None` when
-    /// [`Accepted::facts`] was `None` and the policy was not asked).
+    /// [`Accepted::facts`] was `None` and the policy was not asked). Lease decisions are made
+    /// on the engine's own table; the changes to persist come back in the [`Outcome`].
     pub fn respond(
         &mut self,
         request: &Accepted,
@@ -375,16 +465,54 @@ impl Engine {
         decision: Option<BootDecision>,
         now: SystemTime,
     ) -> Outcome {
+        let ask = match self.lease_question(request, arrival) {
+            Ok(ask) => ask,
+            Err(reason) => return silent(reason),
+        };
+        let mut lease_changes = Vec::new();
+        let answer = match (ask, self.leases.as_mut()) {
+            (Some(ask), Some(table)) => {
+                let client = request.lease_client();
+                let (answer, changes) = table.answer(ask.subnet, client, ask.question, now);
+                lease_changes = changes;
+                Some((ask.subnet, answer))
+            }
+            _ => None,
+        };
+        let mut outcome = self.respond_with_lease(request, arrival, decision, answer, now);
+        outcome.lease_changes = lease_changes;
+        outcome
+    }
+
+    /// Step 2 with the lease decision made by a [`crate::lease::LeaseStore`]: `lease` is the
+    /// subnet index of [`Engine::lease_question`]'s [`LeaseAsk`] and the store's answer
+    /// (`None` when no question was asked). The store has already persisted its changes, so
+    /// the [`Outcome`] carries none.
+    pub fn respond_with_lease(
+        &mut self,
+        request: &Accepted,
+        arrival: &Arrival,
+        decision: Option<BootDecision>,
+        lease: Option<(usize, LeaseAnswer)>,
+        now: SystemTime,
+    ) -> Outcome {
         let boot = match (request.kind, decision) {
             (Some(kind), Some(BootDecision::Ipxe(binary))) => Some((kind, BootFile::Ipxe(binary))),
             (Some(kind), Some(BootDecision::File(file))) => Some((kind, BootFile::Custom(file))),
             _ => None,
         };
-        if boot.is_none() && (self.leases.is_none() || arrival.service == Service::BootServer) {
+        if boot.is_none() && (!self.authoritative() || arrival.service == Service::BootServer) {
             return silent(NoReply::PolicyIgnores);
         }
-        match (&mut self.leases, arrival.service) {
-            (Some(_), Service::Dhcp) => self.respond_authoritative(request, arrival, boot, now),
+        match (self.authoritative(), arrival.service) {
+            (true, Service::Dhcp) => match lease {
+                Some((subnet, answer)) => {
+                    self.respond_authoritative(request, arrival, boot, subnet, answer, now)
+                }
+                None => silent(NoReply::NotServed {
+                    message_type: request.message_type,
+                }),
+            },
             _ => {
                 let Some(boot) = boot else {
                     return silent(NoReply::PolicyIgnores);
@@ -417,85 +545,41 @@ impl Engine {
         request: &Accepted,
         arrival: &Arrival,
         boot: Option<(ClientKind, BootFile)>,
+        subnet: usize,
+        answer: LeaseAnswer,
         now: SystemTime,
     ) -> Outcome {
-        let Some(leases) = self.leases.as_mut() else {
+        let Some(subnet_def) = self.subnets().get(subnet) else {
             return silent(NoReply::NotServed {
                 message_type: request.message_type,
             });
         };
         let packet = &request.request;
-        let client = LeaseClient {
-            mac: request.mac,
-            client_id: packet.client_id.as_ref().map(|id| id.as_bytes()),
-        };
-        let giaddr = packet.giaddr;
-        let segment = if giaddr.is_unspecified() {
-            arrival.local
-        } else {
-            giaddr
-        };
-        let Some(subnet) = leases.subnets().iter().position(|s| s.contains(segment)) else {
-            return silent(NoReply::NoSubnet { address: segment });
-        };
-        let mut lease_changes = Vec::new();
-        let (message_type, yiaddr) = match request.message_type {
-            MessageType::Discover => match leases.offer(subnet, client, packet.requested_ip, now) {
-                Some(ip) => (MessageType::Offer, ip),
-                None => {
-                    let subnet_def = &leases.subnets()[subnet];
-                    return silent(NoReply::PoolExhausted {
-                        network: subnet_def.network,
-                        prefix_len: subnet_def.prefix_len,
-                    });
-                }
-            },
-            MessageType::Request => {
-                let ciaddr = packet.ciaddr;
-                let Some(ip) = packet
-                    .requested_ip
-                    .or((!ciaddr.is_unspecified()).then_some(ciaddr))
-                else {
-                    return silent(NoReply::NoAddress);
-                };
-                match leases.request(subnet, client, ip, now) {
-                    Ok((lease, changes)) => {
-                        lease_changes = changes;
-                        (MessageType::Ack, lease.ip)
-                    }
-                    Err(refusal) => {
-                        tracing::debug!(mac = %request.mac, %ip, ?refusal, "nak");
-                        let _: Refusal = refusal;
-                        (MessageType::Nak, Ipv4Addr::UNSPECIFIED)
-                    }
-                }
+        let (message_type, yiaddr, host_name) = match answer {
+            LeaseAnswer::Offer(Some(offer)) => {
+                (MessageType::Offer, offer.lease.ip, offer.host_name)
             }
-            MessageType::Release => {
-                return Outcome {
-                    reply: Err(NoReply::NotNeeded {
-                        message_type: request.message_type,
-                    }),
-                    lease_changes: leases
-                        .release(request.mac, packet.ciaddr, now)
-                        .into_iter()
-                        .collect(),
-                };
+            LeaseAnswer::Offer(None) => {
+                return silent(NoReply::PoolExhausted {
+                    network: subnet_def.network,
+                    prefix_len: subnet_def.prefix_len,
+                });
             }
-            MessageType::Decline => {
-                let changes = packet
-                    .requested_ip
-                    .and_then(|ip| leases.decline(request.mac, ip, now));
-                return Outcome {
-                    reply: Err(NoReply::NotNeeded {
-                        message_type: request.message_type,
-                    }),
-                    lease_changes: changes.into_iter().collect(),
-                };
+            LeaseAnswer::Request(Ok(grant)) => (MessageType::Ack, grant.lease.ip, grant.host_name),
+            LeaseAnswer::Request(Err(refusal)) => {
+                tracing::debug!(mac = %request.mac, requested = ?packet.requested_ip, ciaddr = %packet.ciaddr, ?refusal, "nak");
+                (MessageType::Nak, Ipv4Addr::UNSPECIFIED, None)
+            }
+            LeaseAnswer::Done => {
+                return silent(NoReply::NotNeeded {
+                    message_type: request.message_type,
+                });
             }
             // DHCPINFORM: parameters only, no address (RFC 2131 §4.3.5).
-            _ => (MessageType::Ack, Ipv4Addr::UNSPECIFIED),
+            LeaseAnswer::Inform { host_name } => {
+                (MessageType::Ack, Ipv4Addr::UNSPECIFIED, host_name)
+            }
         };
-        let subnet_def = &leases.subnets()[subnet];
         let mut reply = PacketBuilder::reply_to(packet, message_type);
         reply.set_server_identifier(arrival.local);
         if message_type != MessageType::Nak {
@@ -514,9 +598,6 @@ impl Engine {
             if let Some(domain) = &subnet_def.domain_name {
                 reply.set_option(OptionCode::DOMAIN_NAME, domain.as_bytes());
             }
-            let host_name = leases
-                .reservation(client)
-                .and_then(|r| r.host_name.as_ref());
             if let Some(host_name) = host_name {
                 reply.set_option(OptionCode::HOST_NAME, host_name.as_bytes());
             }
@@ -539,7 +620,7 @@ impl Engine {
         ));
         Outcome {
             reply: Ok(self.finish(reply, destination, request)),
-            lease_changes,
+            lease_changes: Vec::new(),
         }
     }
 

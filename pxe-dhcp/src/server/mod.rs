@@ -31,10 +31,12 @@
 //! ```
 //!
 //! Each socket's receive loop takes the requests queued on it in one batch (`recvmmsg`), and
-//! for each: parse, ask the policy, decide, persist lease changes (one `write` to the journal,
-//! before the reply leaves). The replies of a batch leave together (`sendmmsg`). A request
-//! that has to wait (a slow policy, a reply-delay quirk) finishes in its own task and sends
-//! its reply alone. Bad input is dropped with a `debug` log and never stops the server.
+//! for each: parse, ask the policy, ask the lease store (authoritative mode; its answer comes
+//! once the change is durable: the embedded store's journal thread has written it, or a
+//! database has committed it), build the reply. The replies of a batch leave together
+//! (`sendmmsg`). The requests of a batch that have to wait (a slow policy, a reply-delay
+//! quirk, a journal write, a database) finish together in one task, whose replies leave
+//! together as they become ready. Bad input is dropped with a `debug` log and never stops the server.
 //!
 //! Under hostile input: a send never waits (a reply that does not fit in the socket buffer
 //! is dropped), at most one reply per destination waits for the kernel to resolve that
@@ -51,7 +53,8 @@ use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,7 +62,7 @@ use std::time::{Duration, Instant, SystemTime};
 use pxe_policy::{ClientKind, ClientRecords, MacAddr, Policy, SharedPolicy};
 use tokio::task::JoinSet;
 
-use crate::lease::{LeaseJournal, Reservation, Subnet};
+use crate::lease::{ask, EmbeddedStore, LeaseStore, LeaseTable, Reservation, StoreError, Subnet};
 use crate::proto::{
     Accepted, Arrival, Destination, Engine, Mode, NoReply, ProtoConfig, ProxyStrategy, Quirks,
     Reply, Service,
@@ -90,6 +93,7 @@ pub struct DhcpServerBuilder {
     boot_server_port: Option<u16>,
     warn_interval: Duration,
     records: Option<ClientRecords>,
+    lease_store: Option<Arc<dyn LeaseStore>>,
 }
 
 impl DhcpServerBuilder {
@@ -124,6 +128,15 @@ impl DhcpServerBuilder {
     /// are lost on restart.
     pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.lease_file = Some(path.into());
+        self
+    }
+
+    /// Keeps leases in `store` instead of the embedded table and journal (authoritative
+    /// mode): a database shared by several servers, say. [`Self::lease_file`],
+    /// [`Self::sync_lease_file`] and [`Self::offer_hold`] then do not apply (the store has its
+    /// own settings), and reservations given here are not consulted: the store's are.
+    pub fn lease_store(mut self, store: Arc<dyn LeaseStore>) -> Self {
+        self.lease_store = Some(store);
         self
     }
 
@@ -231,42 +244,30 @@ impl DhcpServerBuilder {
 
     /// Opens the sockets and the lease file (replaying it). Must run inside a tokio runtime.
     pub async fn bind(self) -> Result<DhcpServer, Error> {
-        let mut engine = Engine::new(self.config);
+        let store = match (&self.config.mode, self.lease_store) {
+            (Mode::Proxy, _) => None,
+            (_, Some(store)) => Some(store),
+            (
+                Mode::Authoritative {
+                    subnets,
+                    reservations,
+                },
+                None,
+            ) => {
+                let table = LeaseTable::new(subnets.clone(), reservations.clone())
+                    .offer_hold(self.config.offer_hold);
+                let store = match &self.lease_file {
+                    Some(path) => open_journal(table, path, self.sync_leases)?,
+                    None => EmbeddedStore::in_memory(table),
+                };
+                Some(Arc::new(store) as Arc<dyn LeaseStore>)
+            }
+        };
+        let mut engine = Engine::with_lease_store(self.config);
         if let Some(records) = &self.records {
             engine = engine.with_client_records(records.clone());
         }
-        let now = SystemTime::now();
-        let journal = match (&self.lease_file, engine.leases_mut()) {
-            (Some(path), Some(store)) => {
-                let lease_error = |source| Error::LeaseFile {
-                    path: path.clone(),
-                    source,
-                };
-                let (mut journal, dropped) =
-                    LeaseJournal::open(path, store, now).map_err(lease_error)?;
-                journal.sync_each_write(self.sync_leases);
-                // Each untrusted line is named (a few; a damaged file could hold thousands).
-                const NAMED: usize = 10;
-                for record in dropped.iter().take(NAMED) {
-                    tracing::warn!(
-                        path = %path.display(),
-                        line = record.line,
-                        reason = %record.reason,
-                        text = %record.text,
-                        "lease record not trusted; dropped"
-                    );
-                }
-                if dropped.len() > NAMED {
-                    tracing::warn!(
-                        path = %path.display(),
-                        dropped = dropped.len(),
-                        "lease records not trusted; dropped (the first {NAMED} named above)"
-                    );
-                }
-                Some(journal)
-            }
-            _ => None,
-        };
+        let subnets = engine.subnets().to_vec();
         let mut sockets = Vec::new();
         let mut ports = vec![(self.dhcp_port, Service::Dhcp)];
         if let Some(port) = self.boot_server_port {
@@ -293,7 +294,9 @@ impl DhcpServerBuilder {
         Ok(DhcpServer {
             shared: Arc::new(Shared {
                 engine: Mutex::new(engine),
-                journal: Mutex::new(journal),
+                subnets,
+                store,
+                store_down: AtomicBool::new(false),
                 policy: self.policy,
                 waiting: AtomicUsize::new(0),
                 summaries: Summaries::new(self.warn_interval),
@@ -305,9 +308,45 @@ impl DhcpServerBuilder {
     }
 }
 
+/// Opens the lease file at `path` into an [`EmbeddedStore`] over `table`, logging the records
+/// it did not trust.
+fn open_journal(table: LeaseTable, path: &PathBuf, sync: bool) -> Result<EmbeddedStore, Error> {
+    let (store, dropped) = EmbeddedStore::with_journal(table, path, sync, SystemTime::now())
+        .map_err(|source| Error::LeaseFile {
+            path: path.clone(),
+            source,
+        })?;
+    // Each untrusted line is named (a few; a damaged file could hold thousands).
+    const NAMED: usize = 10;
+    for record in dropped.iter().take(NAMED) {
+        tracing::warn!(
+            path = %path.display(),
+            line = record.line,
+            reason = %record.reason,
+            text = %record.text,
+            "lease record not trusted; dropped"
+        );
+    }
+    if dropped.len() > NAMED {
+        tracing::warn!(
+            path = %path.display(),
+            dropped = dropped.len(),
+            "lease records not trusted; dropped (the first {NAMED} named above)"
+        );
+    }
+    Ok(store)
+}
+
 struct Shared {
     engine: Mutex<Engine>,
-    journal: Mutex<Option<LeaseJournal>>,
+    /// The configured subnets (authoritative mode), outside the engine's lock: the store is
+    /// asked about one while the engine serves other requests.
+    subnets: Vec<Subnet>,
+    /// Where lease decisions are made (authoritative mode).
+    store: Option<Arc<dyn LeaseStore>>,
+    /// The store failed with [`StoreError::Unavailable`] and has not answered since: the
+    /// outage is logged once, and again when it ends.
+    store_down: AtomicBool,
     policy: SharedPolicy,
     /// Requests waiting on the policy or a reply delay in their own task.
     waiting: AtomicUsize,
@@ -349,6 +388,7 @@ impl DhcpServer {
             boot_server_port: Some(4011),
             warn_interval: DEFAULT_WARN_INTERVAL,
             records: None,
+            lease_store: None,
         }
     }
 
@@ -406,6 +446,8 @@ async fn receive_loop(
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
             Err(e) => return Err(Error::Socket(e)),
         }
+        // The batch's requests that wait (see `finish_waiting`).
+        let mut waiting = Vec::new();
         for (datagram, arrival) in batch.iter() {
             let arrival = Arrival::new(service, arrival.from, arrival.ifindex, arrival.local);
             let accepted = {
@@ -431,8 +473,8 @@ async fn receive_loop(
                 prepare(&task_shared, &task_socket, accepted, arrival, buffer).await
             });
             // Most requests complete in one poll (the policy answers at once): their replies
-            // join the batch. Only those that wait (a slow policy, a reply delay) get their
-            // own task, so the receive loop never waits on a policy.
+            // join the batch. Those that wait (a slow policy, a reply delay, the lease store)
+            // finish in one task per batch, so the receive loop never waits on them.
             let polled = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
             match polled {
                 Poll::Ready(Some(reply)) => replies.push(reply),
@@ -449,19 +491,55 @@ async fn receive_loop(
                         continue;
                     }
                     shared.waiting.fetch_add(1, Ordering::Relaxed);
-                    let shared = Arc::clone(&shared);
-                    let socket = Arc::clone(&socket);
-                    tokio::spawn(async move {
-                        if let Some(reply) = task.await {
-                            send_replies(&shared, &socket, std::slice::from_ref(&reply));
-                        }
-                        shared.waiting.fetch_sub(1, Ordering::Relaxed);
-                    });
+                    waiting.push(task);
                 }
             }
         }
         send_replies(&shared, &socket, &replies);
         spare_buffers.extend(replies.drain(..).map(|reply| reply.datagram));
+        if !waiting.is_empty() {
+            tokio::spawn(finish_waiting(
+                Arc::clone(&shared),
+                Arc::clone(&socket),
+                std::mem::take(&mut waiting),
+            ));
+        }
+    }
+}
+
+/// Drives the requests of one received batch that did not finish in their first poll (a
+/// slow policy, a reply delay, a lease store writing its journal or asking its database),
+/// in one task: whatever has finished when the task wakes leaves together (one `sendmmsg`),
+/// and a slow request does not hold back the others. One task per batch rather than per
+/// request keeps a flood of REQUESTs, each waiting for the journal, at one wake-up and one
+/// send per journal write.
+async fn finish_waiting<F>(
+    shared: Arc<Shared>,
+    socket: Arc<PktInfoSocket>,
+    mut tasks: Vec<Pin<Box<F>>>,
+) where
+    F: Future<Output = Option<Prepared>>,
+{
+    let mut ready = Vec::with_capacity(tasks.len());
+    while !tasks.is_empty() {
+        let finished = std::future::poll_fn(|cx| {
+            let before = tasks.len();
+            tasks.retain_mut(|task| match task.as_mut().poll(cx) {
+                Poll::Ready(reply) => {
+                    ready.extend(reply);
+                    false
+                }
+                Poll::Pending => true,
+            });
+            match before - tasks.len() {
+                0 => Poll::Pending,
+                finished => Poll::Ready(finished),
+            }
+        })
+        .await;
+        shared.waiting.fetch_sub(finished, Ordering::Relaxed);
+        send_replies(&shared, &socket, &ready);
+        ready.clear();
     }
 }
 
@@ -489,58 +567,43 @@ async fn prepare(
         Some(facts) => Some(shared.policy.boot(facts).await),
         None => None,
     };
-    let now = SystemTime::now();
-    let outcome = {
-        let mut engine = lock(&shared.engine);
-        let outcome = engine.respond(&accepted, &arrival, decision, now);
-        // Persist under the engine lock, so the journal's order is the table's order.
-        if !outcome.lease_changes.is_empty() {
-            let mut journal = lock(&shared.journal);
-            if let Some(journal) = journal.as_mut() {
-                if let Err(e) = journal.append(&outcome.lease_changes) {
-                    // Without a durable binding the ACK must not go out.
-                    tracing::debug!(path = %journal.path().display(), error = %e, mac = %accepted.mac(), "lease file write failed");
-                    shared.summaries.record(
-                        Event::LeaseFileFailed,
-                        format!("{}: {e}", journal.path().display()),
-                        Instant::now(),
-                    );
+    let lease_ask = lock(&shared.engine).lease_question(&accepted, &arrival);
+    let lease = match (lease_ask, &shared.store) {
+        (Err(reason), _) => return no_reply(shared, &accepted, reason),
+        (Ok(Some(lease_ask)), Some(store)) => {
+            let client = accepted.lease_client();
+            let subnet = &shared.subnets[lease_ask.subnet];
+            let asked = ask(
+                store.as_ref(),
+                subnet,
+                client,
+                lease_ask.question,
+                SystemTime::now(),
+            )
+            .await;
+            match asked {
+                Ok(answer) => {
+                    shared.store_answered();
+                    Some((lease_ask.subnet, answer))
+                }
+                Err(e) => {
+                    shared.store_failed(&accepted, &e);
                     return None;
                 }
-                if journal.wants_compaction() {
-                    if let Some(store) = engine.leases() {
-                        if let Err(e) = journal.compact(store, now) {
-                            tracing::error!(error = %e, "lease file compaction failed");
-                        }
-                    }
-                }
             }
         }
-        outcome
+        (Ok(_), _) => None,
     };
+    let outcome = lock(&shared.engine).respond_with_lease(
+        &accepted,
+        &arrival,
+        decision,
+        lease,
+        SystemTime::now(),
+    );
     let reply = match outcome.reply {
         Ok(reply) => reply,
-        Err(reason) => {
-            tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
-            match reason {
-                NoReply::PoolExhausted {
-                    network,
-                    prefix_len,
-                } => {
-                    let pool = format!("{network}/{prefix_len}");
-                    shared
-                        .summaries
-                        .record(Event::PoolExhausted, pool, Instant::now());
-                }
-                NoReply::NoSubnet { address } => {
-                    shared
-                        .summaries
-                        .record(Event::NoSubnet, address, Instant::now());
-                }
-                _ => {}
-            }
-            return None;
-        }
+        Err(reason) => return no_reply(shared, &accepted, reason),
     };
     if let Some(records) = &shared.records {
         let yiaddr = reply.packet.yiaddr();
@@ -626,6 +689,62 @@ async fn prepare(
         broadcast_on_failure,
         story: Story::of(&accepted, &reply, arrival.service),
     })
+}
+
+/// Logs why a request gets no reply (`debug`), and counts the kinds an operator must see for
+/// the `warn` summary.
+fn no_reply(shared: &Shared, accepted: &Accepted, reason: NoReply) -> Option<Prepared> {
+    tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
+    match reason {
+        NoReply::PoolExhausted {
+            network,
+            prefix_len,
+        } => {
+            let pool = format!("{network}/{prefix_len}");
+            shared
+                .summaries
+                .record(Event::PoolExhausted, pool, Instant::now());
+        }
+        NoReply::NoSubnet { address } => {
+            shared
+                .summaries
+                .record(Event::NoSubnet, address, Instant::now());
+        }
+        _ => {}
+    }
+    None
+}
+
+impl Shared {
+    /// The store decided: if it had been unavailable, say it is back.
+    fn store_answered(&self) {
+        if self.store_down.load(Ordering::Relaxed) && self.store_down.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!("lease store reachable again: answering authoritative requests");
+        }
+    }
+
+    /// The store could not decide: the request goes unanswered (no address is guessed). A
+    /// failed lease file write joins the `error` summary; an unavailable store is logged
+    /// once when it goes away (and each request at `debug`).
+    fn store_failed(&self, accepted: &Accepted, error: &StoreError) {
+        tracing::debug!(mac = %accepted.mac(), %error, "lease store failed; no reply");
+        match error {
+            StoreError::Journal { path, source } => self.summaries.record(
+                Event::LeaseFileFailed,
+                format!("{}: {source}", path.display()),
+                Instant::now(),
+            ),
+            _ => {
+                if !self.store_down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        %error,
+                        "lease store unreachable: authoritative requests go unanswered until it is back"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The first size tried for a reply buffer: an Ethernet frame's worth, which almost every

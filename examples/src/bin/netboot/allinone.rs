@@ -60,7 +60,19 @@ pub(crate) fn builder(settings: &Settings, policy: SharedPolicy) -> ServerBuilde
     if let Some(path) = &settings.lease_file {
         builder = builder.lease_file(path.clone());
     }
+    if let Some(store) = &settings.lease_store {
+        builder = builder.lease_store(store.clone());
+    }
     builder
+}
+
+/// Waits until the lease database (`--lease-store`) answers and has its schema, saying so
+/// once and retrying every 2 s; at once without one.
+pub(crate) async fn wait_for_lease_store(settings: &Settings) {
+    if let Some(store) = &settings.lease_store {
+        tracing::info!(database = %store.target(), "leases in PostgreSQL");
+        store.wait_until_ready().await;
+    }
 }
 
 /// What the DHCP server listens on, for the "serving" line.
@@ -79,6 +91,7 @@ pub(crate) fn dhcp_ports(settings: &Settings) -> String {
 
 /// Starts `builder`, logs what it serves where, and serves until a part fails or Ctrl-C.
 pub(crate) async fn run(settings: &Settings, builder: ServerBuilder) -> anyhow::Result<()> {
+    wait_for_lease_store(settings).await;
     let server = builder.start().await?;
     let show = |addr: Option<std::net::SocketAddr>| {
         addr.map_or_else(|| "off".to_string(), |addr| addr.to_string())

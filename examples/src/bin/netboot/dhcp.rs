@@ -49,6 +49,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         settings.dhcp != DhcpChoice::Off,
         "netboot dhcp with --dhcp off would serve nothing"
     );
+    allinone::wait_for_lease_store(&settings).await;
     let server = allinone::builder(&settings, policy)
         .into_dhcp_server()
         .context("dhcp is off")?

@@ -68,15 +68,25 @@ enum Command {
     Http(http::Args),
 }
 
+/// RUST_LOG, or `info`. The lease database's connection pool warns once per connection it
+/// loses (sixteen lines for one outage): quiet unless RUST_LOG names it, since the DHCP
+/// server says once, itself, that the lease store is unreachable and again when it is back.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let wanted = std::env::var("RUST_LOG").unwrap_or_default();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match "deadpool=error".parse() {
+        Ok(quiet) if !wanted.contains("deadpool") => filter.add_directive(quiet),
+        _ => filter,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         // Colour only for a person at a terminal, not in log files.
         .with_ansi(std::io::stdout().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter())
         .init();
     let result = match Cli::parse().command {
         Some(Command::Boot(args)) => boot::run(args).await,

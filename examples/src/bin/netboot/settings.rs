@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,6 +16,7 @@ use pxe::dhcp::lease::{Reservation, Subnet};
 use pxe::dhcp::proto::ProxyStrategy;
 use pxe::policy::MacAddr;
 use pxe::tftp::PortMode;
+use pxe_lease_postgres::PostgresStore;
 use serde::Deserialize;
 
 /// How DHCP is served.
@@ -262,6 +264,17 @@ pub(crate) struct ServerFlags {
     /// Keep authoritative leases in this file (crash-safe journal) [default: memory only].
     #[arg(long, help_heading = "DHCP")]
     pub(crate) lease_file: Option<PathBuf>,
+    /// Keep authoritative leases in PostgreSQL instead: `postgres://USER@HOST/DB`, or
+    /// `host=/run/postgresql user=pxe dbname=pxe`. Every netboot naming the same database
+    /// serves the same pools without ever giving one address to two clients; the schema is
+    /// created at first contact, and reservations given here are written there.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "lease_file",
+        help_heading = "DHCP"
+    )]
+    pub(crate) lease_store: Option<String>,
     /// Seconds an offered address is held for its client in authoritative mode [default: 10].
     /// A full pool still offers new clients the oldest pending offer's address, so this only
     /// decides how soon a slow client's offer may be reclaimed.
@@ -331,6 +344,7 @@ impl ServerFlags {
             lease_time: self.lease_time.or(file.lease_time),
             reserve: list(self.reserve, file.reserve),
             lease_file: self.lease_file.or(file.lease_file),
+            lease_store: self.lease_store.or(file.lease_store),
             dhcp_offer_hold: self.dhcp_offer_hold.or(file.dhcp_offer_hold),
             proxy_strategy: self.proxy_strategy.or(file.proxy_strategy),
             client_proxy_strategy: list(self.client_proxy_strategy, file.client_proxy_strategy),
@@ -356,6 +370,7 @@ impl ServerFlags {
             ("--lease-time", self.lease_time.is_some()),
             ("--reserve", !self.reserve.is_empty()),
             ("--lease-file", self.lease_file.is_some()),
+            ("--lease-store", self.lease_store.is_some()),
             ("--dhcp-offer-hold", self.dhcp_offer_hold.is_some()),
         ];
         if dhcp != DhcpChoice::Authoritative {
@@ -367,6 +382,10 @@ impl ServerFlags {
         } else if self.pool.is_empty() {
             anyhow::bail!("--dhcp authoritative needs at least one --pool FIRST-LAST[/PREFIX]");
         }
+        anyhow::ensure!(
+            !(self.lease_file.is_some() && self.lease_store.is_some()),
+            "--lease-file and --lease-store exclude each other (leases live in one place)"
+        );
         anyhow::ensure!(
             !self.ipv6_ra || self.interface.is_some(),
             "--ipv6-ra needs --interface (the announcements go out on one link)"
@@ -418,6 +437,24 @@ impl ServerFlags {
             (None, None) => None,
         };
 
+        // No connection yet: the server waits for the database when it starts.
+        let lease_store = match &self.lease_store {
+            Some(url) => {
+                let mut store =
+                    PostgresStore::new(url, subnets.clone())?.reservations(reservations.clone());
+                // Which server granted a lease, for operators reading the table.
+                if let Some(ip) = listen {
+                    let name = format!("{}/{ip}", store.name());
+                    store = store.server_name(name);
+                }
+                if let Some(secs) = self.dhcp_offer_hold {
+                    store = store.offer_hold(Duration::from_secs(secs));
+                }
+                Some(Arc::new(store))
+            }
+            None => None,
+        };
+
         let mut client_strategies = Vec::new();
         for choice in &self.client_proxy_strategy {
             client_strategies.push((choice.mac, choice.strategy.strategy()));
@@ -430,6 +467,7 @@ impl ServerFlags {
             subnets,
             reservations,
             lease_file: self.lease_file,
+            lease_store,
             offer_hold: self.dhcp_offer_hold.map(Duration::from_secs),
             proxy_strategy: self.proxy_strategy.and_then(StrategyChoice::strategy),
             client_strategies,
@@ -531,6 +569,8 @@ pub(crate) struct Settings {
     pub(crate) subnets: Vec<Subnet>,
     pub(crate) reservations: Vec<Reservation>,
     pub(crate) lease_file: Option<PathBuf>,
+    /// Leases in PostgreSQL (`--lease-store`), not yet connected.
+    pub(crate) lease_store: Option<Arc<PostgresStore>>,
     /// How long an offer holds its address; `None`: the library's default.
     pub(crate) offer_hold: Option<Duration>,
     pub(crate) proxy_strategy: Option<ProxyStrategy>,
@@ -660,6 +700,37 @@ mod tests {
         assert_eq!(merged.pool.len(), 1);
         assert_eq!(merged.pool[0].first, Ipv4Addr::new(198, 18, 0, 10));
         assert!(merged.ipv6_ra);
+    }
+
+    #[test]
+    fn the_lease_store_comes_from_the_site_file_and_excludes_the_lease_file() {
+        let file: SiteServer = toml::from_str(
+            "[server]\ndhcp = \"authoritative\"\npool = [\"192.0.2.100-192.0.2.199\"]\n\
+             lease_store = \"host=/run/postgresql dbname=pxe\"\n",
+        )
+        .unwrap();
+        let settings = ServerFlags::default().over(file.server).resolve().unwrap();
+        let store = settings.lease_store.expect("a lease store");
+        assert!(
+            store.target().contains("/run/postgresql"),
+            "{}",
+            store.target()
+        );
+        let both = ServerFlags {
+            dhcp: Some(DhcpChoice::Authoritative),
+            pool: vec!["192.0.2.100-192.0.2.199".parse().unwrap()],
+            lease_file: Some(PathBuf::from("/tmp/leases")),
+            lease_store: Some("postgres://pxe@localhost/pxe".into()),
+            ..ServerFlags::default()
+        };
+        let error = both.resolve().unwrap_err().to_string();
+        assert!(error.contains("exclude each other"), "{error}");
+        let proxy = ServerFlags {
+            lease_store: Some("postgres://pxe@localhost/pxe".into()),
+            ..ServerFlags::default()
+        };
+        let error = proxy.resolve().unwrap_err().to_string();
+        assert!(error.contains("--lease-store is only used"), "{error}");
     }
 
     #[test]
