@@ -363,12 +363,12 @@ impl PostgresStore {
             });
             return Ok(offer);
         }
-        let own = tx
-            .query_opt(
-                "SELECT ip, state, expires FROM pxe_addresses WHERE mac = $1",
-                &[&mac],
-            )
-            .await?;
+        let own = query_opt(
+            &tx,
+            "SELECT ip, state, expires FROM pxe_addresses WHERE mac = $1",
+            &[&mac],
+        )
+        .await?;
         if let Some(row) = own {
             let ip = ipv4(&row, 0);
             let state: i16 = row.get(1);
@@ -381,9 +381,9 @@ impl PostgresStore {
                 // Held again as an offer, unless the other server has bound it to this
                 // client meanwhile (its REQUEST committed after the SELECT above): a DISCOVER
                 // never turns a binding back into an offer. Decided on the locked row.
-                let held = tx
-                    .query_opt(
-                        "UPDATE pxe_addresses SET
+                let held = query_opt(
+                    &tx,
+                    "UPDATE pxe_addresses SET
                              state = CASE WHEN state = 2 AND expires > $6 THEN 2::smallint
                                           ELSE $3 END,
                              expires = CASE WHEN state = 2 AND expires > $6 THEN expires
@@ -392,16 +392,16 @@ impl PostgresStore {
                                            ELSE $5 END
                          WHERE ip = $1 AND mac = $2
                          RETURNING expires",
-                        &[
-                            &inet(ip),
-                            &mac,
-                            &OFFERED,
-                            &hold_until,
-                            &self.server_name,
-                            &now,
-                        ],
-                    )
-                    .await?;
+                    &[
+                        &inet(ip),
+                        &mac,
+                        &OFFERED,
+                        &hold_until,
+                        &self.server_name,
+                        &now,
+                    ],
+                )
+                .await?;
                 if let Some(row) = held {
                     let until: SystemTime = row.get(0);
                     tx.commit().await?;
@@ -415,23 +415,23 @@ impl PostgresStore {
                    server = $4";
         let mut taken = None;
         if let Some(ip) = requested.filter(|ip| in_pool(subnet, *ip)) {
-            taken = tx
-                .query_opt(
-                    &format!(
-                        "{set} WHERE ip = $5 AND expires <= $6
+            taken = query_opt(
+                &tx,
+                &format!(
+                    "{set} WHERE ip = $5 AND expires <= $6
                          AND NOT EXISTS (SELECT 1 FROM pxe_reservations r WHERE r.ip = $5)
                          RETURNING ip"
-                    ),
-                    &[
-                        &mac,
-                        &client.client_id,
-                        &hold_until,
-                        &self.server_name,
-                        &inet(ip),
-                        &now,
-                    ],
-                )
-                .await?;
+                ),
+                &[
+                    &mac,
+                    &client.client_id,
+                    &hold_until,
+                    &self.server_name,
+                    &inet(ip),
+                    &now,
+                ],
+            )
+            .await?;
         }
         // Never-used addresses (expiry at the epoch) first, then the one that lapsed longest
         // ago; only in a pool with none of those, the oldest pending offer (an offer is not
@@ -445,27 +445,27 @@ impl PostgresStore {
             if taken.is_some() {
                 break;
             }
-            taken = tx
-                .query_opt(
-                    &format!(
-                        "{set} WHERE ip = (
+            taken = query_opt(
+                &tx,
+                &format!(
+                    "{set} WHERE ip = (
                             SELECT a.ip FROM pxe_addresses a
                             WHERE a.ip BETWEEN $5 AND $6 AND {candidates}
                               AND NOT EXISTS (SELECT 1 FROM pxe_reservations r WHERE r.ip = a.ip)
                             ORDER BY a.expires, a.ip LIMIT 1 FOR UPDATE SKIP LOCKED)
                          RETURNING ip"
-                    ),
-                    &[
-                        &mac,
-                        &client.client_id,
-                        &hold_until,
-                        &self.server_name,
-                        &inet(subnet.pool_start),
-                        &inet(subnet.pool_end),
-                        &now,
-                    ],
-                )
-                .await?;
+                ),
+                &[
+                    &mac,
+                    &client.client_id,
+                    &hold_until,
+                    &self.server_name,
+                    &inet(subnet.pool_start),
+                    &inet(subnet.pool_end),
+                    &now,
+                ],
+            )
+            .await?;
         }
         let Some(row) = taken else {
             return Ok(None);
@@ -501,7 +501,8 @@ impl PostgresStore {
         };
         release_other(&tx, &mac, Some(ip), now).await?;
         let bound = if reservation.is_some() {
-            tx.execute(
+            execute(
+                &tx,
                 "INSERT INTO pxe_addresses (ip, mac, client_id, state, expires, server)
                  VALUES ($1, $2, $3, 2, $4, $5)
                  ON CONFLICT (ip) DO UPDATE SET mac = EXCLUDED.mac,
@@ -519,7 +520,8 @@ impl PostgresStore {
         } else {
             // The address is the client's, free, lapsed, or only offered to someone else;
             // re-checked on the locked row, so two servers never both bind it.
-            tx.execute(
+            execute(
+                &tx,
                 "UPDATE pxe_addresses SET mac = $2, client_id = $3, state = 2, expires = $4,
                      server = $5
                  WHERE ip = $1
@@ -553,15 +555,15 @@ impl PostgresStore {
         now: SystemTime,
     ) -> Result<Option<Lease>, DbError> {
         let conn = self.client().await?;
-        let row = conn
-            .query_opt(
-                &format!(
-                    "SELECT ip, mac, expires FROM pxe_addresses
+        let row = query_opt(
+            &conn,
+            &format!(
+                "SELECT ip, mac, expires FROM pxe_addresses
                      WHERE {condition} AND state = 2 AND expires > $2"
-                ),
-                &[param, &now],
-            )
-            .await?;
+            ),
+            &[param, &now],
+        )
+        .await?;
         Ok(row.and_then(|row| {
             let mac: String = row.get(1);
             Some(lease(mac.parse().ok()?, ipv4(&row, 0), row.get(2)))
@@ -594,7 +596,8 @@ impl LeaseStore for PostgresStore {
         Box::pin(self.run(move || async move {
             let conn = self.client().await?;
             // The address stays remembered as the client's last one.
-            conn.execute(
+            execute(
+                &conn,
                 "UPDATE pxe_addresses SET state = 0, expires = $3
                  WHERE ip = $1 AND mac = $2 AND state = 2",
                 &[&inet(ip), &mac.to_string(), &now],
@@ -607,7 +610,8 @@ impl LeaseStore for PostgresStore {
     fn decline(&self, mac: MacAddr, ip: Ipv4Addr, now: SystemTime) -> StoreFuture<'_, ()> {
         Box::pin(self.run(move || async move {
             let conn = self.client().await?;
-            conn.execute(
+            execute(
+                &conn,
                 "UPDATE pxe_addresses SET state = 3, mac = NULL, client_id = NULL, expires = $3
                  WHERE ip = $1 AND mac = $2",
                 &[&inet(ip), &mac.to_string(), &(now + DECLINE_HOLD)],
@@ -651,14 +655,14 @@ async fn reservation_of(
     db: &impl GenericClient,
     client: LeaseClient<'_>,
 ) -> Result<Option<Reservation>, tokio_postgres::Error> {
-    let row = db
-        .query_opt(
-            "SELECT ip, mac, client_id, host_name FROM pxe_reservations
+    let row = query_opt(
+        db,
+        "SELECT ip, mac, client_id, host_name FROM pxe_reservations
              WHERE client_id = $1 OR mac = $2
              ORDER BY (client_id IS NOT DISTINCT FROM $1) DESC LIMIT 1",
-            &[&client.client_id, &client.mac.to_string()],
-        )
-        .await?;
+        &[&client.client_id, &client.mac.to_string()],
+    )
+    .await?;
     Ok(row.map(|row| {
         let ip = ipv4(&row, 0);
         let mac: Option<String> = row.get(1);
@@ -686,13 +690,35 @@ async fn release_other(
     keep: Option<Ipv4Addr>,
     now: SystemTime,
 ) -> Result<u64, tokio_postgres::Error> {
-    db.execute(
+    execute(
+        db,
         "UPDATE pxe_addresses SET mac = NULL, client_id = NULL, state = 0,
              expires = LEAST(expires, $3)
          WHERE mac = $1 AND ip IS DISTINCT FROM $2",
         &[&mac, &keep.map(inet), &now],
     )
     .await
+}
+
+/// `sql` as a statement prepared once per connection (a decision is several statements, and
+/// preparing each again would double its round trips to the database).
+async fn query_opt(
+    db: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = db.prepare_cached(sql).await?;
+    db.query_opt(&statement, params).await
+}
+
+/// [`query_opt`] for statements whose row count is the answer.
+async fn execute(
+    db: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = db.prepare_cached(sql).await?;
+    db.execute(&statement, params).await
 }
 
 /// What one attempt at a decision can fail with.
