@@ -9,7 +9,10 @@ use pxe_dhcp::lease::{Reservation, Subnet};
 use pxe_dhcp::proto::{ProxyStrategy, Quirks};
 use pxe_dhcp::server::{DhcpServer, DhcpServerBuilder};
 use pxe_http::{BootService, BootServiceBuilder, ServeConfig};
-use pxe_policy::{ClientRecords, IpxeBinary, MacAddr, Policy, SharedPolicy};
+use pxe_policy::{
+    BootDecision, ClientFacts, ClientRecords, IpxeBinary, MacAddr, Policy, ScriptDecision,
+    SharedPolicy,
+};
 use pxe_tftp::Directory;
 use tokio_util::sync::CancellationToken;
 
@@ -420,7 +423,7 @@ impl ServerBuilder {
         };
         let base = self.http_base(http_addr.map(|a| a.port()));
 
-        let policy = SharedPolicy::new(records.recording(self.policy.clone()));
+        let policy = SharedPolicy::new(IpxeOnly(records.recording(self.policy.clone())));
         let dhcp = match self.dhcp_builder(policy, &base) {
             Some(builder) => Some(
                 builder
@@ -583,5 +586,88 @@ impl Server {
                 Ok(())
             }
         }
+    }
+}
+
+/// The loaders this server hands out: iPXE only, so far. A client the policy gives shim +
+/// GRUB or PXELINUX ([`BootDecision::ShimGrub`], [`BootDecision::Pxelinux`]) keeps iPXE, and
+/// the log says so, rather than going unanswered.
+struct IpxeOnly<P>(P);
+
+impl<P: Policy> Policy for IpxeOnly<P> {
+    fn boot<'a>(
+        &'a self,
+        client: &'a ClientFacts,
+    ) -> impl std::future::Future<Output = BootDecision> + Send + 'a {
+        async move {
+            let decision = self.0.boot(client).await;
+            match decision.loader() {
+                Some(loader) if !matches!(decision, BootDecision::Ipxe(_)) => {
+                    tracing::warn!(
+                        client = %client.mac,
+                        "the policy gives this client {loader}, which this server does not \
+                         serve yet: it keeps iPXE"
+                    );
+                    BootDecision::chainload_for(client.arch)
+                }
+                _ => decision,
+            }
+        }
+    }
+
+    fn script<'a>(
+        &'a self,
+        client: &'a ClientFacts,
+    ) -> impl std::future::Future<Output = ScriptDecision> + Send + 'a {
+        self.0.script(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pxe_policy::{Arch, ClientKind, LinuxBoot, Loader};
+
+    struct Wants(Loader);
+
+    impl Policy for Wants {
+        fn boot<'a>(
+            &'a self,
+            client: &'a ClientFacts,
+        ) -> impl std::future::Future<Output = BootDecision> + Send + 'a {
+            std::future::ready(
+                BootDecision::for_loader(self.0, client.arch).unwrap_or_else(|(ipxe, _)| ipxe),
+            )
+        }
+
+        fn script<'a>(
+            &'a self,
+            _client: &'a ClientFacts,
+        ) -> impl std::future::Future<Output = ScriptDecision> + Send + 'a {
+            std::future::ready(ScriptDecision::Linux(LinuxBoot::new("vmlinuz")))
+        }
+    }
+
+    #[tokio::test]
+    async fn loaders_not_served_yet_keep_ipxe() {
+        let mut client = ClientFacts::new(MacAddr([2, 0, 0, 0, 0, 1]), ClientKind::FirmwarePxe);
+        client.arch = Some(Arch::X64_UEFI);
+        assert_eq!(
+            Wants(Loader::Grub).boot(&client).await,
+            BootDecision::ShimGrub
+        );
+        assert_eq!(
+            IpxeOnly(Wants(Loader::Grub)).boot(&client).await,
+            BootDecision::Ipxe(IpxeBinary::SNPONLY_EFI)
+        );
+        client.arch = Some(Arch::X86_BIOS);
+        assert_eq!(
+            IpxeOnly(Wants(Loader::Pxelinux)).boot(&client).await,
+            BootDecision::Ipxe(IpxeBinary::UNDIONLY)
+        );
+        assert_eq!(
+            IpxeOnly(Wants(Loader::Ipxe)).boot(&client).await,
+            BootDecision::Ipxe(IpxeBinary::UNDIONLY)
+        );
     }
 }
