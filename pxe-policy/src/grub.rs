@@ -1,6 +1,6 @@
 //! GRUB configs from a [`ScriptDecision`]: what shim's GRUB reads as `grub/grub.cfg`.
 //!
-//! How GRUB reads a config (GRUB 2.12, `grub-core/lib/getline.c`, `normal/main.c`,
+//! How GRUB reads a config (GRUB 2.06 as Debian 12 signs it, to 2.12; `grub-core/lib/getline.c`, `normal/main.c`,
 //! `script/yylex.l`): line by line, every `\r` dropped, a line starting with `#` skipped; a
 //! line is split on blanks (space, tab) into words; `{ } | & $ ; < >` are syntax outside
 //! quotes, `$` expands a variable, `\` escapes, `"…"` expands `$` and escapes, and `'…'` keeps
