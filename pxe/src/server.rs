@@ -595,23 +595,18 @@ impl Server {
 struct IpxeOnly<P>(P);
 
 impl<P: Policy> Policy for IpxeOnly<P> {
-    fn boot<'a>(
-        &'a self,
-        client: &'a ClientFacts,
-    ) -> impl std::future::Future<Output = BootDecision> + Send + 'a {
-        async move {
-            let decision = self.0.boot(client).await;
-            match decision.loader() {
-                Some(loader) if !matches!(decision, BootDecision::Ipxe(_)) => {
-                    tracing::warn!(
-                        client = %client.mac,
-                        "the policy gives this client {loader}, which this server does not \
-                         serve yet: it keeps iPXE"
-                    );
-                    BootDecision::chainload_for(client.arch)
-                }
-                _ => decision,
+    async fn boot(&self, client: &ClientFacts) -> BootDecision {
+        let decision = self.0.boot(client).await;
+        match decision.loader() {
+            Some(loader) if !matches!(decision, BootDecision::Ipxe(_)) => {
+                tracing::warn!(
+                    client = %client.mac,
+                    "the policy gives this client {loader}, which this server does not \
+                     serve yet: it keeps iPXE"
+                );
+                BootDecision::chainload_for(client.arch)
             }
+            _ => decision,
         }
     }
 
