@@ -5,6 +5,8 @@
 //! - PXELINUX: SeaBIOS with QEMU's iPXE ROM as the PXE stack → `pxelinux.0` over TFTP →
 //!   `pxelinux.cfg/01-<mac>` (a `default` with another command line beside it) → kernel and
 //!   initrd over TFTP. The command line is the iPXE cases' syntax line, quotes and all.
+//! - The same firmware given Debian's unsigned iPXE (`snponly.efi`) downloads it and refuses
+//!   to start it ("Access Denied"): Secure Boot is enforced.
 //! - shim + GRUB: OVMF with Secure Boot enforced and Microsoft's keys → EDK2 PXE → shim →
 //!   GRUB → `grub/grub.cfg` → Debian's signed kernel, which reports Secure Boot enabled. The
 //!   command line is as hostile as GRUB can carry (GRUB's `linux` escapes quotes).
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use pxe_policy::pxelinux::Files;
 use pxe_policy::{grub, pxelinux, LinuxBoot, ScriptDecision};
+use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, Nic, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::Dnsmasq;
@@ -117,6 +120,8 @@ fn pxelinux_over_tftp_reads_the_rendered_config() {
     let mut vm = lab.vm(&config);
     let elapsed = payload.assert_boots(&mut vm, &cmdline, BOOT_TIMEOUT, || server.log());
     let log = server.log();
+    // The first name PXELINUX looks for is this client's: `default` is never asked for.
+    assert!(!log.contains("pxelinux.cfg/default"), "{log}");
     pxe_testkit::assert_in_order(
         &log,
         &[
@@ -190,5 +195,49 @@ fn shim_and_grub_under_secure_boot_read_the_rendered_config() {
         "boot time: OVMF Secure Boot → shim → GRUB → signed kernel, served by dnsmasq: marker \
          after {:.1} s",
         elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn secure_boot_refuses_the_unsigned_ipxe() {
+    let test = "secure_boot_refuses_the_unsigned_ipxe";
+    let firmware = Firmware::OvmfSecureBoot;
+    let snponly = format!("{IPXE_DIR}/snponly.efi");
+    if !vm_prerequisites(test, &[firmware], &["dnsmasq"])
+        || !loader_files(test, &[(snponly.as_str(), "ipxe")])
+    {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new("sbi");
+    let tftp = lab.dir().join("tftp");
+    copy(&snponly, &tftp.join("snponly.efi"));
+    let server = dnsmasq(&lab, &tftp, "snponly.efi");
+    let mut vm = lab.vm(&VmConfig::new(firmware));
+    // EDK2 downloads the image, verifies it against db, and refuses to start it.
+    let seen = vm
+        .wait_for_marker("Access Denied", BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| panic!("{missing}\n--- dnsmasq ---\n{}", server.log()));
+    let console = seen.console;
+    pxe_testkit::assert_in_order(
+        &console,
+        &[
+            "NBP filename is snponly.efi",
+            "NBP file downloaded successfully",
+            "BdsDxe: failed to load Boot0001",
+            "Access Denied",
+        ],
+        &"the Secure Boot refusal",
+    );
+    assert!(!console.contains("iPXE"), "iPXE ran:\n{console}");
+    let log = server.log();
+    pxe_testkit::assert_in_order(
+        &log,
+        &["bootfile-name  snponly.efi", "sent ", "snponly.efi"],
+        &"the loader given",
+    );
+    eprintln!(
+        "boot time: OVMF Secure Boot refuses Debian's unsigned snponly.efi {:.1} s after start",
+        seen.elapsed.as_secs_f64()
     );
 }
