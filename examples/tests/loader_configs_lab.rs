@@ -5,6 +5,9 @@
 //! - PXELINUX: SeaBIOS with QEMU's iPXE ROM as the PXE stack → `pxelinux.0` over TFTP →
 //!   `pxelinux.cfg/01-<mac>` (a `default` with another command line beside it) → kernel and
 //!   initrd over TFTP. The command line is the iPXE cases' syntax line, quotes and all.
+//! - lpxelinux: SeaBIOS with QEMU's iPXE ROM → `lpxelinux.0` over HTTP (nginx) →
+//!   `ldlinux.c32` and `pxelinux.cfg/01-<mac>` over HTTP → kernel and initrd by the `http://`
+//!   URLs the renderer wrote.
 //! - The same firmware given Debian's unsigned iPXE (`snponly.efi`) downloads it and refuses
 //!   to start it ("Access Denied"): Secure Boot is enforced.
 //! - shim + GRUB: OVMF with Secure Boot enforced and Microsoft's keys → EDK2 PXE → shim →
@@ -15,6 +18,7 @@
 //! prove the renderers. Each prints its time from VM start to the marker.
 
 use std::fs;
+use std::net::SocketAddrV4;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,7 +28,7 @@ use pxe_policy::{grub, pxelinux, LinuxBoot, ScriptDecision};
 use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, Nic, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
-use pxe_testkit::reference::Dnsmasq;
+use pxe_testkit::reference::{Dnsmasq, Nginx};
 use pxe_testkit::{in_ci, SYNTAX_CMDLINE};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -33,6 +37,7 @@ static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Debian's `pxelinux` and `syslinux-common`.
 const PXELINUX: &str = "/usr/lib/PXELINUX/pxelinux.0";
+const LPXELINUX: &str = "/usr/lib/PXELINUX/lpxelinux.0";
 const LDLINUX: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
 /// Debian's `shim-signed` and `grub-efi-amd64-signed`.
 const SHIM: &str = "/usr/lib/shim/shimx64.efi.signed";
@@ -239,5 +244,76 @@ fn secure_boot_refuses_the_unsigned_ipxe() {
     eprintln!(
         "boot time: OVMF Secure Boot refuses Debian's unsigned snponly.efi {:.1} s after start",
         seen.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn lpxelinux_over_http_reads_the_rendered_config() {
+    let test = "lpxelinux_over_http_reads_the_rendered_config";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    let mut tools = vec!["dnsmasq", "nginx"];
+    tools.extend_from_slice(PAYLOAD_TOOLS);
+    if !vm_prerequisites(test, &[firmware], &tools)
+        || !loader_files(
+            test,
+            &[(LPXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")],
+        )
+    {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let payload = boot_payload();
+    let lab = Lab::new("lpx");
+    let server = lab.server_addr();
+    let http = lab.dir().join("http");
+    payload.copy_to(&http).expect("copy the payload");
+    copy(LPXELINUX, &http.join("lpxelinux.0"));
+    copy(LDLINUX, &http.join("ldlinux.c32"));
+
+    let config = VmConfig::new(firmware);
+    let cmdline = format!("console=ttyS0 {SYNTAX_CMDLINE} pxe.loader=lpxelinux");
+    let linux = LinuxBoot::new("vmlinuz")
+        .initrd("initrd.img")
+        .cmdline(&cmdline);
+    let files = Files::Http {
+        base: format!("http://{server}"),
+    };
+    let rendered = pxelinux::render(&ScriptDecision::Linux(linux), &files).expect("renders");
+    let mac = config.mac.map(|b| format!("{b:02x}")).join("-");
+    fs::create_dir_all(http.join("pxelinux.cfg")).unwrap();
+    fs::write(http.join(format!("pxelinux.cfg/01-{mac}")), rendered).unwrap();
+
+    let nginx = Nginx::start(lab.ns(), lab.dir(), &http, SocketAddrV4::new(server, 80));
+    let dir = lab.dir().join("dnsmasq");
+    let mut dhcp = Dnsmasq::site_config(
+        &dir,
+        lab.bridge(),
+        "192.0.2.100".parse().unwrap(),
+        "192.0.2.199".parse().unwrap(),
+    );
+    // The ROM is iPXE (option 175): it chains lpxelinux.0 over HTTP.
+    dhcp.push_str(&format!(
+        "dhcp-match=set:ipxe,175\ndhcp-boot=tag:ipxe,http://{server}/lpxelinux.0\n"
+    ));
+    let dnsmasq = Dnsmasq::start(lab.ns(), &dir, &dhcp);
+    let mut vm = lab.vm(&config);
+    let elapsed = payload.assert_boots(&mut vm, &cmdline, BOOT_TIMEOUT, || {
+        format!("{}\n--- nginx ---\n{}", dnsmasq.log(), nginx.access_log())
+    });
+    pxe_testkit::assert_in_order(
+        &nginx.access_log(),
+        &[
+            "GET /lpxelinux.0",
+            "GET /ldlinux.c32",
+            &format!("GET /pxelinux.cfg/01-{mac}"),
+            "GET /vmlinuz",
+            "GET /initrd.img",
+        ],
+        &"the lpxelinux boot's HTTP requests",
+    );
+    eprintln!(
+        "boot time: SeaBIOS iPXE ROM → lpxelinux.0 (HTTP) → rendered config, served by \
+         dnsmasq + nginx: marker after {:.1} s",
+        elapsed.as_secs_f64()
     );
 }
