@@ -22,8 +22,10 @@
 //! given full `http://` URLs under the server's base URL, and absolute `http://` references
 //! as they are.
 
+use std::net::Ipv4Addr;
+
 use crate::grub::server_path;
-use crate::{ConfigError, LinuxBoot, ScriptDecision};
+use crate::{ClientGuid, ConfigError, LinuxBoot, MacAddr, ScriptDecision};
 
 const LOADER: &str = "pxelinux";
 
@@ -161,6 +163,93 @@ fn reference(files: &Files, what: &'static str, reference: &str) -> Result<Strin
             Ok(url)
         }
     }
+}
+
+/// A file PXELINUX asks for under `pxelinux.cfg/`, by what its name says about the client.
+///
+/// PXELINUX asks, first found wins: `pxelinux.cfg/<uuid>` (its SMBIOS UUID, lower-case
+/// canonical text), `01-<mac>` (ARP type 1, lower-case, dashes), its IPv4 address in
+/// upper-case hex shortened one digit at a time (`C000028E` … `C`), then `default`; each name
+/// after the directory of its boot file (`core/fs/pxe/pxe.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigName {
+    /// `pxelinux.cfg/<uuid>`.
+    Uuid(ClientGuid),
+    /// `pxelinux.cfg/01-aa-bb-cc-dd-ee-ff`.
+    Mac(MacAddr),
+    /// `pxelinux.cfg/<hex>`: the first `digits` (1–8) hex digits of an IPv4 address, `prefix`
+    /// holding their value.
+    AddressPrefix {
+        /// The digits' value (`C0` is 0xc0).
+        prefix: u32,
+        /// How many hex digits (8: the whole address).
+        digits: u8,
+    },
+    /// `pxelinux.cfg/default`.
+    Default,
+}
+
+impl ConfigName {
+    /// Reads a request path (a TFTP file name or an HTTP path, with or without a leading `/`
+    /// and a directory before `pxelinux.cfg/`); `None` when it names no config file.
+    pub fn parse(path: &str) -> Option<Self> {
+        let at = path.rfind("pxelinux.cfg/")?;
+        if at > 0 && !path[..at].ends_with('/') {
+            return None;
+        }
+        let name = &path[at + "pxelinux.cfg/".len()..];
+        if name == "default" {
+            return Some(Self::Default);
+        }
+        if let Some(mac) = name.strip_prefix("01-") {
+            let bytes = mac.as_bytes();
+            let dashed = bytes.len() == 17
+                && bytes.iter().enumerate().all(|(i, &b)| {
+                    if i % 3 == 2 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_hexdigit()
+                    }
+                });
+            return dashed.then(|| mac.parse().ok()).flatten().map(Self::Mac);
+        }
+        if name.len() == 36 && name.matches('-').count() == 4 {
+            return name.parse().ok().map(Self::Uuid);
+        }
+        if (1..=8).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(Self::AddressPrefix {
+                prefix: u32::from_str_radix(name, 16).ok()?,
+                digits: name.len() as u8,
+            });
+        }
+        None
+    }
+
+    /// Whether this name is one the client with these facts asks for.
+    pub fn names(&self, mac: MacAddr, ip: Option<Ipv4Addr>, guid: Option<ClientGuid>) -> bool {
+        match *self {
+            Self::Uuid(uuid) => guid == Some(uuid),
+            Self::Mac(named) => named == mac,
+            Self::AddressPrefix { prefix, digits } => {
+                ip.is_some_and(|ip| u32::from(ip) >> (4 * (8 - u32::from(digits))) == prefix)
+            }
+            Self::Default => true,
+        }
+    }
+}
+
+/// The client's MAC from the cookies `lpxelinux.0` sends with every HTTP request
+/// (`Cookie: _Syslinux_BOOTIF=01-aa-bb-cc-dd-ee-ff;_Syslinux_IP=…`, `core/fs/pxe/http.c`).
+pub fn bootif_cookie(cookie: &[u8]) -> Option<MacAddr> {
+    cookie.split(|&b| b == b';').find_map(|pair| {
+        let pair = std::str::from_utf8(pair).ok()?.trim();
+        let value = pair.strip_prefix("_Syslinux_BOOTIF=")?;
+        match ConfigName::parse(&format!("pxelinux.cfg/{value}"))? {
+            ConfigName::Mac(mac) => Some(mac),
+            _ => None,
+        }
+    })
 }
 
 /// A model of how PXELINUX reads a config and boots its default label, written from
@@ -451,6 +540,78 @@ mod tests {
                 prop_assert!(k.ends_with(kernel.trim_start_matches('/')));
                 prop_assert!(initrds[0].ends_with(initrd.trim_start_matches('/')));
             }
+        }
+    }
+
+    #[test]
+    fn config_names_are_read_as_pxelinux_writes_them() {
+        let mac = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0xab]);
+        let ip = Some(Ipv4Addr::new(192, 0, 2, 142));
+        let guid: ClientGuid = "9e0c1ab0-0000-4000-8000-000000000001".parse().unwrap();
+        let named = |path: &str| ConfigName::parse(path);
+        assert_eq!(
+            named("pxelinux.cfg/01-52-54-00-12-34-ab"),
+            Some(ConfigName::Mac(mac))
+        );
+        assert_eq!(
+            named("/boot/pxelinux.cfg/01-52-54-00-12-34-AB"),
+            Some(ConfigName::Mac(mac))
+        );
+        assert_eq!(named("pxelinux.cfg/default"), Some(ConfigName::Default));
+        assert_eq!(
+            named("pxelinux.cfg/9e0c1ab0-0000-4000-8000-000000000001"),
+            Some(ConfigName::Uuid(guid))
+        );
+        // `%08X` of 192.0.2.142, shortened one digit at a time: every one names the client.
+        let full = format!("{:08X}", u32::from(ip.unwrap()));
+        for digits in (1..=8).rev() {
+            let name = named(&format!("pxelinux.cfg/{}", &full[..digits])).unwrap();
+            assert!(name.names(mac, ip, None), "{name:?}");
+            assert!(!name.names(mac, Some(Ipv4Addr::new(10, 0, 0, 1)), None));
+        }
+        assert!(ConfigName::Uuid(guid).names(mac, None, Some(guid)));
+        assert!(!ConfigName::Mac(MacAddr([2, 0, 0, 0, 0, 1])).names(mac, ip, Some(guid)));
+        for other in [
+            "pxelinux.cfg/01-52-54-00-12-34",
+            "pxelinux.cfg/01-52:54:00:12:34:ab",
+            "pxelinux.cfg/01-52-54-00-12-34-zz",
+            "pxelinux.cfg/C000028E0",
+            "pxelinux.cfg/",
+            "pxelinux.cfg/sub/default",
+            "xpxelinux.cfg/default",
+            "grub/grub.cfg",
+        ] {
+            assert_eq!(named(other), None, "{other}");
+        }
+        assert_eq!(
+            bootif_cookie(
+                b"_Syslinux_IP=192.0.2.142:192.0.2.1;_Syslinux_BOOTIF=01-52-54-00-12-34-ab;"
+            ),
+            Some(mac)
+        );
+        assert_eq!(
+            bootif_cookie(b"_Syslinux_BOOTIF=02-52-54-00-12-34-ab"),
+            None
+        );
+        assert_eq!(bootif_cookie(b"\xff;;="), None);
+    }
+
+    proptest! {
+        #[test]
+        fn names_pxelinux_writes_read_back(octets in any::<[u8; 6]>(), ip in any::<u32>(), digits in 1usize..=8) {
+            let mac = MacAddr(octets);
+            let name = format!("pxelinux.cfg/01-{}", mac.to_hyphenated().to_lowercase());
+            prop_assert_eq!(ConfigName::parse(&name), Some(ConfigName::Mac(mac)));
+            let hex = format!("{ip:08X}");
+            let name = ConfigName::parse(&format!("pxelinux.cfg/{}", &hex[..digits])).unwrap();
+            prop_assert!(name.names(mac, Some(Ipv4Addr::from(ip)), None));
+        }
+
+        #[test]
+        fn any_path_parses_or_not_without_panicking(path in any::<String>()) {
+            let _ = ConfigName::parse(&path);
+            let _ = ConfigName::parse(&format!("pxelinux.cfg/{path}"));
+            let _ = bootif_cookie(path.as_bytes());
         }
     }
 
