@@ -8,6 +8,8 @@
 //! - lpxelinux: SeaBIOS with QEMU's iPXE ROM → `lpxelinux.0` over HTTP (nginx) →
 //!   `ldlinux.c32` and `pxelinux.cfg/01-<mac>` over HTTP → kernel and initrd by the `http://`
 //!   URLs the renderer wrote.
+//! - Exit to disk: PXELINUX given `LOCALBOOT 0` hands the machine back to SeaBIOS, which boots
+//!   the next device, a disk whose boot sector prints a marker on the serial port.
 //! - The same firmware given Debian's unsigned iPXE (`snponly.efi`) downloads it and refuses
 //!   to start it ("Access Denied"): Secure Boot is enforced.
 //! - shim + GRUB: OVMF with Secure Boot enforced and Microsoft's keys → EDK2 PXE → shim →
@@ -315,5 +317,84 @@ fn lpxelinux_over_http_reads_the_rendered_config() {
         "boot time: SeaBIOS iPXE ROM → lpxelinux.0 (HTTP) → rendered config, served by \
          dnsmasq + nginx: marker after {:.1} s",
         elapsed.as_secs_f64()
+    );
+}
+
+/// What the disk's boot sector prints on COM1.
+const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
+
+/// A disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts (16-bit code,
+/// loaded at 0x7c00).
+fn marker_disk() -> Vec<u8> {
+    let mut sector = vec![
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xfc, // cld
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+        0xbe, 0x17, 0x7c, // mov si, 0x7c17 (the text below)
+        0xac, // lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz +3 (to cli)
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp back to lodsb
+        0xfa, // cli
+        0xf4, // hlt
+        0xeb, 0xfe, // jmp $
+    ];
+    assert_eq!(sector.len(), 0x17);
+    sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    // One cylinder's worth, so that the BIOS sees a plausible disk.
+    sector.resize(1024 * 1024, 0);
+    sector
+}
+
+#[test]
+fn pxelinux_exit_to_disk_boots_the_local_disk() {
+    let test = "pxelinux_exit_to_disk_boots_the_local_disk";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    if !vm_prerequisites(test, &[firmware], &["dnsmasq"])
+        || !loader_files(
+            test,
+            &[(PXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")],
+        )
+    {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let lab = Lab::new("pxd");
+    let tftp = lab.dir().join("tftp");
+    copy(PXELINUX, &tftp.join("pxelinux.0"));
+    copy(LDLINUX, &tftp.join("ldlinux.c32"));
+    let rendered = pxelinux::render(&ScriptDecision::ExitToDisk, &Files::Tftp).expect("renders");
+    fs::create_dir_all(tftp.join("pxelinux.cfg")).unwrap();
+    fs::write(tftp.join("pxelinux.cfg/default"), rendered).unwrap();
+    let disk = lab.dir().join("disk.img");
+    fs::write(&disk, marker_disk()).unwrap();
+
+    let server = dnsmasq(&lab, &tftp, "pxelinux.0");
+    let mut config = VmConfig::new(firmware);
+    // Network first, then the disk: only PXELINUX's LOCALBOOT can get the machine there.
+    config.extra_args.extend([
+        "-boot".to_string(),
+        "order=nc".to_string(),
+        "-drive".to_string(),
+        format!("file={},format=raw,if=ide,index=0", disk.display()),
+    ]);
+    let mut vm = lab.vm(&config);
+    let seen = vm
+        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| panic!("{missing}\n--- dnsmasq ---\n{}", server.log()));
+    // Only PXELINUX asks for ldlinux.c32 and its config: it ran, then left for the disk.
+    pxe_testkit::assert_in_order(
+        &server.log(),
+        &["pxelinux.0", "ldlinux.c32", "pxelinux.cfg/default"],
+        &"the PXELINUX boot's TFTP transfers",
+    );
+    eprintln!(
+        "boot time: SeaBIOS → pxelinux.0 → LOCALBOOT 0 → the disk's boot sector, served by \
+         dnsmasq: marker after {:.1} s",
+        seen.elapsed.as_secs_f64()
     );
 }
