@@ -546,7 +546,8 @@ mod tests {
     #[test]
     fn config_names_are_read_as_pxelinux_writes_them() {
         let mac = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0xab]);
-        let ip = Some(Ipv4Addr::new(192, 0, 2, 142));
+        let address = Ipv4Addr::new(192, 0, 2, 142);
+        let ip = Some(address);
         let guid: ClientGuid = "9e0c1ab0-0000-4000-8000-000000000001".parse().unwrap();
         let named = |path: &str| ConfigName::parse(path);
         assert_eq!(
@@ -563,7 +564,7 @@ mod tests {
             Some(ConfigName::Uuid(guid))
         );
         // `%08X` of 192.0.2.142, shortened one digit at a time: every one names the client.
-        let full = format!("{:08X}", u32::from(ip.unwrap()));
+        let full = format!("{:08X}", u32::from(address));
         for digits in (1..=8).rev() {
             let name = named(&format!("pxelinux.cfg/{}", &full[..digits])).unwrap();
             assert!(name.names(mac, ip, None), "{name:?}");
