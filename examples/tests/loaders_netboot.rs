@@ -210,3 +210,79 @@ fn cmdline_the_loader_cannot_carry_is_refused_before_serving() {
         "unclear error: {stderr}"
     );
 }
+
+/// One table, two machines under Secure Boot: each MAC's profile names `loader = "grub"` and
+/// its own command line, and each kernel prints its own.
+#[test]
+fn a_table_gives_two_secure_boot_machines_their_own_command_lines() {
+    let test = "a_table_gives_two_secure_boot_machines_their_own_command_lines";
+    if !vm_prerequisites(test, &[Firmware::OvmfSecureBoot], PAYLOAD_TOOLS)
+        || !installed(
+            test,
+            &[
+                ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
+                (
+                    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+                    "grub-efi-amd64-signed",
+                ),
+            ],
+        )
+    {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let payload = boot_payload();
+    let lab = Lab::new("nbt");
+    let root = lab.dir().join("root");
+    payload.copy_to(&root).expect("copy the payload");
+    let machines = [
+        VmConfig::new(Firmware::OvmfSecureBoot),
+        VmConfig::new(Firmware::OvmfSecureBoot),
+    ];
+    let cmdlines = [
+        "console=ttyS0 pxe.profile=web pxe.hash=#x && ; pxe.var=$root".to_string(),
+        "console=ttyS0 pxe.profile=db pxe.pipe=a|b {y}".to_string(),
+    ];
+    let mut table = String::new();
+    for (i, (machine, cmdline)) in machines.iter().zip(&cmdlines).enumerate() {
+        table.push_str(&format!(
+            "[profiles.p{i}]\nloader = \"grub\"\nkernel = \"vmlinuz\"\ninitrds = [\"initrd.img\"]\n\
+             cmdline = {cmdline:?}\n\n[[groups]]\nprofile = \"p{i}\"\nmac = [\"{}\"]\n\n",
+            pxe_testkit::lab::format_mac(machine.mac)
+        ));
+    }
+    let site = lab.dir().join("site.toml");
+    std::fs::write(&site, &table).unwrap();
+    let mut command = lab.ns().command(NETBOOT);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&site)
+        .arg("--root")
+        .arg(&root)
+        .args(["--listen", &lab.server_addr().to_string()])
+        .args(["--interface", lab.bridge()])
+        .args(["--ipxe-dir", IPXE_DIR])
+        .args([
+            "--dhcp",
+            "authoritative",
+            "--pool",
+            "192.0.2.100-192.0.2.199",
+        ])
+        .env("RUST_LOG", "debug");
+    let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
+    for (machine, cmdline) in machines.iter().zip(&cmdlines) {
+        let mut vm = lab.vm(machine);
+        let elapsed = payload.assert_boots(&mut vm, cmdline, BOOT_TIMEOUT, || {
+            format!("{table}\n{}", server.log_text())
+        });
+        let console = vm.console();
+        assert!(console.contains("Secure boot enabled"), "{console}");
+        eprintln!(
+            "boot time: OVMF Secure Boot, {} by table → shim → GRUB, served by netboot serve: \
+             marker after {:.1} s",
+            pxe_testkit::lab::format_mac(machine.mac),
+            elapsed.as_secs_f64()
+        );
+    }
+}

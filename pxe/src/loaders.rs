@@ -1,7 +1,7 @@
 //! Serving loaders other than iPXE over TFTP: shim + GRUB (x64 UEFI, Secure Boot) and
-//! `pxelinux.0` (BIOS). The DHCP stage hands the loader's file ([`ServedLoaders`]); the TFTP
+//! `pxelinux.0` (BIOS). The DHCP stage hands the loader's file (`ServedLoaders`); the TFTP
 //! stage serves the loaders' files, each client's config rendered from the policy's decision
-//! ([`LoaderSource`]), and the boot files the HTTP stage serves, under the same paths.
+//! (`LoaderSource`), and the boot files the HTTP stage serves, under the same paths.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -123,6 +123,20 @@ impl LoaderFiles {
             entries.push((LDLINUX_FILE, files.ldlinux.as_path(), "syslinux-common"));
         }
         entries
+    }
+
+    /// Whether every file is a regular file, or the first one that is not, with its package.
+    pub(crate) fn check(&self) -> Result<(), crate::Error> {
+        for (_, path, package) in self.entries() {
+            if !path.is_file() {
+                return Err(crate::Error::LoaderFile {
+                    path: path.to_owned(),
+                    package,
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads every file (a few MB, shared by every transfer), or names the one missing.

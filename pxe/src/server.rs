@@ -379,12 +379,16 @@ impl ServerBuilder {
     }
 
     /// The checks [`start`](Self::start) makes before it binds anything: the iPXE directory
-    /// exists (an error), and has the builds BIOS and x64 UEFI clients get (a warning each).
+    /// exists (an error), and has the builds BIOS and x64 UEFI clients get (a warning each);
+    /// the loaders' files ([`loaders`](Self::loaders)) are there (an error naming the package).
     pub fn check(&self) -> Result<(), Error> {
         if !self.ipxe_dir.is_dir() {
             return Err(Error::IpxeDir {
                 path: self.ipxe_dir.clone(),
             });
+        }
+        if let Some(loaders) = &self.loaders {
+            loaders.check()?;
         }
         for (binary, clients) in [
             (IpxeBinary::UNDIONLY, "BIOS"),

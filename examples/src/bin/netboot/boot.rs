@@ -8,7 +8,6 @@ use pxe::policy::{
     BootDecision, BootEveryone, ClientFacts, ClientKind, LinuxBoot, Loader, MacAddr, Policy,
     ScriptDecision, SharedPolicy,
 };
-use pxe::{LoaderFiles, PxelinuxFiles, ShimGrubFiles};
 
 use crate::allinone;
 use crate::settings::ServerFlags;
@@ -30,18 +29,8 @@ pub(crate) struct Args {
     /// iPXE with --chainload-ipxe-rom). A client whose firmware cannot run it keeps iPXE.
     #[arg(long, default_value = "ipxe")]
     loader: Loader,
-    /// Where `shimx64.efi.signed` is (Debian package shim-signed).
-    #[arg(long, default_value = "/usr/lib/shim")]
-    shim_dir: PathBuf,
-    /// Where `grubnetx64.efi.signed` is (Debian package grub-efi-amd64-signed).
-    #[arg(long, default_value = "/usr/lib/grub/x86_64-efi-signed")]
-    grub_dir: PathBuf,
-    /// Where `pxelinux.0` is (Debian package pxelinux).
-    #[arg(long, default_value = "/usr/lib/PXELINUX")]
-    pxelinux_dir: PathBuf,
-    /// Where `ldlinux.c32` is (Debian package syslinux-common).
-    #[arg(long, default_value = "/usr/lib/syslinux/modules/bios")]
-    syslinux_dir: PathBuf,
+    #[command(flatten)]
+    loader_dirs: allinone::LoaderDirs,
     #[command(flatten)]
     server: ServerFlags,
 }
@@ -127,13 +116,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         loader: args.loader,
     };
     let mut builder = allinone::builder(&settings, SharedPolicy::new(policy));
-    if args.loader != Loader::Ipxe {
-        builder = builder.loaders(LoaderFiles {
-            shim_grub: (args.loader == Loader::Grub)
-                .then(|| ShimGrubFiles::in_dirs(&args.shim_dir, &args.grub_dir)),
-            pxelinux: (args.loader == Loader::Pxelinux)
-                .then(|| PxelinuxFiles::in_dirs(&args.pxelinux_dir, &args.syslinux_dir)),
-        });
+    if let Some(files) = args.loader_dirs.files(&[args.loader]) {
+        builder = builder.loaders(files);
     }
     for (at, file) in files {
         builder = builder.http_file(at, file);
