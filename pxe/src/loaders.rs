@@ -197,7 +197,9 @@ impl<P: Policy> Policy for ServedLoaders<P> {
                 BootDecision::File(PXELINUX_FILE.to_string())
             }
             (reason, _) => {
-                tracing::warn!(
+                // Once per DHCP request of such a client: info, not warn, so that a fleet of
+                // them does not flood the log.
+                tracing::info!(
                     client = %client.mac,
                     kind = %client.kind,
                     "the policy gives this client {loader}, but {}: it keeps iPXE",
@@ -243,7 +245,8 @@ impl LoaderSource {
             IpAddr::V6(_) => None,
         };
         facts.ok_or_else(|| {
-            tracing::info!(client = %addr, path, "config asked by a client this server gave no address: not found");
+            // A peer's doing (or a client leased elsewhere): debug, as every refusal.
+            tracing::debug!(client = %addr, path, "config asked by a client this server gave no address: not found");
             pxe_tftp::Error::NotFound {
                 path: path.to_string(),
             }
