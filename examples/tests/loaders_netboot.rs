@@ -286,3 +286,43 @@ fn a_table_gives_two_secure_boot_machines_their_own_command_lines() {
         );
     }
 }
+
+#[test]
+fn ipxe_rom_boots_through_lpxelinux_over_http_from_netboot() {
+    let test = "ipxe_rom_boots_through_lpxelinux_over_http_from_netboot";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    if !vm_prerequisites(test, &[firmware], PAYLOAD_TOOLS)
+        || !installed(
+            test,
+            &[
+                ("/usr/lib/PXELINUX/lpxelinux.0", "pxelinux"),
+                (
+                    "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+                    "syslinux-common",
+                ),
+            ],
+        )
+    {
+        return;
+    }
+    let cmdline = format!("console=ttyS0 {SYNTAX_CMDLINE} pxe.loader=lpxelinux");
+    // QEMU's ROM is iPXE: it is chained to lpxelinux.0 over HTTP.
+    let (log, _, elapsed) = boot_through("nbl", firmware, "pxelinux", &cmdline, &[]);
+    pxe_testkit::assert_in_order(
+        &log,
+        &[
+            "handing pxelinux",
+            "path=\"/pxelinux/lpxelinux.0\"",
+            "path=\"/pxelinux/ldlinux.c32\"",
+            "pxelinux config rendered",
+            "path=\"/boot/0/",
+            "path=\"/boot/1/",
+        ],
+        &"the lpxelinux path in netboot's log",
+    );
+    eprintln!(
+        "boot time: SeaBIOS iPXE ROM → lpxelinux.0 (HTTP) → per-client config over HTTP, \
+         served by netboot: marker after {:.1} s",
+        elapsed.as_secs_f64()
+    );
+}

@@ -24,6 +24,9 @@ pub const GRUB_CONFIG: &str = "grub/grub.cfg";
 pub const PXELINUX_FILE: &str = "pxelinux.0";
 /// PXELINUX's core module, loaded from `pxelinux.0`'s directory.
 pub const LDLINUX_FILE: &str = "ldlinux.c32";
+/// The URL path `lpxelinux.0` and its `ldlinux.c32` are served under over HTTP; its configs
+/// are answered under `{PXELINUX_PREFIX}pxelinux.cfg/`.
+pub const PXELINUX_PREFIX: &str = "/pxelinux/";
 
 /// Where the loaders' files are on this machine: `None` leaves a loader out (its clients keep
 /// iPXE). The default serves both, from Debian's paths.
@@ -45,11 +48,13 @@ pub struct ShimGrubFiles {
     pub grub: PathBuf,
 }
 
-/// PXELINUX for TFTP and its core module.
+/// PXELINUX for TFTP and for HTTP, and its core module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PxelinuxFiles {
     /// `pxelinux.0`.
     pub pxelinux: PathBuf,
+    /// `lpxelinux.0`, for iPXE clients, over HTTP.
+    pub lpxelinux: PathBuf,
     /// `ldlinux.c32`.
     pub ldlinux: PathBuf,
 }
@@ -87,6 +92,7 @@ impl PxelinuxFiles {
     pub fn in_dirs(pxelinux_dir: &Path, syslinux_dir: &Path) -> Self {
         Self {
             pxelinux: pxelinux_dir.join("pxelinux.0"),
+            lpxelinux: pxelinux_dir.join("lpxelinux.0"),
             ldlinux: syslinux_dir.join("ldlinux.c32"),
         }
     }
@@ -127,7 +133,11 @@ impl LoaderFiles {
 
     /// Whether every file is a regular file, or the first one that is not, with its package.
     pub(crate) fn check(&self) -> Result<(), crate::Error> {
-        for (_, path, package) in self.entries() {
+        let http = self
+            .pxelinux
+            .iter()
+            .map(|files| ("", files.lpxelinux.as_path(), "pxelinux"));
+        for (_, path, package) in self.entries().into_iter().chain(http) {
             if !path.is_file() {
                 return Err(crate::Error::LoaderFile {
                     path: path.to_owned(),
@@ -165,6 +175,8 @@ pub(crate) struct ServedLoaders<P> {
     pub(crate) files: Option<LoaderFiles>,
     /// `chainload_rom_ipxe`: a ROM iPXE is treated as firmware and gets `pxelinux.0`.
     pub(crate) rom_ipxe_as_firmware: bool,
+    /// The HTTP base URL (`http://host[:port]`) iPXE clients fetch `lpxelinux.0` under.
+    pub(crate) http_base: String,
 }
 
 impl<P: Policy> Policy for ServedLoaders<P> {
@@ -175,19 +187,22 @@ impl<P: Policy> Policy for ServedLoaders<P> {
         };
         let firmware = client.kind == ClientKind::FirmwarePxe
             || (self.rom_ipxe_as_firmware && client.kind == ClientKind::FirmwareIpxe);
+        let lpxelinux = loader == Loader::Pxelinux && !firmware && client.kind.is_ipxe();
         let refusal = if !self.files.as_ref().is_some_and(|f| f.serves(loader)) {
             Some("this server was not given its files")
-        } else if !firmware {
-            Some(match loader {
-                Loader::Pxelinux => {
-                    "an iPXE client would need lpxelinux.0 over HTTP, not served yet"
-                }
-                _ => "only firmware PXE is handed shim",
-            })
+        } else if lpxelinux && self.http_base.contains("${") {
+            Some("lpxelinux.0 needs the server's address in its URL (listen on one)")
+        } else if !firmware && !lpxelinux {
+            Some("only firmware PXE is handed shim")
         } else {
             None
         };
         match (refusal, &decision) {
+            (None, BootDecision::Pxelinux) if lpxelinux => {
+                let url = format!("{}{PXELINUX_PREFIX}lpxelinux.0", self.http_base);
+                tracing::info!(client = %client.mac, "handing {loader}: {url}, its config over HTTP");
+                BootDecision::File(url)
+            }
             (None, BootDecision::ShimGrub) => {
                 tracing::info!(client = %client.mac, "handing {loader}: {SHIM_FILE}, then {GRUB_FILE} and {GRUB_CONFIG} over TFTP");
                 BootDecision::File(SHIM_FILE.to_string())
@@ -338,6 +353,7 @@ mod tests {
             policy: Wants(loader),
             files,
             rom_ipxe_as_firmware: rom,
+            http_base: "http://192.0.2.1".into(),
         }
     }
 
@@ -371,14 +387,14 @@ mod tests {
             served(Loader::Grub, all.clone(), false).boot(&client).await,
             BootDecision::Ipxe(IpxeBinary::SNPONLY_EFI)
         );
-        // BIOS: a ROM iPXE gets pxelinux.0 only when taken as firmware.
+        // BIOS: a ROM iPXE gets pxelinux.0 when taken as firmware, lpxelinux.0 otherwise.
         client.arch = Some(Arch::X86_BIOS);
         client.kind = ClientKind::FirmwareIpxe;
         assert_eq!(
             served(Loader::Pxelinux, pxelinux_only.clone(), false)
                 .boot(&client)
                 .await,
-            BootDecision::Ipxe(IpxeBinary::UNDIONLY)
+            BootDecision::File("http://192.0.2.1/pxelinux/lpxelinux.0".into())
         );
         assert_eq!(
             served(Loader::Pxelinux, pxelinux_only, true)

@@ -13,7 +13,7 @@ use pxe_policy::{ClientRecords, IpxeBinary, MacAddr, Policy, SharedPolicy};
 use pxe_tftp::Directory;
 use tokio_util::sync::CancellationToken;
 
-use crate::loaders::{LoaderFiles, LoaderSource, ServedLoaders};
+use crate::loaders::{LoaderFiles, LoaderSource, ServedLoaders, PXELINUX_PREFIX};
 use crate::ra::RouterAnnouncer;
 
 /// The URL path iPXE fetches its script from.
@@ -440,7 +440,15 @@ impl ServerBuilder {
             None => None,
         };
 
-        let files = std::mem::replace(&mut self.files, BootService::builder());
+        let mut files = std::mem::replace(&mut self.files, BootService::builder());
+        if let Some(pxelinux) = self.loaders.as_ref().and_then(|l| l.pxelinux.as_ref()) {
+            // lpxelinux.0 takes its directory from its own URL: ldlinux.c32 and its configs
+            // are asked for beside it.
+            files = files
+                .file(format!("{PXELINUX_PREFIX}lpxelinux.0"), &pxelinux.lpxelinux)
+                .file(format!("{PXELINUX_PREFIX}ldlinux.c32"), &pxelinux.ldlinux)
+                .pxelinux_configs(PXELINUX_PREFIX);
+        }
         let service = files
             .mount(IPXE_PREFIX, &self.ipxe_dir)
             .script_path(SCRIPT_PATH)
@@ -473,6 +481,7 @@ impl ServerBuilder {
             policy: records.recording(self.policy.clone()),
             files: self.loaders.clone(),
             rom_ipxe_as_firmware: self.chainload_rom_ipxe,
+            http_base: base.clone(),
         });
         let dhcp = match self.dhcp_builder(policy, &base) {
             Some(builder) => Some(
