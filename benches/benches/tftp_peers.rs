@@ -9,9 +9,12 @@
 //! - these three download the way firmware does, on one thread that polls its socket and
 //!   never sleeps, and also give the server's reply time (the mean from each ACK to the
 //!   next DATA, `reply us`);
-//! - `window16-sleeping`, `lockstep-sleeping`: the same with the crate's tokio client, which
-//!   sleeps between datagrams as the TFTP tools do, so each round trip also pays for
-//!   waking the client;
+//! - `window16-sleeping`, `window64-sleeping`, `lockstep-sleeping`: the same with the crate's
+//!   tokio client, which sleeps between datagrams as the TFTP tools do, so each round trip
+//!   also pays for waking the client;
+//! - `edk2`: EDK2's way to fetch a 1 MiB `snponly.efi` (`bench-1m`), 16 times a run: a size
+//!   probe (`tsize=0 blksize=1468 windowsize=4`, the OACK answered with ERROR 8), then the
+//!   file from a new port with `blksize=1468 windowsize=4`, by the polling client;
 //! - `storm`: 1000 concurrent clients fetching a 74 KiB file (undionly.kpxe's size);
 //! - `rss`: 200 concurrent lock-step downloads of one 16 MiB file, sampling the server's RSS.
 //!
@@ -22,7 +25,7 @@
 //! included), sampled every 20 ms.
 //!
 //! Environment: `TFTP_BENCH_SERVERS=name=ADDR:PORT@PID,…` (the servers to measure; their
-//! roots hold `bench-64m`, `bench-74k`, `bench-16m`); `TFTP_BENCH_SCENARIOS` (comma list,
+//! roots hold `bench-64m`, `bench-1m`, `bench-74k`, `bench-16m`); `TFTP_BENCH_SCENARIOS` (comma list,
 //! default all); `TFTP_BENCH_RUNS`. Without `TFTP_BENCH_SERVERS` it starts pxe-tftp in
 //! process on loopback and reports throughput only (`cargo bench -p pxe-benches --bench
 //! tftp_peers`); all traffic stays on loopback.
@@ -37,15 +40,20 @@ use pxe_tftp::{DownloadOptions, MemoryFiles, Server, ServerConfig};
 const MIB: usize = 1 << 20;
 
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 9] = [
     "window16",
     "window64",
     "lockstep",
     "window16-sleeping",
+    "window64-sleeping",
     "lockstep-sleeping",
+    "edk2",
     "storm",
     "rss",
 ];
+
+/// Downloads per run of the `edk2` scenario: one 1 MiB fetch is over in milliseconds.
+const EDK2_FETCHES: usize = 16;
 
 #[derive(Debug, Clone)]
 struct Target {
@@ -211,6 +219,47 @@ fn fetch_polling(
     }
 }
 
+/// EDK2's size probe: a read request for `file` with `tsize=0 blksize=1468 windowsize=4`,
+/// whose OACK it answers with ERROR 8 ("User aborted the transfer") once it has the size.
+fn probe_size_like_edk2(addr: SocketAddr, file: &str) -> Result<(), pxe_tftp::Error> {
+    use pxe_tftp::wire::{Packet, Request, TftpOption};
+    let io = |source| pxe_tftp::Error::Io {
+        action: "probing the size",
+        source,
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(io)?;
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(io)?;
+    let options = [("tsize", "0"), ("blksize", "1468"), ("windowsize", "4")]
+        .map(|(name, value)| TftpOption { name, value });
+    let request = Packet::Rrq(Request {
+        filename: file,
+        mode: "octet",
+        options: options.to_vec(),
+    });
+    socket.send_to(&request.to_vec(), addr).map_err(io)?;
+    let mut buf = [0u8; 2048];
+    let (len, from) = socket.recv_from(&mut buf).map_err(io)?;
+    if !matches!(Packet::parse(&buf[..len]), Ok(Packet::Oack { .. })) {
+        return Err(pxe_tftp::Error::Protocol {
+            reason: "no OACK to the size probe",
+        });
+    }
+    let abort = Packet::Error {
+        code: pxe_tftp::ErrorCode(8),
+        message: "User aborted the transfer",
+    };
+    socket.send_to(&abort.to_vec(), from).map_err(io)?;
+    Ok(())
+}
+
+/// EDK2's whole fetch: the size probe, then the file with blksize 1468 and windowsize 4.
+fn fetch_like_edk2(addr: SocketAddr, file: &str) -> Result<Fetched, pxe_tftp::Error> {
+    probe_size_like_edk2(addr, file)?;
+    fetch_polling(addr, file, 1468, Some(4))
+}
+
 struct Row {
     scenario: &'static str,
     server: String,
@@ -230,6 +279,31 @@ struct Samples {
     reply_us: Vec<f64>,
     failures: usize,
     peak_rss_kib: u64,
+}
+
+impl Samples {
+    /// One download's result: its reply time, or a failure (a wrong length or an error).
+    fn record(
+        &mut self,
+        target: &Target,
+        scenario: &str,
+        fetched: Result<Fetched, pxe_tftp::Error>,
+        expected_len: usize,
+    ) {
+        match fetched {
+            Ok(Fetched { len, reply }) if len == expected_len => {
+                self.reply_us.extend(reply.map(|r| r.as_secs_f64() * 1e6));
+            }
+            Ok(Fetched { len, .. }) => {
+                eprintln!("{}: {scenario}: got {len} bytes", target.name);
+                self.failures += 1;
+            }
+            Err(e) => {
+                eprintln!("{}: {scenario}: {e}", target.name);
+                self.failures += 1;
+            }
+        }
+    }
 }
 
 /// Block size, window size and client of a bulk scenario; `-sleeping` names the tokio
@@ -259,26 +333,37 @@ async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples
             .map(|len| Fetched { len, reply: None })
     };
     let elapsed = started.elapsed().as_secs_f64();
-    match fetched {
-        Ok(Fetched { len, reply }) if len == 64 * MIB => {
-            samples
-                .reply_us
-                .extend(reply.map(|r| r.as_secs_f64() * 1e6));
-        }
-        Ok(Fetched { len, .. }) => {
-            eprintln!("{}: {scenario}: got {len} bytes", target.name);
-            samples.failures += 1;
-        }
-        Err(e) => {
-            eprintln!("{}: {scenario}: {e}", target.name);
-            samples.failures += 1;
-        }
-    }
+    samples.record(target, scenario, fetched, 64 * MIB);
     samples.times.push(elapsed);
     if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
         samples
             .cpu_ms_per_mib
             .push((cpu_seconds(pid) - before) * 1000.0 / 64.0);
+    }
+}
+
+/// [`EDK2_FETCHES`] fetches of `bench-1m` the way EDK2 fetches a boot file, one after the
+/// other; their total time and the server's CPU go into `samples`.
+async fn edk2_run(target: &Target, samples: &mut Samples) {
+    let cpu_before = target.pid.map(cpu_seconds);
+    let started = Instant::now();
+    let addr = target.addr;
+    let fetched = tokio::task::spawn_blocking(move || {
+        (0..EDK2_FETCHES)
+            .map(|_| fetch_like_edk2(addr, "bench-1m"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the polling client does not panic");
+    samples.times.push(started.elapsed().as_secs_f64());
+    for result in fetched {
+        samples.record(target, "edk2", result, MIB);
+    }
+    if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
+        let mib = EDK2_FETCHES as f64;
+        samples
+            .cpu_ms_per_mib
+            .push((cpu_seconds(pid) - before) * 1000.0 / mib);
     }
 }
 
@@ -345,6 +430,8 @@ async fn measure(targets: &[Target], scenario: &'static str, runs: usize) -> Vec
         for (target, samples) in targets.iter().zip(&mut samples) {
             if concurrent {
                 concurrent_run(target, scenario, samples).await;
+            } else if scenario == "edk2" {
+                edk2_run(target, samples).await;
             } else {
                 bulk_run(target, scenario, samples).await;
             }
@@ -353,6 +440,8 @@ async fn measure(targets: &[Target], scenario: &'static str, runs: usize) -> Vec
     let mib = if concurrent {
         let (_, clients, size) = concurrent_load(scenario);
         (clients * size) as f64 / MIB as f64
+    } else if scenario == "edk2" {
+        EDK2_FETCHES as f64
     } else {
         64.0
     };
@@ -400,6 +489,7 @@ fn parse_servers(spec: &str) -> Vec<Target> {
 async fn in_process_target() -> (Target, tokio::task::JoinHandle<()>) {
     let mut files = MemoryFiles::new();
     files.insert("bench-64m", vec![0xa5u8; 64 * MIB]);
+    files.insert("bench-1m", vec![0x1eu8; MIB]);
     files.insert("bench-74k", vec![0x5au8; 74 * 1024]);
     files.insert("bench-16m", vec![0x3cu8; 16 * MIB]);
     let config = ServerConfig {

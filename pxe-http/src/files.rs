@@ -46,6 +46,35 @@ pub fn relative_path(request_path: &str) -> Result<PathBuf, PathError> {
 /// Responses up to this size are read in one go and sent from memory; larger ones stream.
 pub(crate) const SMALL_BODY: u64 = 64 * 1024;
 
+/// Where the file system calls of a request run (opening, `stat`, reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum FileIo {
+    /// On tokio's blocking pool: a slow disk never stalls the runtime's other tasks, which
+    /// on an embedder's runtime are not ours to stall. Costs two thread hand-offs per call.
+    #[default]
+    BlockingPool,
+    /// On the serving thread itself, as nginx's workers do: only where the thread is the
+    /// server's own ([`crate::serve_on_threads`]), so a slow read stalls only its own
+    /// connections. With the files in the page cache, the calls take microseconds and the
+    /// hand-offs were most of a small file's cost.
+    Inline,
+}
+
+impl FileIo {
+    /// Runs `work` (blocking file system calls) where this mode says.
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        match self {
+            FileIo::Inline => work(),
+            FileIo::BlockingPool => tokio::task::spawn_blocking(work)
+                .await
+                .unwrap_or_else(|join| Err(io::Error::other(join))),
+        }
+    }
+}
+
 /// A file found under the root, opened.
 #[derive(Debug)]
 pub(crate) struct Opened {
@@ -68,30 +97,31 @@ pub(crate) async fn open_confined(
     root: &Path,
     relative: &Path,
     read_small: bool,
+    io_mode: FileIo,
 ) -> io::Result<Opened> {
     let root = root.to_path_buf();
     let path = root.join(relative);
-    let opened = tokio::task::spawn_blocking(move || {
-        let canonical = std::fs::canonicalize(path)?;
-        if !canonical.starts_with(&root) {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "resolves outside the root",
-            ));
-        }
-        let (file, metadata) = open_regular(&canonical)?;
-        // A failed read leaves `content` empty: the caller reads again and reports it.
-        let content = (read_small && metadata.len() <= SMALL_BODY)
-            .then(|| read_exact_at(&file, 0, metadata.len()).ok())
-            .flatten();
-        Ok(Opened {
-            file,
-            metadata,
-            content,
+    io_mode
+        .run(move || {
+            let canonical = std::fs::canonicalize(path)?;
+            if !canonical.starts_with(&root) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "resolves outside the root",
+                ));
+            }
+            let (file, metadata) = open_regular(&canonical)?;
+            // A failed read leaves `content` empty: the caller reads again and reports it.
+            let content = (read_small && metadata.len() <= SMALL_BODY)
+                .then(|| read_exact_at(&file, 0, metadata.len()).ok())
+                .flatten();
+            Ok(Opened {
+                file,
+                metadata,
+                content,
+            })
         })
-    })
-    .await;
-    opened.unwrap_or_else(|join| Err(io::Error::other(join)))
+        .await
 }
 
 /// Opens `path` for reading if it is a regular file, without waiting on anything else
@@ -115,9 +145,15 @@ fn open_regular(path: &Path) -> io::Result<(std::fs::File, std::fs::Metadata)> {
 }
 
 /// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`.
-pub(crate) async fn read_small(file: std::fs::File, start: u64, count: u64) -> io::Result<Bytes> {
-    let read = tokio::task::spawn_blocking(move || read_exact_at(&file, start, count)).await;
-    read.unwrap_or_else(|join| Err(io::Error::other(join)))
+pub(crate) async fn read_small(
+    file: std::fs::File,
+    start: u64,
+    count: u64,
+    io_mode: FileIo,
+) -> io::Result<Bytes> {
+    io_mode
+        .run(move || read_exact_at(&file, start, count))
+        .await
 }
 
 /// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`, blocking.
@@ -276,6 +312,8 @@ pub struct FileBody {
     remaining: u64,
     /// Size of the next read.
     chunk: usize,
+    /// Where the reads run.
+    io_mode: FileIo,
     /// The read under way on the blocking pool.
     reading: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
     /// When the last chunk was handed out, and its size.
@@ -289,9 +327,10 @@ const MIN_CHUNK: usize = 16 * 1024;
 const CHUNK_PACE: Duration = Duration::from_millis(20);
 
 impl FileBody {
-    pub(crate) fn new(file: std::fs::File, start: u64, len: u64) -> Self {
+    pub(crate) fn new(file: std::fs::File, start: u64, len: u64, io_mode: FileIo) -> Self {
         Self {
             file: Arc::new(file),
+            io_mode,
             offset: start,
             remaining: len,
             chunk: MIN_CHUNK * 4,
@@ -316,6 +355,21 @@ impl FileBody {
         }
         usize::try_from(self.remaining).map_or(self.chunk, |left| left.min(self.chunk))
     }
+
+    /// Hands out a chunk just read: an empty read before the end means the file shrank.
+    fn hand_out(&mut self, read: io::Result<Bytes>) -> Result<Frame<Bytes>, io::Error> {
+        let chunk = match read {
+            Ok(chunk) if chunk.is_empty() => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was served",
+            )),
+            other => other,
+        }?;
+        self.offset += chunk.len() as u64;
+        self.remaining -= chunk.len() as u64;
+        self.handed = Some((Instant::now(), chunk.len()));
+        Ok(Frame::data(chunk))
+    }
 }
 
 impl http_body::Body for FileBody {
@@ -334,6 +388,10 @@ impl http_body::Body for FileBody {
             Some(reading) => reading,
             None => {
                 let len = this.next_chunk();
+                if this.io_mode == FileIo::Inline {
+                    let read = read_at_most(&this.file, this.offset, len);
+                    return Poll::Ready(Some(this.hand_out(read)));
+                }
                 let (file, offset) = (Arc::clone(&this.file), this.offset);
                 this.reading.insert(tokio::task::spawn_blocking(move || {
                     read_at_most(&file, offset, len)
@@ -345,17 +403,7 @@ impl http_body::Body for FileBody {
             Poll::Ready(read) => read.unwrap_or_else(|join| Err(io::Error::other(join))),
         };
         this.reading = None;
-        let chunk = match read {
-            Ok(chunk) if chunk.is_empty() => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while it was served",
-            )),
-            other => other,
-        }?;
-        this.offset += chunk.len() as u64;
-        this.remaining -= chunk.len() as u64;
-        this.handed = Some((Instant::now(), chunk.len()));
-        Poll::Ready(Some(Ok(Frame::data(chunk))))
+        Poll::Ready(Some(this.hand_out(read)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -301,6 +301,13 @@ impl Drop for ServerThreads {
 /// take a share of the clients: here a port in use is an `AddrInUse` error, returned before
 /// any thread starts. A new connection wakes every idle thread and one accepts it; with a
 /// thread per CPU that costs a few wake-ups per connection, not per request.
+///
+/// Since these threads are the server's own, each opens, `stat`s and reads files itself, as
+/// nginx's workers do, instead of handing every call to tokio's blocking pool and back: with
+/// the files in the page cache, those two hand-offs cost a small file request more than the
+/// calls themselves. A read that waits on a slow disk stalls only the connections of its own
+/// thread. ([`serve`], on a runtime that may be the embedder's, keeps file calls on the
+/// blocking pool.)
 pub fn serve_on_threads(
     addr: SocketAddr,
     service: BootService,
@@ -348,7 +355,7 @@ fn start_threads(
             TcpListener::from_std(listener.try_clone()?)?
         };
         let runtime = runtimes.remove(0);
-        let service = service.clone();
+        let service = service.on_own_thread();
         let admission = Arc::clone(&admission);
         let mut stopped = stopped.clone();
         let thread = std::thread::Builder::new()

@@ -14,7 +14,7 @@ use http::{Method, Request, Response, StatusCode};
 use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolicy};
 use tracing::{debug, info, warn, Level};
 
-use crate::files::{self, FileBody, RangeAnswer, Validators};
+use crate::files::{self, FileBody, FileIo, RangeAnswer, Validators};
 use crate::limits::LineBudget;
 use crate::{query, script, Body, Error};
 
@@ -31,6 +31,9 @@ pub struct ClientAddr(pub SocketAddr);
 #[derive(Clone, Debug)]
 pub struct BootService {
     inner: Arc<Inner>,
+    /// Where this copy's file system calls run: the blocking pool, unless the copy serves
+    /// on threads of its own ([`crate::serve_on_threads`]).
+    file_io: FileIo,
 }
 
 #[derive(Debug)]
@@ -207,6 +210,7 @@ impl BootServiceBuilder {
                 pxelinux_prefix: self.pxelinux_prefix,
                 request_lines: LineBudget::new(REQUEST_LINES, REQUEST_LINE_INTERVAL),
             }),
+            file_io: FileIo::BlockingPool,
         })
     }
 }
@@ -220,6 +224,15 @@ impl BootService {
             records: None,
             script_path: "/boot.ipxe".to_string(),
             pxelinux_prefix: None,
+        }
+    }
+
+    /// This service for a thread that is the server's own: its file system calls run on the
+    /// thread itself rather than on the blocking pool (see [`crate::serve_on_threads`]).
+    pub(crate) fn on_own_thread(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            file_io: FileIo::Inline,
         }
     }
 
@@ -440,7 +453,7 @@ impl BootService {
             file,
             metadata,
             content,
-        } = match files::open_confined(root, &relative, read_small).await {
+        } = match files::open_confined(root, &relative, read_small, self.file_io).await {
             Ok(opened) => opened,
             Err(error) => {
                 debug!(path = %relative.display(), %error, "file not served");
@@ -503,9 +516,11 @@ impl BootService {
             let start = start as usize;
             Ok(Body::full(content.slice(start..start + count as usize)))
         } else if count <= files::SMALL_BODY {
-            files::read_small(file, start, count).await.map(Body::full)
+            files::read_small(file, start, count, self.file_io)
+                .await
+                .map(Body::full)
         } else {
-            Ok(Body::file(FileBody::new(file, start, count)))
+            Ok(Body::file(FileBody::new(file, start, count, self.file_io)))
         };
         match body {
             Ok(body) => finish(builder, body),

@@ -27,6 +27,8 @@
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.
 //! - [`options`]: option negotiation, a pure function.
+//! - [`listener`]: the listening port's rules (a read request accepted with its mode and
+//!   options, anything else refused or ignored), a pure function.
 //! - [`Transfer`] (server) and [`Download`] (client): sans-IO state machines; time is an
 //!   argument, datagrams go in and out through `handle_*` and `poll_*`.
 //! - [`Server`] and [`download()`]: thin tokio drivers around them.
@@ -60,6 +62,7 @@
 mod client;
 mod download;
 mod error;
+pub mod listener;
 pub mod netascii;
 pub mod options;
 mod server;

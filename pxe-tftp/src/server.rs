@@ -24,11 +24,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::{Error, ErrorCode};
-use crate::options::{negotiate, Negotiated, TransferConfig};
+use crate::listener::{self, ListenerAction, ReadRequest, Refused};
+use crate::options::{Negotiated, TransferConfig};
 use crate::source::FileSource;
 use crate::summary::{Refusal, Summary};
 use crate::transfer::{Event, Outcome, Transfer, Transmit};
-use crate::wire::Packet;
 
 /// Which local ports transfers use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -524,31 +524,22 @@ impl Server {
                 return;
             }
         }
-        let reply = match Packet::parse(datagram) {
-            Ok(Packet::Rrq(_)) if datagram.len() > MAX_REQUEST_LEN => {
-                tracing::debug!(%from, len = datagram.len(), "oversized request refused");
-                self.shared.summary.record(Refusal::Oversized);
-                Transmit::error(from, ErrorCode::ILLEGAL_OPERATION, "request too long")
-            }
-            Ok(Packet::Rrq(_)) => return self.accept(from, datagram),
-            Ok(Packet::Wrq(request)) => {
-                tracing::debug!(%from, file = request.filename, "write request refused");
-                Transmit::error(from, ErrorCode::ACCESS_VIOLATION, "server is read-only")
-            }
-            // Never answer an error with an error (RFC 1350 §7).
-            Ok(Packet::Error { .. }) => return,
-            Ok(_) => Transmit::error(from, ErrorCode::UNKNOWN_TRANSFER_ID, "unknown transfer id"),
-            Err(error) => {
-                tracing::debug!(%from, %error, "malformed request");
-                Transmit::error(from, ErrorCode::ILLEGAL_OPERATION, "malformed request")
-            }
+        let (reply, why) = match listener::on_datagram(from, datagram, &self.shared.config.transfer)
+        {
+            ListenerAction::Start(request) => return self.accept(from, request),
+            ListenerAction::Refuse { reply, why } => (reply, why),
+            ListenerAction::Ignore => return,
         };
+        tracing::debug!(%from, reason = %why, "request refused");
+        if let Refused::Oversized { .. } = why {
+            self.shared.summary.record(Refusal::Oversized);
+        }
         if let Err(error) = send(&self.socket, &reply).await {
             tracing::debug!(%from, %error, "cannot send error reply");
         }
     }
 
-    fn accept(&self, from: SocketAddr, datagram: &[u8]) {
+    fn accept(&self, from: SocketAddr, request: ReadRequest) {
         let config = &self.shared.config;
         let mut active = self.shared.active();
         if active.starting.contains(&from) {
@@ -611,16 +602,11 @@ impl Server {
             handle,
         };
         let listener = self.socket.clone();
-        let request = datagram.to_vec();
         tokio::spawn(async move {
             serve_transfer(slot, listener, request, inbox).await;
         });
     }
 }
-
-/// Longest request accepted: twice the 512 octets RFC 2347 sets as a request's limit (a
-/// transfer keeps its request for its whole life).
-const MAX_REQUEST_LEN: usize = 1024;
 
 /// Longest datagram a transfer reads (an ACK is 4 bytes, an ERROR a few hundred).
 const MAX_DATAGRAM: usize = 2048;
@@ -698,25 +684,17 @@ async fn send_quietly(socket: &UdpSocket, reply: &Transmit) {
 async fn serve_transfer(
     slot: Slot,
     listener: Arc<UdpSocket>,
-    request: Vec<u8>,
+    request: ReadRequest,
     mut inbox: Option<mpsc::Receiver<Bytes>>,
 ) {
     let peer = slot.peer;
     let shared = slot.shared.clone();
-    let Ok(Packet::Rrq(request)) = Packet::parse(&request) else {
-        return;
-    };
-    let Some(mode) = request.transfer_mode() else {
-        let error = Error::UnsupportedMode {
-            mode: request.mode.to_string(),
-        };
-        return refuse(&listener, peer, &error).await;
-    };
-    let negotiated = match negotiate(&request.options, &shared.config.transfer) {
-        Ok(negotiated) => negotiated,
-        Err(error) => return refuse(&listener, peer, &error).await,
-    };
-    let filename = request.filename.to_string();
+    let ReadRequest {
+        filename,
+        mode,
+        negotiated,
+        ..
+    } = &request;
     let opened = {
         // Never closed, so acquiring only waits.
         let _permit = slot.shared.opening.acquire().await;
@@ -766,9 +744,9 @@ async fn serve_transfer(
     let mut transfer = Transfer::with_mode(
         peer,
         content,
-        mode,
-        &request.options,
-        &negotiated,
+        *mode,
+        &request.wire_options(),
+        negotiated,
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
@@ -779,7 +757,7 @@ async fn serve_transfer(
             _ => None,
         },
         peer,
-        file: filename,
+        file: filename.clone(),
         options: negotiated.clone(),
         started,
     };

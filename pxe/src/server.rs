@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use pxe_dhcp::lease::{Reservation, Subnet};
@@ -47,8 +48,13 @@ impl std::fmt::Display for DhcpMode {
 /// Where the HTTP stage is served.
 #[derive(Debug, Clone)]
 enum HttpMode {
-    /// pxe binds this port and serves.
-    Own { port: u16, config: ServeConfig },
+    /// pxe binds this port and serves: on the runtime that runs the server, or on
+    /// `threads` threads of its own.
+    Own {
+        port: u16,
+        config: ServeConfig,
+        threads: Option<NonZeroUsize>,
+    },
     /// The embedder mounts [`Server::http_service`] in its own server, reachable by clients
     /// at this base URL (`http://host[:port][/prefix]`, no trailing slash).
     External { base_url: String },
@@ -160,6 +166,7 @@ impl ServerBuilder {
             http: HttpMode::Own {
                 port: 80,
                 config: ServeConfig::default(),
+                threads: None,
             },
             files: BootService::builder(),
             ipv6_ra: false,
@@ -249,9 +256,27 @@ impl ServerBuilder {
         self
     }
 
-    /// Serves HTTP on this port (default 80; 0 lets the kernel choose) with these timeouts.
+    /// Serves HTTP on this port (default 80; 0 lets the kernel choose) with these timeouts,
+    /// on the runtime that runs [`Server::run`] (see [`http_threads`](Self::http_threads)).
     pub fn http_port(mut self, port: u16, config: ServeConfig) -> Self {
-        self.http = HttpMode::Own { port, config };
+        self.http = HttpMode::Own {
+            port,
+            config,
+            threads: None,
+        };
+        self
+    }
+
+    /// Serves HTTP (when pxe serves it, see [`http_port`](Self::http_port)) on `threads`
+    /// threads of its own, each with its own single-threaded runtime, from
+    /// [`start`](Self::start) on: [`pxe_http::serve_on_threads`], the threading of `netboot
+    /// http`. Those threads also do the file system calls themselves, where the runtime's
+    /// tasks hand them to its blocking pool. For a server that owns the machine's CPUs;
+    /// an embedder that keeps pxe on its own runtime leaves this unset.
+    pub fn http_threads(mut self, threads: NonZeroUsize) -> Self {
+        if let HttpMode::Own { threads: own, .. } = &mut self.http {
+            *own = Some(threads);
+        }
         self
     }
 
@@ -456,24 +481,33 @@ impl ServerBuilder {
             .client_records(records.clone())
             .build()
             .map_err(Error::HttpFiles)?;
-        let http = match &self.http {
-            HttpMode::Own { port, config } => {
+        let (http, http_addr) = match &self.http {
+            HttpMode::Own {
+                port,
+                config,
+                threads,
+            } => {
                 let addr = SocketAddr::new(bind_ip, *port);
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::HttpBind { addr, source })?;
-                Some((listener, *config))
+                let bind_error = |source| Error::HttpBind { addr, source };
+                let http = match threads {
+                    Some(threads) => OwnHttp::Threads(
+                        pxe_http::serve_on_threads(addr, service.clone(), *config, *threads)
+                            .map_err(bind_error)?,
+                    ),
+                    None => OwnHttp::OnRuntime(
+                        tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(bind_error)?,
+                        *config,
+                    ),
+                };
+                let bound = match &http {
+                    OwnHttp::Threads(threads) => threads.local_addr(),
+                    OwnHttp::OnRuntime(listener, _) => listener.local_addr().map_err(bind_error)?,
+                };
+                (Some(http), Some(bound))
             }
-            HttpMode::External { .. } => None,
-        };
-        let http_addr = match &http {
-            Some((listener, _)) => {
-                Some(listener.local_addr().map_err(|source| Error::HttpBind {
-                    addr: SocketAddr::new(bind_ip, 0),
-                    source,
-                })?)
-            }
-            None => None,
+            HttpMode::External { .. } => (None, None),
         };
         let base = self.http_base(http_addr.map(|a| a.port()));
 
@@ -578,7 +612,7 @@ impl ShutdownHandle {
 pub struct Server {
     tftp: Option<pxe_tftp::Server>,
     tftp_addr: Option<SocketAddr>,
-    http: Option<(tokio::net::TcpListener, ServeConfig)>,
+    http: Option<OwnHttp>,
     http_addr: Option<SocketAddr>,
     service: BootService,
     dhcp: Option<DhcpServer>,
@@ -587,6 +621,15 @@ pub struct Server {
     script_url: String,
     records: ClientRecords,
     stop: CancellationToken,
+}
+
+/// HTTP that pxe serves itself.
+#[derive(Debug)]
+enum OwnHttp {
+    /// Listening, served by [`Server::run`] on its runtime.
+    OnRuntime(tokio::net::TcpListener, ServeConfig),
+    /// Already serving on threads of its own; dropping it stops them.
+    Threads(pxe_http::ServerThreads),
 }
 
 impl Server {
@@ -668,13 +711,19 @@ impl Server {
                 _ => std::future::pending().await,
             }
         };
+        let (on_runtime, http_threads) = match http {
+            Some(OwnHttp::OnRuntime(listener, config)) => (Some((listener, config)), None),
+            Some(OwnHttp::Threads(threads)) => (None, Some(threads)),
+            None => (None, None),
+        };
         let http = async move {
-            match http {
+            match on_runtime {
                 Some((listener, config)) => pxe_http::serve(listener, service, config).await,
+                // Threads of its own serve it (or the embedder does).
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = dhcp => result,
             () = announcer => Ok(()), // never: it retries every failure itself
             result = tftp => result,
@@ -683,6 +732,11 @@ impl Server {
                 tracing::info!("stopping: shutdown asked");
                 Ok(())
             }
+        };
+        if let Some(threads) = http_threads {
+            // Stopping them waits for the threads: not on this runtime's thread.
+            let _ = tokio::task::spawn_blocking(move || drop(threads)).await;
         }
+        result
     }
 }

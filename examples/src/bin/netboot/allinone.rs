@@ -33,6 +33,8 @@ pub(crate) fn builder(settings: &Settings, policy: SharedPolicy) -> ServerBuilde
             },
         )
         .http_port(settings.http_port, ServeConfig::default())
+        // Like `netboot http`: threads of its own, one runtime each (pxe_http::serve_on_threads).
+        .http_threads(settings.http_threads)
         .ipv6_router_advertisements(settings.ipv6_ra);
     if let Some(listen) = settings.listen {
         builder = builder.listen(listen);

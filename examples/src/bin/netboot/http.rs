@@ -75,10 +75,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // Standalone, the server gets threads of its own (one runtime each, like nginx's
     // workers) rather than sharing this multi-threaded runtime: see
     // `pxe_http::serve_on_threads`.
-    let threads = args
-        .threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .unwrap_or(NonZeroUsize::MIN);
+    let threads = args.threads.unwrap_or_else(crate::settings::one_per_cpu);
     let server = match pxe_http::serve_on_threads(args.listen, service, config, threads) {
         Ok(server) => server,
         Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(

@@ -5,6 +5,7 @@
 //! the file. `examples/site.toml` shows every key.
 
 use std::net::Ipv4Addr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -300,6 +301,10 @@ pub(crate) struct ServerFlags {
     /// HTTP port [default: 80].
     #[arg(long, help_heading = "HTTP")]
     pub(crate) http_port: Option<u16>,
+    /// Threads that serve HTTP, each with its own connections, as `netboot http` does
+    /// [default: one per CPU].
+    #[arg(long, help_heading = "HTTP")]
+    pub(crate) http_threads: Option<NonZeroUsize>,
 }
 
 impl ServerFlags {
@@ -336,6 +341,7 @@ impl ServerFlags {
             tftp_single_port: self.tftp_single_port || file.tftp_single_port,
             tftp_port_range: self.tftp_port_range.or(file.tftp_port_range),
             http_port: self.http_port.or(file.http_port),
+            http_threads: self.http_threads.or(file.http_threads),
         }
     }
 
@@ -435,6 +441,7 @@ impl ServerFlags {
             tftp_port: self.tftp_port.unwrap_or(69),
             tftp_ports: port_mode(self.tftp_single_port, self.tftp_port_range),
             http_port: self.http_port.unwrap_or(80),
+            http_threads: self.http_threads.unwrap_or_else(one_per_cpu),
         })
     }
 
@@ -535,6 +542,12 @@ pub(crate) struct Settings {
     pub(crate) tftp_port: u16,
     pub(crate) tftp_ports: PortMode,
     pub(crate) http_port: u16,
+    pub(crate) http_threads: NonZeroUsize,
+}
+
+/// One thread per CPU this process may run on.
+pub(crate) fn one_per_cpu() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 impl Settings {
