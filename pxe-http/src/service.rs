@@ -45,6 +45,8 @@ struct Inner {
     policy: Option<SharedPolicy>,
     records: Option<ClientRecords>,
     script_path: String,
+    /// Where PXELINUX configs are answered (`{prefix}pxelinux.cfg/…`), if anywhere.
+    pxelinux_prefix: Option<String>,
     /// The answer to a script request without facts: the same for every client, so rendered
     /// once.
     bootstrap: Result<Bytes, ScriptError>,
@@ -100,6 +102,7 @@ pub struct BootServiceBuilder {
     policy: Option<SharedPolicy>,
     records: Option<ClientRecords>,
     script_path: String,
+    pxelinux_prefix: Option<String>,
 }
 
 impl BootServiceBuilder {
@@ -139,7 +142,18 @@ impl BootServiceBuilder {
         self
     }
 
-    /// The path of the script endpoint; `/boot.ipxe` by default.
+    /// Answers PXELINUX config requests under `prefix` (`/pxelinux/` answers
+    /// `/pxelinux/pxelinux.cfg/01-<mac>`), the directory `lpxelinux.0` is served from: the
+    /// client named by its `_Syslinux_BOOTIF` cookie (which `lpxelinux.0` sends with every
+    /// request) gets the policy's decision rendered by [`pxe_policy::pxelinux::render`], its
+    /// files as `http://` URLs on the host it asked. Its other names (address prefixes,
+    /// `default`) are not found; the first name it asks is its own.
+    pub fn pxelinux_configs(mut self, prefix: impl Into<String>) -> Self {
+        self.pxelinux_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The URL path iPXE fetches its script from (default `/boot.ipxe`).
     pub fn script_path(mut self, path: impl Into<String>) -> Self {
         self.script_path = path.into();
         self
@@ -195,6 +209,7 @@ impl BootServiceBuilder {
                 bootstrap: script::bootstrap(&self.script_path).map(Bytes::from),
                 records: self.records,
                 script_path: self.script_path,
+                pxelinux_prefix: self.pxelinux_prefix,
                 request_lines: LineBudget::new(REQUEST_LINES, REQUEST_LINE_INTERVAL),
             }),
             file_io: FileIo::BlockingPool,
@@ -210,6 +225,7 @@ impl BootService {
             policy: None,
             records: None,
             script_path: "/boot.ipxe".to_string(),
+            pxelinux_prefix: None,
         }
     }
 
@@ -246,11 +262,16 @@ impl BootService {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
+        let pxelinux_config = self.inner.pxelinux_prefix.as_deref().and_then(|prefix| {
+            pxe_policy::pxelinux::ConfigName::parse(request.uri.path().strip_prefix(prefix)?)
+        });
         let mut response = if request.uri.path() == self.inner.script_path {
             match &self.inner.policy {
                 Some(policy) => self.script(policy, &request, peer).await,
                 None => text(StatusCode::NOT_FOUND, "not found\n"),
             }
+        } else if let (Some(name), Some(policy)) = (pxelinux_config, &self.inner.policy) {
+            self.pxelinux_config(policy, &request, name).await
         } else {
             self.file(&request).await
         };
@@ -286,6 +307,66 @@ impl BootService {
             _ => None,
         };
         mac.map_or_else(|| "-".to_string(), |mac| mac.to_string())
+    }
+
+    /// A PXELINUX config for the client its cookie names (see
+    /// [`BootServiceBuilder::pxelinux_configs`]).
+    async fn pxelinux_config(
+        &self,
+        policy: &SharedPolicy,
+        request: &Parts,
+        name: pxe_policy::pxelinux::ConfigName,
+    ) -> Response<Body> {
+        use pxe_policy::pxelinux::{self, ConfigName, Files};
+        let not_found = || text(StatusCode::NOT_FOUND, "not found\n");
+        let mac = request
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .find_map(|cookie| pxelinux::bootif_cookie(cookie.as_bytes()));
+        let host = request
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .filter(|host| !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()));
+        let (Some(mac), Some(host)) = (mac, host) else {
+            debug!(
+                path = request.uri.path(),
+                "pxelinux config without a BOOTIF cookie or Host"
+            );
+            return not_found();
+        };
+        let mut facts = self
+            .inner
+            .records
+            .as_ref()
+            .and_then(|records| records.get(mac))
+            .unwrap_or_else(|| {
+                pxe_policy::ClientFacts::new(mac, pxe_policy::ClientKind::ChainloadedIpxe)
+            });
+        facts.mac = mac;
+        if !matches!(name, ConfigName::Mac(_) | ConfigName::Uuid(_))
+            || !name.names(mac, None, facts.guid)
+        {
+            return not_found();
+        }
+        let decision = policy.script(&facts).await;
+        let files = Files::Http {
+            base: format!("http://{host}"),
+        };
+        match pxelinux::render(&decision, &files) {
+            Ok(config) => {
+                info!(mac = %mac, path = request.uri.path(), "pxelinux config rendered for this client");
+                // Per client, and the decision may change: never cached (Content-Length set).
+                script_response(config)
+            }
+            Err(error) => {
+                if self.inner.request_lines.allow() {
+                    warn!(mac = %mac, %error, "cannot render the policy's pxelinux config");
+                }
+                text(StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n"))
+            }
+        }
     }
 
     async fn script(

@@ -52,6 +52,70 @@ impl fmt::Display for IpxeBinary {
     }
 }
 
+/// The boot loader a client is handed at the DHCP stage; the config it then asks for is
+/// rendered from the same [`ScriptDecision`] whichever loader it is.
+///
+/// Each loader runs on some firmware only: [`Loader::runs_on`] says which, and
+/// [`BootDecision::for_loader`] keeps iPXE for a client whose firmware cannot run the loader
+/// chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Loader {
+    /// iPXE: every firmware iPXE has a build for; fetches its script over HTTP.
+    #[default]
+    Ipxe,
+    /// shim, then GRUB (both signed by Debian, shim by Microsoft's UEFI CA): x64 UEFI only,
+    /// the way to boot with Secure Boot enforced. GRUB reads `grub/grub.cfg` over TFTP.
+    Grub,
+    /// PXELINUX: BIOS only. Firmware PXE gets `pxelinux.0` over TFTP, an iPXE client is
+    /// chained to `lpxelinux.0` over HTTP; either reads `pxelinux.cfg/…`.
+    Pxelinux,
+}
+
+impl Loader {
+    /// Every loader, in the order they are documented.
+    pub const ALL: [Self; 3] = [Self::Ipxe, Self::Grub, Self::Pxelinux];
+
+    /// The loader's name as tables and flags spell it: `ipxe`, `grub`, `pxelinux`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipxe => "ipxe",
+            Self::Grub => "grub",
+            Self::Pxelinux => "pxelinux",
+        }
+    }
+
+    /// Whether firmware of this architecture can run the loader. An unknown architecture
+    /// (no option 93) is taken as BIOS, as [`BootDecision::chainload_for`] does.
+    pub fn runs_on(self, arch: Option<Arch>) -> bool {
+        let arch = arch.unwrap_or(Arch::X86_BIOS);
+        match self {
+            Self::Ipxe => IpxeBinary::for_arch(arch).is_some(),
+            // x64 UEFI PXE (7, and 9 as some firmware sends it). Not HTTP Boot (16): Debian's
+            // signed GRUB has no HTTP, so it could not fetch its config.
+            Self::Grub => matches!(arch.0, 7 | 9),
+            Self::Pxelinux => arch.0 == 0,
+        }
+    }
+}
+
+impl fmt::Display for Loader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Loader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|loader| loader.name() == text)
+            .ok_or_else(|| format!("unknown loader {text:?}: use ipxe, grub or pxelinux"))
+    }
+}
+
 /// The DHCP stage's answer: what this client boots next, or silence.
 ///
 /// The server turns it into the stage's reply: firmware PXE gets the binary's name over TFTP,
@@ -67,6 +131,12 @@ pub enum BootDecision {
     /// Hand the firmware this file directly (a custom boot loader), bypassing iPXE. A name
     /// for TFTP, or an absolute `http://` URL for UEFI HTTP Boot.
     File(String),
+    /// [`Loader::Grub`]: shim, which loads GRUB from the same directory, which reads its
+    /// config from the TFTP server (the server names the files; x64 UEFI clients only).
+    ShimGrub,
+    /// [`Loader::Pxelinux`]: `pxelinux.0` over TFTP for firmware PXE, `lpxelinux.0` over
+    /// HTTP for an iPXE client (the server names the files; BIOS clients only).
+    Pxelinux,
 }
 
 impl BootDecision {
@@ -79,9 +149,41 @@ impl BootDecision {
             None => Self::Ignore,
         }
     }
+
+    /// The decision that hands the client `loader`, when its firmware can run it
+    /// ([`Loader::runs_on`]); otherwise the client keeps iPXE ([`Self::chainload_for`]) and
+    /// the loader wanted comes back as the error, for the caller to log.
+    pub fn for_loader(loader: Loader, arch: Option<Arch>) -> Result<Self, (Self, Loader)> {
+        if !loader.runs_on(arch) {
+            return Err((Self::chainload_for(arch), loader));
+        }
+        Ok(match loader {
+            Loader::Ipxe => Self::chainload_for(arch),
+            Loader::Grub => Self::ShimGrub,
+            Loader::Pxelinux => Self::Pxelinux,
+        })
+    }
+
+    /// The loader this decision hands out, if any.
+    pub fn loader(&self) -> Option<Loader> {
+        match self {
+            Self::Ipxe(_) => Some(Loader::Ipxe),
+            Self::ShimGrub => Some(Loader::Grub),
+            Self::Pxelinux => Some(Loader::Pxelinux),
+            Self::Ignore | Self::File(_) => None,
+        }
+    }
 }
 
-/// A Linux boot: kernel, initrds and command line.
+/// A Linux boot: kernel, initrds and command line, for whichever loader renders it.
+///
+/// File references are URLs: absolute (`http://…`), or relative to the server's file root
+/// (where the iPXE script lives). iPXE and `lpxelinux.0` fetch either; GRUB and `pxelinux.0`
+/// read relative ones from their TFTP server (see [`crate::grub`], [`crate::pxelinux`]).
+///
+/// Every loader adds words of its own around the command line (`BOOT_IMAGE=…` from GRUB and
+/// PXELINUX, `initrd=…` for the initrds where needed); the command line itself reaches the
+/// kernel as one contiguous piece, exactly, or the renderer refuses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LinuxBoot {
@@ -119,7 +221,9 @@ impl LinuxBoot {
     }
 }
 
-/// The HTTP stage's answer: what the iPXE script for this client does.
+/// The config stage's answer: what the client's loader does next. The same decision is
+/// rendered as an iPXE script, a GRUB config ([`crate::grub`]) or a PXELINUX config
+/// ([`crate::pxelinux`]), by which loader asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ScriptDecision {

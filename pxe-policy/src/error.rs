@@ -73,6 +73,34 @@ pub enum ScriptError {
     },
 }
 
+/// Why a decision cannot be written as a loader's config (GRUB, PXELINUX) exactly: the
+/// renderer refuses rather than hand the kernel something else.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value the loader's config language (or the loader on its way to the kernel) would
+    /// change or cut.
+    #[error("{loader}: the {what} {value:?} cannot be carried exactly: {reason}")]
+    Value {
+        /// `"grub"` or `"pxelinux"`.
+        loader: &'static str,
+        /// What the value is (`"command line"`, `"kernel"`, `"initrd"`, `"chain target"`).
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A decision this loader has no way to carry out (`sanboot` from GRUB, an iPXE script).
+    #[error("{loader} cannot {decision}")]
+    Unsupported {
+        /// `"grub"` or `"pxelinux"`.
+        loader: &'static str,
+        /// What was asked (`"run an iPXE script"`).
+        decision: &'static str,
+    },
+}
+
 /// Why a table file cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -20,6 +20,9 @@
 //!   hands the policy the facts completed from the record.
 //! - [`Script`]: an iPXE script builder in which data can never become syntax, so that a
 //!   policy can answer with a custom script ([`ScriptDecision::Custom`]).
+//! - [`Loader`]: iPXE, shim + GRUB (Secure Boot) or PXELINUX, chosen per client at the DHCP
+//!   stage ([`BootDecision::for_loader`]); [`grub::render`] and [`pxelinux::render`] write the
+//!   same [`ScriptDecision`] as those loaders' configs, exactly or not at all ([`ConfigError`]).
 //!
 //! What it does not do: no sockets, no clocks, no wire parsing of DHCP packets (that is
 //! `pxe-dhcp`'s job). Everything here is pure and cheap to clone.
@@ -59,18 +62,20 @@ mod decision;
 pub mod delegate;
 mod error;
 mod facts;
+pub mod grub;
 mod guid;
 mod ipxe_features;
 mod ipxe_script;
 mod kind;
 mod mac;
 mod policy;
+pub mod pxelinux;
 mod records;
 pub mod table;
 
 pub use arch::Arch;
-pub use decision::{BootDecision, IpxeBinary, LinuxBoot, ScriptDecision};
-pub use error::{DelegateError, ParseError, ScriptError, TableError};
+pub use decision::{BootDecision, IpxeBinary, LinuxBoot, Loader, ScriptDecision};
+pub use error::{ConfigError, DelegateError, ParseError, ScriptError, TableError};
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};

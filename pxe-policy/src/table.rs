@@ -8,6 +8,11 @@
 //! initrds = ["debian/initrd.img"]
 //! cmdline = "console=ttyS0 auto=true"
 //!
+//! [profiles.secure]                 # x64 UEFI with Secure Boot: shim, GRUB, a signed kernel
+//! loader = "grub"                    # "ipxe" (the default), "grub" or "pxelinux"
+//! kernel = "debian/vmlinuz"
+//! cmdline = "console=ttyS0"
+//!
 //! [profiles.rescue]
 //! chain = "http://192.0.2.1/rescue.ipxe"
 //!
@@ -38,7 +43,11 @@
 //! gets no answer at DHCP.
 //!
 //! A group or profile may set `ipxe_binary = "ipxe.efi"` to replace the default iPXE build
-//! for its clients. A top-level `[server]` table is left to the program that loads the file
+//! for its clients. A profile may set `loader = "grub"` (shim + GRUB, for x64 UEFI clients:
+//! the Secure Boot path) or `loader = "pxelinux"` (BIOS clients), default `"ipxe"`: its
+//! clients get that loader at DHCP and the profile rendered as that loader's config
+//! ([`crate::grub`], [`crate::pxelinux`]); a client whose firmware cannot run it keeps iPXE,
+//! and the log says so. A top-level `[server]` table is left to the program that loads the file
 //! (netboot keeps its server settings there), so one site file can hold both. Errors name the
 //! file, the line and the field.
 
@@ -50,7 +59,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, MacAddr, Policy,
+    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, Loader, MacAddr, Policy,
     ScriptDecision, TableError,
 };
 
@@ -79,6 +88,7 @@ struct RawProfile {
     sanboot: Option<String>,
     action: Option<Spanned<String>>,
     ipxe_binary: Option<String>,
+    loader: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +169,8 @@ struct Profile {
     /// `action = "ignore"`: stay silent at the DHCP stage too.
     ignore: bool,
     ipxe_binary: Option<IpxeBinary>,
+    /// `loader = "grub" | "pxelinux" | "ipxe"`; `None` is iPXE.
+    loader: Option<Loader>,
 }
 
 /// A group: selectors and the profile they lead to.
@@ -297,12 +309,34 @@ impl TablePolicy {
                     invalid(Some(spanned.span()), field.clone(), message)
                 }
             })?;
+            let loader = match &profile.loader {
+                Some(loader) => Some(loader.get_ref().parse::<Loader>().map_err(|message| {
+                    invalid(Some(loader.span()), format!("{field}.loader"), message)
+                })?),
+                None => None,
+            };
+            // A profile its loader cannot carry exactly is an error now, not at boot time.
+            let check = match loader {
+                Some(Loader::Grub) => crate::grub::render(&script).map(drop),
+                Some(Loader::Pxelinux) => {
+                    // lpxelinux's HTTP form accepts the most (absolute URLs as well).
+                    let files = crate::pxelinux::Files::Http {
+                        base: "http://pxe".into(),
+                    };
+                    crate::pxelinux::render(&script, &files).map(drop)
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = check {
+                return Err(invalid(Some(spanned.span()), field, e.to_string()));
+            }
             profiles.insert(
                 name.clone(),
                 Profile {
                     script,
                     ignore,
                     ipxe_binary: profile.ipxe_binary.clone().map(IpxeBinary::named),
+                    loader,
                 },
             );
         }
@@ -412,6 +446,18 @@ impl TablePolicy {
             .map(|(name, profile)| (name.as_str(), &profile.script))
     }
 
+    /// The loaders other than iPXE that profiles name (`loader = …`), each once, for a server
+    /// to know which loaders' files it needs.
+    pub fn loaders(&self) -> Vec<Loader> {
+        let mut loaders: Vec<Loader> = Vec::new();
+        for loader in self.profiles.values().filter_map(|p| p.loader) {
+            if loader != Loader::Ipxe && !loaders.contains(&loader) {
+                loaders.push(loader);
+            }
+        }
+        loaders
+    }
+
     /// The name of the group `client` falls into, for logs.
     pub fn group_of(&self, client: &ClientFacts) -> Option<&str> {
         self.lookup(client).map(|(group, _)| group.name.as_str())
@@ -428,9 +474,25 @@ impl Policy for TablePolicy {
         // can decide, rather than the silence its DHCP-stage facts alone would earn.
         let decision = match self.lookup(client) {
             Some((group, profile)) if !profile.ignore => {
-                match group.ipxe_binary.as_ref().or(profile.ipxe_binary.as_ref()) {
+                let ipxe = match group.ipxe_binary.as_ref().or(profile.ipxe_binary.as_ref()) {
                     Some(binary) => BootDecision::Ipxe(binary.clone()),
                     None => BootDecision::chainload_for(client.arch),
+                };
+                match profile.loader {
+                    None | Some(Loader::Ipxe) => ipxe,
+                    Some(loader) => match BootDecision::for_loader(loader, client.arch) {
+                        Ok(decision) => decision,
+                        Err(_) => {
+                            tracing::info!(
+                                client = %client.mac,
+                                arch = ?client.arch,
+                                group = %group.name,
+                                "profile {} asks for {loader}, which this client's firmware cannot run: it keeps iPXE",
+                                group.profile
+                            );
+                            ipxe
+                        }
+                    },
                 }
             }
             _ if self.may_boot_later(client) => BootDecision::chainload_for(client.arch),
@@ -668,6 +730,56 @@ profile = "disk"
         );
         assert_eq!((line, field.as_str()), (5, "groups[0].guid"));
         assert!(message.contains("placeholder"), "{message}");
+    }
+
+    #[test]
+    fn profiles_choose_their_loader() {
+        let table = TablePolicy::parse(
+            r#"
+[profiles.secure]
+loader = "grub"
+kernel = "vmlinuz"
+cmdline = "console=ttyS0 pxe.hash=#x"
+[profiles.legacy]
+loader = "pxelinux"
+kernel = "vmlinuz"
+[[groups]]
+profile = "secure"
+mac = ["52:54:00:00:00:01"]
+[[groups]]
+profile = "legacy"
+mac = ["52:54:00:00:00:02"]
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let mut secure = client(1);
+        secure.arch = Some(Arch::X64_UEFI);
+        assert_eq!(run(table.boot(&secure)), BootDecision::ShimGrub);
+        // BIOS firmware cannot run shim: it keeps iPXE.
+        secure.arch = Some(Arch::X86_BIOS);
+        assert_eq!(
+            run(table.boot(&secure)),
+            BootDecision::Ipxe(IpxeBinary::UNDIONLY)
+        );
+        assert_eq!(table.loaders(), [Loader::Pxelinux, Loader::Grub]);
+        let mut legacy = client(2);
+        assert_eq!(run(table.boot(&legacy)), BootDecision::Pxelinux);
+        legacy.arch = Some(Arch::X64_UEFI);
+        assert_eq!(
+            run(table.boot(&legacy)),
+            BootDecision::Ipxe(IpxeBinary::SNPONLY_EFI)
+        );
+
+        let (line, field, message) =
+            error_of("[profiles.a]\nloader = \"syslinux\"\nkernel = \"k\"\n");
+        assert_eq!((line, field.as_str()), (2, "profiles.a.loader"));
+        assert!(message.contains("ipxe, grub or pxelinux"), "{message}");
+        // What GRUB would alter is refused when the table is read.
+        let (_, field, message) =
+            error_of("[profiles.a]\nloader = \"grub\"\nkernel = \"k\"\ncmdline = \"a='b'\"\n");
+        assert_eq!(field, "profiles.a");
+        assert!(message.contains("grub"), "{message}");
     }
 
     #[test]

@@ -40,6 +40,7 @@
 pub mod axum;
 // The Router Solicitation parser is public only to its fuzz target (cargo-fuzz sets
 // `--cfg fuzzing`); embedders use RouterAnnouncer.
+pub mod loaders;
 #[cfg(fuzzing)]
 pub mod ndp;
 #[cfg(not(fuzzing))]
@@ -53,6 +54,7 @@ pub use pxe_http as http;
 pub use pxe_policy as policy;
 pub use pxe_tftp as tftp;
 
+pub use loaders::{LoaderFiles, PxelinuxFiles, ShimGrubFiles};
 pub use pxe_policy::Policy;
 pub use ra::RouterAnnouncer;
 pub use server::{

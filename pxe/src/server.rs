@@ -15,6 +15,7 @@ use pxe_policy::{ClientRecords, IpxeBinary, MacAddr, Policy, SharedPolicy};
 use pxe_tftp::Directory;
 use tokio_util::sync::CancellationToken;
 
+use crate::loaders::{LoaderFiles, LoaderSource, ServedLoaders, PXELINUX_PREFIX};
 use crate::ra::RouterAnnouncer;
 
 /// The URL path iPXE fetches its script from.
@@ -97,6 +98,17 @@ pub enum Error {
     /// DHCP could not start or failed while serving.
     #[error("dhcp")]
     Dhcp(#[source] pxe_dhcp::Error),
+    /// A loader's file is missing or unreadable ([`ServerBuilder::loaders`]).
+    #[error("{}: cannot read it (Debian package `{package}`)", path.display())]
+    LoaderFile {
+        /// The file.
+        path: PathBuf,
+        /// The Debian package that installs it.
+        package: &'static str,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
     /// The IPv6 announcer could not open its socket.
     #[error("ipv6 router advertisements on {interface}")]
     RouterAdvertisements {
@@ -130,6 +142,12 @@ pub struct ServerBuilder {
     files: BootServiceBuilder,
     ipv6_ra: bool,
     records: ClientRecords,
+    /// `Some`: shim + GRUB and PXELINUX are served ([`Self::loaders`]).
+    loaders: Option<LoaderFiles>,
+    /// The HTTP stage's boot files, which TFTP serves too when loaders are served: the root
+    /// and single files by URL path.
+    boot_root: Option<PathBuf>,
+    boot_files: Vec<(String, PathBuf)>,
 }
 
 impl ServerBuilder {
@@ -156,6 +174,9 @@ impl ServerBuilder {
             files: BootService::builder(),
             ipv6_ra: false,
             records: ClientRecords::default(),
+            loaders: None,
+            boot_root: None,
+            boot_files: Vec::new(),
         }
     }
 
@@ -282,13 +303,32 @@ impl ServerBuilder {
 
     /// Serves the files below `dir` over HTTP at `/` (kernels, initrds, images).
     pub fn http_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        self.boot_root = Some(dir.clone());
         self.files = self.files.root(dir);
         self
     }
 
     /// Serves one file over HTTP at the URL path `at`, without the rest of its directory.
     pub fn http_file(mut self, at: impl Into<String>, file: impl Into<PathBuf>) -> Self {
+        let (at, file) = (at.into(), file.into());
+        self.boot_files.push((at.clone(), file.clone()));
         self.files = self.files.file(at, file);
+        self
+    }
+
+    /// Serves shim + GRUB and PXELINUX from these files (Debian's by default), for clients the
+    /// policy gives [`BootDecision::ShimGrub`](pxe_policy::BootDecision::ShimGrub) or
+    /// [`BootDecision::Pxelinux`](pxe_policy::BootDecision::Pxelinux): firmware PXE gets
+    /// `shimx64.efi` or `pxelinux.0` as its boot file (a ROM iPXE too with
+    /// [`chainload_rom_ipxe`](Self::chainload_rom_ipxe)), and TFTP serves `grubx64.efi`,
+    /// `ldlinux.c32`, each client's `grub/grub.cfg` and `pxelinux.cfg/01-<mac>` (rendered from
+    /// [`Policy::script`]), and the HTTP stage's boot files under their URL paths. Without
+    /// it, or for an iPXE client, such a client keeps iPXE and the log says so. GRUB reads no
+    /// proxyDHCP offer: it needs this server (or the site's DHCP server's `siaddr`) as its
+    /// TFTP server. [`start`](Self::start) fails, naming the package, when a file is missing.
+    pub fn loaders(mut self, files: LoaderFiles) -> Self {
+        self.loaders = Some(files);
         self
     }
 
@@ -377,12 +417,16 @@ impl ServerBuilder {
     }
 
     /// The checks [`start`](Self::start) makes before it binds anything: the iPXE directory
-    /// exists (an error), and has the builds BIOS and x64 UEFI clients get (a warning each).
+    /// exists (an error), and has the builds BIOS and x64 UEFI clients get (a warning each);
+    /// the loaders' files ([`loaders`](Self::loaders)) are there (an error naming the package).
     pub fn check(&self) -> Result<(), Error> {
         if !self.ipxe_dir.is_dir() {
             return Err(Error::IpxeDir {
                 path: self.ipxe_dir.clone(),
             });
+        }
+        if let Some(loaders) = &self.loaders {
+            loaders.check()?;
         }
         for (binary, clients) in [
             (IpxeBinary::UNDIONLY, "BIOS"),
@@ -421,15 +465,28 @@ impl ServerBuilder {
                     client_records: Some(records.clone()),
                     ..config.clone()
                 };
-                let server = pxe_tftp::Server::bind(addr, directory, config)
-                    .await
-                    .map_err(tftp_error)?;
+                let server = match &self.loaders {
+                    None => pxe_tftp::Server::bind(addr, directory, config).await,
+                    Some(files) => {
+                        let source = self.loader_source(files, directory, &records)?;
+                        pxe_tftp::Server::bind(addr, source, config).await
+                    }
+                }
+                .map_err(tftp_error)?;
                 Some(server)
             }
             None => None,
         };
 
-        let files = std::mem::replace(&mut self.files, BootService::builder());
+        let mut files = std::mem::replace(&mut self.files, BootService::builder());
+        if let Some(pxelinux) = self.loaders.as_ref().and_then(|l| l.pxelinux.as_ref()) {
+            // lpxelinux.0 takes its directory from its own URL: ldlinux.c32 and its configs
+            // are asked for beside it.
+            files = files
+                .file(format!("{PXELINUX_PREFIX}lpxelinux.0"), &pxelinux.lpxelinux)
+                .file(format!("{PXELINUX_PREFIX}ldlinux.c32"), &pxelinux.ldlinux)
+                .pxelinux_configs(PXELINUX_PREFIX);
+        }
         let service = files
             .mount(IPXE_PREFIX, &self.ipxe_dir)
             .script_path(SCRIPT_PATH)
@@ -467,7 +524,12 @@ impl ServerBuilder {
         };
         let base = self.http_base(http_addr.map(|a| a.port()));
 
-        let policy = SharedPolicy::new(records.recording(self.policy.clone()));
+        let policy = SharedPolicy::new(ServedLoaders {
+            policy: records.recording(self.policy.clone()),
+            files: self.loaders.clone(),
+            rom_ipxe_as_firmware: self.chainload_rom_ipxe,
+            http_base: base.clone(),
+        });
         let dhcp = match self.dhcp_builder(policy, &base) {
             Some(builder) => Some(
                 builder
@@ -503,6 +565,45 @@ impl ServerBuilder {
             script_url: format!("{base}{SCRIPT_PATH}"),
             records,
             stop: CancellationToken::new(),
+        })
+    }
+}
+
+impl ServerBuilder {
+    /// The TFTP root when loaders are served ([`LoaderSource`]).
+    fn loader_source(
+        &self,
+        files: &LoaderFiles,
+        ipxe: Directory,
+        records: &ClientRecords,
+    ) -> Result<LoaderSource, Error> {
+        let tftp_error = |source| Error::Tftp {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            source,
+        };
+        let mut single = Vec::new();
+        for (at, file) in &self.boot_files {
+            let dir = file.parent().unwrap_or(std::path::Path::new("/"));
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            let dir = Directory::new(dir).map_err(tftp_error)?;
+            single.push((at.trim_start_matches('/').to_string(), dir, name));
+        }
+        let root = match &self.boot_root {
+            Some(dir) => Some(Directory::new(dir).map_err(tftp_error)?),
+            None => None,
+        };
+        Ok(LoaderSource {
+            loaders: files.load()?,
+            files: single,
+            root,
+            ipxe,
+            records: records.clone(),
+            policy: SharedPolicy::new(records.recording(self.policy.clone())),
+            runtime: tokio::runtime::Handle::current(),
         })
     }
 }

@@ -56,6 +56,10 @@ pub const VM_TOOLS: &[&str] = &["ip", "qemu-system-x86_64"];
 const IPXE_QEMU_DIR: &str = "/usr/lib/ipxe/qemu";
 /// Debian's OVMF firmware image with its variable store built in (package `ovmf`).
 const OVMF_IMAGE: &str = "/usr/share/ovmf/OVMF.fd";
+/// OVMF built with Secure Boot (needs SMM), Debian `ovmf`.
+const OVMF_SECURE_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
+/// Variables with Secure Boot on and Microsoft's UEFI CA enrolled (each VM gets a copy).
+const OVMF_MS_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 /// One network segment for firmware tests: a namespace holding the bridge `br0` with
 /// [`Lab::SERVER_ADDR`]`/24`, tap devices for virtual machines, and links to other hosts.
@@ -164,6 +168,12 @@ impl Lab {
         let console = self.dir().join(format!("{tap}-console.log"));
         let qemu_log = self.dir().join(format!("{tap}-qemu.log"));
         let args = config.qemu_args(&tap, &console);
+        if config.firmware == Firmware::OvmfSecureBoot {
+            // qemu_args names this copy: the firmware writes its variables.
+            let vars = console.with_extension("vars.fd");
+            fs::copy(OVMF_MS_VARS, &vars)
+                .unwrap_or_else(|e| panic!("copy {OVMF_MS_VARS} (Debian package ovmf): {e}"));
+        }
         let mut command = self.ns.command("qemu-system-x86_64");
         // QEMU's own messages go to a file: a pipe nobody reads could fill and stall it.
         let log_file = fs::File::create(&qemu_log)
@@ -228,6 +238,10 @@ pub enum Firmware {
     /// OVMF UEFI HTTP Boot: the ROM disabled and IPv4 PXE switched off through fw_cfg
     /// (`opt/org.tianocore/IPv4PXESupport=no`), so the HTTP Boot entry runs first.
     OvmfHttpBoot,
+    /// OVMF with Secure Boot enforced and Microsoft's keys enrolled (`OVMF_CODE_4M.secboot.fd`
+    /// with a copy of `OVMF_VARS_4M.ms.fd`, SMM on), the option ROM disabled: EDK2's own PXE,
+    /// which runs only signed images.
+    OvmfSecureBoot,
 }
 
 impl Firmware {
@@ -235,7 +249,9 @@ impl Firmware {
     pub fn nic(self) -> Nic {
         match self {
             Self::SeaBiosIpxe(nic) => nic,
-            Self::OvmfPxe | Self::OvmfIpxe | Self::OvmfHttpBoot => Nic::Virtio,
+            Self::OvmfPxe | Self::OvmfIpxe | Self::OvmfHttpBoot | Self::OvmfSecureBoot => {
+                Nic::Virtio
+            }
         }
     }
 
@@ -253,6 +269,9 @@ impl Firmware {
             }
             Self::OvmfPxe | Self::OvmfHttpBoot => vec![PathBuf::from(OVMF_IMAGE)],
             Self::OvmfIpxe => vec![PathBuf::from(OVMF_IMAGE), Nic::Virtio.ipxe_rom()],
+            Self::OvmfSecureBoot => {
+                vec![PathBuf::from(OVMF_SECURE_CODE), PathBuf::from(OVMF_MS_VARS)]
+            }
         }
     }
 }
@@ -265,6 +284,7 @@ impl fmt::Display for Firmware {
             Self::OvmfPxe => f.write_str("OVMF EDK2 PXE (virtio)"),
             Self::OvmfIpxe => f.write_str("OVMF + iPXE EFI ROM (virtio)"),
             Self::OvmfHttpBoot => f.write_str("OVMF UEFI HTTP Boot (virtio)"),
+            Self::OvmfSecureBoot => f.write_str("OVMF Secure Boot, EDK2 PXE (virtio)"),
         }
     }
 }
@@ -312,9 +332,14 @@ impl VmConfig {
     /// The QEMU command line (after the program name) for a machine on `tap` whose serial
     /// console goes to `console`.
     pub fn qemu_args(&self, tap: &str, console: &Path) -> Vec<String> {
+        // Secure Boot builds of OVMF need SMM, which keeps their variables from the guest.
+        let machine = match self.firmware {
+            Firmware::OvmfSecureBoot => "q35,smm=on",
+            _ => "q35",
+        };
         let mut args: Vec<String> = [
             "-machine",
-            "q35",
+            machine,
             // TCG only: KVM here fails on firmware code.
             "-accel",
             "tcg",
@@ -342,11 +367,34 @@ impl VmConfig {
             // file in `romfile=` leaves SeaBIOS's virtio iPXE silent here, so it is not named.
             Firmware::SeaBiosIpxe(_) | Firmware::OvmfIpxe => {}
             // An empty romfile disables the option ROM: EDK2's own network stack drives the NIC.
-            Firmware::OvmfPxe | Firmware::OvmfHttpBoot => device.push_str(",romfile="),
+            Firmware::OvmfPxe | Firmware::OvmfHttpBoot | Firmware::OvmfSecureBoot => {
+                device.push_str(",romfile=")
+            }
         }
         args.push("-device".into());
         args.push(device);
-        if self.firmware.is_uefi() {
+        if self.firmware == Firmware::OvmfSecureBoot {
+            // Code read-only in pflash 0, this VM's own variables (a copy Lab::vm makes) in
+            // pflash 1, writable only from SMM.
+            let vars = console.with_extension("vars.fd");
+            for arg in [
+                "-global",
+                "driver=cfi.pflash01,property=secure,value=on",
+                "-global",
+                "ICH9-LPC.disable_s3=1",
+                "-drive",
+            ] {
+                args.push(arg.into());
+            }
+            args.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SECURE_CODE}"
+            ));
+            args.push("-drive".into());
+            args.push(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+        } else if self.firmware.is_uefi() {
             args.push("-bios".into());
             args.push(OVMF_IMAGE.into());
         }
@@ -709,6 +757,20 @@ mod tests {
         let http = args(Firmware::OvmfHttpBoot);
         assert!(http.contains("-fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=no"));
         assert!(!pxe.contains("IPv4PXESupport"));
+        let secure = args(Firmware::OvmfSecureBoot);
+        assert!(secure.starts_with("-machine q35,smm=on "), "{secure}");
+        assert!(
+            secure.contains("romfile= ") && !secure.contains("-bios"),
+            "{secure}"
+        );
+        assert!(secure.contains(
+            "-global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1"
+        ));
+        assert!(secure.contains(
+            "unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd -drive \
+             if=pflash,format=raw,unit=1,file=/tmp/console.vars.fd"
+        ));
+        assert!(pxe.starts_with("-machine q35 "));
         let with_uuid = VmConfig::new(Firmware::OvmfPxe)
             .uuid("9e0c1ab0-0000-4000-8000-000000000001")
             .qemu_args("tap0", console)

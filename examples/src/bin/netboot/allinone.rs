@@ -5,8 +5,10 @@
 use anyhow::Context as _;
 use pxe::dhcp::proto::Quirks;
 use pxe::http::ServeConfig;
-use pxe::policy::SharedPolicy;
-use pxe::{DhcpMode, ServerBuilder};
+use std::path::PathBuf;
+
+use pxe::policy::{Loader, SharedPolicy};
+use pxe::{DhcpMode, LoaderFiles, PxelinuxFiles, ServerBuilder, ShimGrubFiles};
 
 use crate::settings::{DhcpChoice, Settings};
 
@@ -113,4 +115,37 @@ pub(crate) async fn run(settings: &Settings, builder: ServerBuilder) -> anyhow::
         }
     });
     server.run().await.context("netboot stopped")
+}
+
+/// Where the loaders other than iPXE are (`netboot boot --loader`, a table's `loader = …`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoaderDirs {
+    /// Where `shimx64.efi.signed` is (Debian package shim-signed).
+    #[arg(long, default_value = "/usr/lib/shim")]
+    shim_dir: PathBuf,
+    /// Where `grubnetx64.efi.signed` is (Debian package grub-efi-amd64-signed).
+    #[arg(long, default_value = "/usr/lib/grub/x86_64-efi-signed")]
+    grub_dir: PathBuf,
+    /// Where `pxelinux.0` is (Debian package pxelinux).
+    #[arg(long, default_value = "/usr/lib/PXELINUX")]
+    pxelinux_dir: PathBuf,
+    /// Where `ldlinux.c32` is (Debian package syslinux-common).
+    #[arg(long, default_value = "/usr/lib/syslinux/modules/bios")]
+    syslinux_dir: PathBuf,
+}
+
+impl LoaderDirs {
+    /// The files of `loaders` (iPXE needs none), for `ServerBuilder::loaders`; `None` when only
+    /// iPXE is used.
+    pub(crate) fn files(&self, loaders: &[Loader]) -> Option<LoaderFiles> {
+        let files = LoaderFiles {
+            shim_grub: loaders
+                .contains(&Loader::Grub)
+                .then(|| ShimGrubFiles::in_dirs(&self.shim_dir, &self.grub_dir)),
+            pxelinux: loaders
+                .contains(&Loader::Pxelinux)
+                .then(|| PxelinuxFiles::in_dirs(&self.pxelinux_dir, &self.syslinux_dir)),
+        };
+        (files.shim_grub.is_some() || files.pxelinux.is_some()).then_some(files)
+    }
 }

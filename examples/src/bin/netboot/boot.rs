@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use pxe::policy::{
-    BootEveryone, ClientFacts, ClientKind, LinuxBoot, MacAddr, ScriptDecision, SharedPolicy,
+    BootDecision, BootEveryone, ClientFacts, ClientKind, LinuxBoot, Loader, MacAddr, Policy,
+    ScriptDecision, SharedPolicy,
 };
 
 use crate::allinone;
@@ -23,8 +24,45 @@ pub(crate) struct Args {
     /// `${…}` is refused at start: iPXE would expand it.
     #[arg(long, default_value = "")]
     cmdline: String,
+    /// The boot loader clients get: `ipxe`; `grub` (shim + GRUB, for x64 UEFI firmware PXE:
+    /// the Secure Boot path); `pxelinux` (`pxelinux.0` for BIOS firmware PXE, and for a ROM
+    /// iPXE with --chainload-ipxe-rom). A client whose firmware cannot run it keeps iPXE.
+    #[arg(long, default_value = "ipxe")]
+    loader: Loader,
+    #[command(flatten)]
+    loader_dirs: allinone::LoaderDirs,
     #[command(flatten)]
     server: ServerFlags,
+}
+
+/// Every client boots the same kernel through the loader chosen, where its firmware can run
+/// that loader.
+struct WithLoader {
+    linux: BootEveryone,
+    loader: Loader,
+}
+
+impl Policy for WithLoader {
+    async fn boot(&self, client: &ClientFacts) -> BootDecision {
+        match BootDecision::for_loader(self.loader, client.arch) {
+            Ok(decision) => decision,
+            Err((ipxe, loader)) => {
+                tracing::info!(
+                    client = %client.mac,
+                    arch = ?client.arch,
+                    "this client's firmware cannot run {loader}: it keeps iPXE"
+                );
+                ipxe
+            }
+        }
+    }
+
+    fn script<'a>(
+        &'a self,
+        client: &'a ClientFacts,
+    ) -> impl std::future::Future<Output = ScriptDecision> + Send + 'a {
+        self.linux.script(client)
+    }
 }
 
 /// The URL path a file given on the command line is served at: its position keeps two files
@@ -54,9 +92,33 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::anyhow!("--cmdline {:?} cannot be given to iPXE: {e}", args.cmdline)
         })?;
     }
-    tracing::info!(kernel = %args.kernel.display(), initrds = args.initrds.len(), cmdline = %args.cmdline, "booting every client into this kernel");
+    // And what the chosen loader cannot carry (a quote through GRUB, `initrd=` through
+    // PXELINUX).
+    let decision = ScriptDecision::Linux(linux.clone());
+    let loader_check = match args.loader {
+        Loader::Grub => pxe::policy::grub::render(&decision).map(drop),
+        Loader::Pxelinux => {
+            pxe::policy::pxelinux::render(&decision, &pxe::policy::pxelinux::Files::Tftp).map(drop)
+        }
+        _ => Ok(()),
+    };
+    loader_check.map_err(|e| {
+        anyhow::anyhow!(
+            "--cmdline {:?} cannot be given to {}: {e}",
+            args.cmdline,
+            args.loader
+        )
+    })?;
+    tracing::info!(kernel = %args.kernel.display(), initrds = args.initrds.len(), cmdline = %args.cmdline, loader = %args.loader, "booting every client into this kernel");
     let settings = args.server.resolve()?;
-    let mut builder = allinone::builder(&settings, SharedPolicy::new(BootEveryone(linux)));
+    let policy = WithLoader {
+        linux: BootEveryone(linux),
+        loader: args.loader,
+    };
+    let mut builder = allinone::builder(&settings, SharedPolicy::new(policy));
+    if let Some(files) = args.loader_dirs.files(&[args.loader]) {
+        builder = builder.loaders(files);
+    }
     for (at, file) in files {
         builder = builder.http_file(at, file);
     }

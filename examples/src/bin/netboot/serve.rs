@@ -39,6 +39,8 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 2000)]
     delegate_timeout_ms: u64,
     #[command(flatten)]
+    loader_dirs: allinone::LoaderDirs,
+    #[command(flatten)]
     server: ServerFlags,
 }
 
@@ -48,6 +50,8 @@ pub(crate) struct Prepared {
     pub(crate) policy: SharedPolicy,
     /// One line on where decisions come from, for logs and `netboot check`.
     pub(crate) source: String,
+    /// The loaders' files the table's profiles need (`loader = …`).
+    pub(crate) loaders: Option<pxe::LoaderFiles>,
 }
 
 /// Loads and checks the policy and the settings.
@@ -77,6 +81,7 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Prepared> {
             settings.check_served_urls(urls.iter().map(|(o, u)| (o.as_str(), u.as_str())))?;
             Ok(Prepared {
                 settings,
+                loaders: args.loader_dirs.files(&table.loaders()),
                 policy: SharedPolicy::new(table),
                 source: format!("table {} ({profiles} profiles)", config.display()),
             })
@@ -97,6 +102,7 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Prepared> {
                 source: format!(
                     "delegate {url} (timeout {timeout:?}; on failure clients boot from disk)"
                 ),
+                loaders: None,
             })
         }
         (None, None) => anyhow::bail!("netboot serve needs --config FILE or --delegate URL"),
@@ -106,7 +112,10 @@ pub(crate) fn prepare(args: Args) -> anyhow::Result<Prepared> {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let prepared = prepare(args)?;
     tracing::info!("serving clients by {}", prepared.source);
-    let builder = allinone::builder(&prepared.settings, prepared.policy);
+    let mut builder = allinone::builder(&prepared.settings, prepared.policy);
+    if let Some(files) = prepared.loaders {
+        builder = builder.loaders(files);
+    }
     allinone::run(&prepared.settings, builder).await
 }
 
@@ -114,7 +123,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 pub(crate) fn check(args: Args) -> anyhow::Result<()> {
     let prepared = prepare(args)?;
     let settings = &prepared.settings;
-    allinone::builder(settings, prepared.policy.clone()).check()?;
+    let mut builder = allinone::builder(settings, prepared.policy.clone());
+    if let Some(files) = prepared.loaders.clone() {
+        builder = builder.loaders(files);
+    }
+    builder.check()?;
     let listen = settings
         .listen
         .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
