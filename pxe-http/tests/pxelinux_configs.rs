@@ -4,6 +4,9 @@
 //! requests without the cookie, are not found. (The lab test `loaders_netboot` boots a real
 //! lpxelinux.0 through this.)
 
+// Drives the service: built only with the `server` feature.
+#![cfg(feature = "server")]
+
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use pxe_http::BootService;
