@@ -1,56 +1,23 @@
 //! A decision that leaves the network, booted in the firmware lab through `netboot serve` and
-//! a table: exit to the local disk on SeaBIOS (iPXE boots drive 0x80). The disk is a
-//! 512-byte boot sector written here that prints a marker of its own through COM1's data
-//! port and halts, so the console tells which way the machine went; the server's log must
-//! show the script it served first, so a machine that skipped the network fails.
+//! a table: exit to the local disk on SeaBIOS (iPXE boots drive 0x80). The disk's boot
+//! sector (testkit's `marker_disk`) prints a marker of its own on COM1, so the console tells
+//! which way the machine went; the server's log must show the script it served first, so a
+//! machine that skipped the network fails.
 //!
 //! Not here yet: exit to disk on OVMF (after iPXE's `exit`, OVMF's boot manager went to its
 //! setup menu, not to a `fat:` disk given boot index 2) and `sanboot` of a disk image over
 //! HTTP on SeaBIOS (iPXE read the image with Range requests, then the boot sector's marker
 //! never came).
 
-use std::path::Path;
 use std::time::Duration;
 
 use pxe_testkit::cases::IPXE_DIR;
-use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig};
+use pxe_testkit::lab::{
+    marker_disk, vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig, DISK_MARKER,
+};
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
-const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
-
-/// A BIOS boot sector: `cli; cld; ds = 0; si = message; dx = 0x3f8`, then each byte of the
-/// NUL-terminated message out to COM1's data port, then `hlt` forever. The message starts at
-/// offset 23 (0x7c17 once loaded at 0x7c00).
-fn bios_boot_sector() -> Vec<u8> {
-    let mut sector = vec![
-        0xfa, // cli
-        0xfc, // cld
-        0x31, 0xc0, // xor ax, ax
-        0x8e, 0xd8, // mov ds, ax
-        0xbe, 0x17, 0x7c, // mov si, 0x7c17
-        0xba, 0xf8, 0x03, // mov dx, 0x3f8
-        0xac, // next: lodsb
-        0x84, 0xc0, // test al, al
-        0x74, 0x03, // jz halt
-        0xee, // out dx, al
-        0xeb, 0xf8, // jmp next
-        0xf4, // halt: hlt
-        0xeb, 0xfd, // jmp halt
-    ];
-    assert_eq!(sector.len(), 23, "the message offset above");
-    sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
-    sector.resize(510, 0);
-    sector.extend_from_slice(&[0x55, 0xaa]);
-    sector
-}
-
-/// A 1 MiB disk image whose first sector is [`bios_boot_sector`].
-fn bios_disk(path: &Path) {
-    let mut image = bios_boot_sector();
-    image.resize(1 << 20, 0);
-    std::fs::write(path, image).unwrap();
-}
 
 #[test]
 fn exit_to_disk_on_seabios_boots_the_local_disk() {
@@ -84,7 +51,7 @@ fn exit_to_disk_on_seabios_boots_the_local_disk() {
     let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
 
     let image = lab.dir().join("disk.img");
-    bios_disk(&image);
+    std::fs::write(&image, marker_disk()).unwrap();
     let mut config = VmConfig::new(firmware);
     // The NIC first, then the disk: a machine that boots its disk without asking the network
     // never fetches the script, and fails below.

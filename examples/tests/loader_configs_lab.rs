@@ -28,7 +28,7 @@ use std::time::Duration;
 use pxe_policy::pxelinux::Files;
 use pxe_policy::{grub, pxelinux, LinuxBoot, ScriptDecision};
 use pxe_testkit::cases::IPXE_DIR;
-use pxe_testkit::lab::{vm_prerequisites, Firmware, Lab, Nic, VmConfig};
+use pxe_testkit::lab::{marker_disk, vm_prerequisites, Firmware, Lab, Nic, VmConfig, DISK_MARKER};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 use pxe_testkit::reference::{Dnsmasq, Nginx};
 use pxe_testkit::{in_ci, SYNTAX_CMDLINE};
@@ -318,36 +318,6 @@ fn lpxelinux_over_http_reads_the_rendered_config() {
          dnsmasq + nginx: marker after {:.1} s",
         elapsed.as_secs_f64()
     );
-}
-
-/// What the disk's boot sector prints on COM1.
-const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
-
-/// A disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts (16-bit code,
-/// loaded at 0x7c00).
-fn marker_disk() -> Vec<u8> {
-    let mut sector = vec![
-        0x31, 0xc0, // xor ax, ax
-        0x8e, 0xd8, // mov ds, ax
-        0xfc, // cld
-        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
-        0xbe, 0x17, 0x7c, // mov si, 0x7c17 (the text below)
-        0xac, // lodsb
-        0x84, 0xc0, // test al, al
-        0x74, 0x03, // jz +3 (to cli)
-        0xee, // out dx, al
-        0xeb, 0xf8, // jmp back to lodsb
-        0xfa, // cli
-        0xf4, // hlt
-        0xeb, 0xfe, // jmp $
-    ];
-    assert_eq!(sector.len(), 0x17);
-    sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
-    sector.resize(510, 0);
-    sector.extend_from_slice(&[0x55, 0xaa]);
-    // One cylinder's worth, so that the BIOS sees a plausible disk.
-    sector.resize(1024 * 1024, 0);
-    sector
 }
 
 #[test]

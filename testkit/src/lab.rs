@@ -685,6 +685,38 @@ impl LabProcess {
     }
 }
 
+/// What [`marker_disk`]'s boot sector prints on COM1.
+pub const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
+
+/// A 1 MiB raw disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts, so the
+/// console tells when a machine left the network for its local disk. The sector is 16-bit
+/// code loaded at 0x7c00: `cli; cld; ds = 0; si = text; dx = 0x3f8`, each byte of the
+/// NUL-terminated text out to COM1's data port, then `hlt` forever.
+pub fn marker_disk() -> Vec<u8> {
+    let mut sector = vec![
+        0xfa, // cli
+        0xfc, // cld
+        0x31, 0xc0, // xor ax, ax
+        0x8e, 0xd8, // mov ds, ax
+        0xbe, 0x17, 0x7c, // mov si, 0x7c17 (the text below)
+        0xba, 0xf8, 0x03, // mov dx, 0x3f8 (COM1)
+        0xac, // next: lodsb
+        0x84, 0xc0, // test al, al
+        0x74, 0x03, // jz halt
+        0xee, // out dx, al
+        0xeb, 0xf8, // jmp next
+        0xf4, // halt: hlt
+        0xeb, 0xfd, // jmp halt
+    ];
+    assert_eq!(sector.len(), 0x17, "the text's address above");
+    sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
+    sector.resize(510, 0);
+    sector.extend_from_slice(&[0x55, 0xaa]);
+    // One cylinder's worth, so that the BIOS sees a plausible disk.
+    sector.resize(1 << 20, 0);
+    sector
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
