@@ -6,7 +6,9 @@ use std::future::Future;
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use pxe_policy::MacAddr;
@@ -24,9 +26,14 @@ use super::{
 /// writes happen on one thread of the store's own (`pxe-lease-journal`), never on the async
 /// runtime's threads and never under the table's lock: a change is queued while the lock is
 /// held (so the file's order is the table's order) and the caller's future resolves when the
-/// thread has written it. Changes queued while a write is under way go out together in the
-/// next `write`, so the rate does not fall to one write per request under load. The thread
-/// ends when the store is dropped.
+/// thread has written it.
+///
+/// The thread is woken once per batch, not once per change: a future's first poll only
+/// queues its change, and the first later poll of any waiting future (its own second poll)
+/// hands everything queued so far to the thread, which writes it with one `write`. A server
+/// that polls every request of a received batch once before it waits on any (as
+/// [`crate::server::DhcpServer`] does) thus makes one hand-off, one write and one wake-up
+/// back per batch. The thread ends when the store is dropped.
 #[derive(Debug)]
 pub struct EmbeddedStore {
     table: Arc<Mutex<LeaseTable>>,
@@ -36,17 +43,124 @@ pub struct EmbeddedStore {
 #[derive(Debug)]
 struct JournalQueue {
     path: PathBuf,
-    jobs: mpsc::Sender<Job>,
+    queue: Arc<Queue>,
+}
+
+/// The changes waiting for the journal thread, and the signal that wakes it.
+#[derive(Debug, Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    jobs: Vec<Job>,
+    /// A waiter asked for `jobs` to be written.
+    flush: bool,
+    /// The store was dropped: the thread writes what is queued and ends.
+    closed: bool,
+    /// The thread has ended (or panicked): nothing queued will be written.
+    writer_gone: bool,
 }
 
 /// Changes to append, and who waits for them.
+#[derive(Debug)]
 struct Job {
     changes: Vec<LeaseChange>,
     done: oneshot::Sender<io::Result<()>>,
 }
 
-/// At most this many requests' changes go into one `write`.
-const MAX_BATCH: usize = 1024;
+impl Queue {
+    /// Queues `job` without waking the thread (see [`Written`]). Dropped, so that its waiter
+    /// hears the writer stopped, when the thread is gone.
+    fn push(&self, job: Job) {
+        let mut pending = lock(&self.pending);
+        if !pending.writer_gone {
+            pending.jobs.push(job);
+        }
+    }
+
+    /// Asks the thread to write everything queued, waking it unless it was already asked.
+    fn flush(&self) {
+        let mut pending = lock(&self.pending);
+        if !pending.flush && !pending.jobs.is_empty() {
+            pending.flush = true;
+            drop(pending);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until there is something to write and a waiter asked for it (or the store is
+    /// gone), and takes it. `None`: the store was dropped and everything is written.
+    fn take(&self, into: &mut Vec<Job>) -> Option<()> {
+        let mut pending = lock(&self.pending);
+        loop {
+            if pending.jobs.is_empty() {
+                if pending.closed {
+                    return None;
+                }
+                // Asked, but a compaction already took the jobs.
+                pending.flush = false;
+            } else if pending.flush || pending.closed {
+                pending.flush = false;
+                into.append(&mut pending.jobs);
+                return Some(());
+            }
+            pending = self
+                .wake
+                .wait(pending)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Ends the journal thread when the store goes.
+impl Drop for JournalQueue {
+    fn drop(&mut self) {
+        lock(&self.queue.pending).closed = true;
+        self.queue.wake.notify_one();
+    }
+}
+
+/// Resolves once a queued change is written. Its first poll does not wake the journal thread:
+/// it asks to be polled again (`wake_by_ref`), so that the other requests of the caller's
+/// batch queue their changes first; its second poll hands everything queued to the thread.
+struct Written<'a> {
+    queue: &'a Queue,
+    done: oneshot::Receiver<io::Result<()>>,
+    stage: Stage,
+}
+
+/// Where a [`Written`] is: queued, then asked the thread to write, then waiting for it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Queued,
+    Deferred,
+    HandedOver,
+}
+
+impl Future for Written<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match this.stage {
+            Stage::Queued => {
+                this.stage = Stage::Deferred;
+                cx.waker().wake_by_ref();
+            }
+            Stage::Deferred => {
+                this.stage = Stage::HandedOver;
+                this.queue.flush();
+            }
+            Stage::HandedOver => {}
+        }
+        Pin::new(&mut this.done).poll(cx).map(|result| {
+            result.unwrap_or_else(|_| Err(io::Error::other("the lease journal writer stopped")))
+        })
+    }
+}
 
 impl EmbeddedStore {
     /// `table` in memory only: leases are lost when the process ends.
@@ -71,14 +185,15 @@ impl EmbeddedStore {
         let (mut journal, dropped) = LeaseJournal::open(&path, &mut table, now)?;
         journal.sync_each_write(sync_each_write);
         let table = Arc::new(Mutex::new(table));
-        let (jobs, queue) = mpsc::channel();
+        let queue = Arc::new(Queue::default());
         let writer_table = Arc::clone(&table);
+        let writer_queue = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("pxe-lease-journal".into())
-            .spawn(move || write_journal(journal, &writer_table, &queue))?;
+            .spawn(move || write_journal(journal, &writer_table, &writer_queue))?;
         let store = Self {
             table,
-            journal: Some(JournalQueue { path, jobs }),
+            journal: Some(JournalQueue { path, queue }),
         };
         Ok((store, dropped))
     }
@@ -129,31 +244,31 @@ impl EmbeddedStore {
         changes: Vec<LeaseChange>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
         let queued = match &self.journal {
-            Some(queue) if !changes.is_empty() => {
+            Some(journal) if !changes.is_empty() => {
                 let (done, written) = oneshot::channel();
-                let sent = queue.jobs.send(Job { changes, done }).is_ok();
-                Some((queue, sent.then_some(written)))
+                journal.queue.push(Job { changes, done });
+                Some((journal, written))
             }
             _ => None,
         };
         drop(table);
         async move {
-            let Some((queue, written)) = queued else {
+            let Some((journal, done)) = queued else {
                 return Ok(());
             };
-            let stopped = || Err(io::Error::other("the lease journal writer stopped"));
-            let result = match written {
-                Some(written) => written.await.unwrap_or_else(|_| stopped()),
-                None => stopped(),
-            };
-            result.map_err(|source| StoreError::Journal {
-                path: queue.path.clone(),
+            Written {
+                queue: &journal.queue,
+                done,
+                stage: Stage::Queued,
+            }
+            .await
+            .map_err(|source| StoreError::Journal {
+                path: journal.path.clone(),
                 source,
             })
         }
     }
 }
-
 impl LeaseStore for EmbeddedStore {
     fn offer<'a>(
         &'a self,
@@ -232,15 +347,24 @@ impl EmbeddedStore {
     }
 }
 
-/// The journal thread: writes queued changes in batches (one `write` each) and tells each
-/// waiter how its write went; compacts the journal when it has grown. Ends when the store
-/// (the sending side) is dropped.
-fn write_journal(mut journal: LeaseJournal, table: &Mutex<LeaseTable>, jobs: &mpsc::Receiver<Job>) {
+/// The journal thread: waits until a waiter asks, writes everything queued with one `write`
+/// and tells each waiter how it went; compacts the journal when it has grown. Ends when the
+/// store is dropped.
+fn write_journal(mut journal: LeaseJournal, table: &Mutex<LeaseTable>, queue: &Queue) {
+    // If this thread ends for any reason (a panic included), queued waiters hear it stopped
+    // rather than wait for ever.
+    struct Gone<'a>(&'a Queue);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let mut pending = lock(&self.0.pending);
+            pending.writer_gone = true;
+            pending.jobs.clear();
+        }
+    }
+    let _gone = Gone(queue);
     let mut batch: Vec<Job> = Vec::new();
     let mut records: Vec<LeaseChange> = Vec::new();
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
-        batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
+    while queue.take(&mut batch).is_some() {
         let written = append_batch(&mut journal, &mut records, &batch);
         finish(&mut batch, &written);
         if written.is_ok() && journal.wants_compaction() {
@@ -249,7 +373,7 @@ fn write_journal(mut journal: LeaseJournal, table: &Mutex<LeaseTable>, jobs: &mp
             // the snapshot is durable, so are they.
             let snapshot = {
                 let table = lock(table);
-                batch.extend(jobs.try_iter());
+                batch.append(&mut lock(&queue.pending).jobs);
                 table.snapshot(SystemTime::now())
             };
             let compacted = journal.compact_to(&snapshot);
@@ -384,6 +508,48 @@ mod tests {
         for lease in &granted {
             let kept = reopened.with_table(|t| t.lease_of(lease.mac, now));
             assert_eq!(kept.map(|kept| kept.ip), Some(lease.ip));
+        }
+    }
+
+    /// A request's first poll only queues its change: the journal thread writes nothing until
+    /// a later poll hands the queue over, and then the whole batch.
+    #[test]
+    fn a_batch_is_written_once_a_second_poll_hands_it_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leases");
+        let now = SystemTime::now();
+        let (store, _) =
+            EmbeddedStore::with_journal(LeaseTable::new(vec![subnet()], vec![]), &path, false, now)
+                .unwrap();
+        let subnet = subnet();
+        let runtime = runtime();
+        let offers: Vec<Ipv4Addr> = (0..50)
+            .map(|n| {
+                let offer = runtime.block_on(store.offer(&subnet, client(n), None, now));
+                offer.unwrap().unwrap().lease.ip
+            })
+            .collect();
+        let before = std::fs::read(&path).unwrap();
+        let mut requests: Vec<_> = offers
+            .iter()
+            .zip(0..)
+            .map(|(&ip, n)| store.request(&subnet, client(n), ip, now))
+            .collect();
+        let mut first_poll = Context::from_waker(std::task::Waker::noop());
+        for request in &mut requests {
+            assert!(request.as_mut().poll(&mut first_poll).is_pending());
+        }
+        // Nothing has woken the thread: the file is as it was.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        for request in requests {
+            runtime.block_on(request).unwrap().unwrap();
+        }
+        let on_disk = read_journal(&std::fs::read(&path).unwrap()).changes;
+        for n in 0..50 {
+            assert!(on_disk
+                .iter()
+                .any(|change| matches!(change, LeaseChange::Bind(lease) if lease.mac == mac(n))));
         }
     }
 

@@ -56,7 +56,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use pxe_policy::{ClientKind, ClientRecords, MacAddr, Policy, SharedPolicy};
@@ -474,8 +474,13 @@ async fn receive_loop(
             });
             // Most requests complete in one poll (the policy answers at once): their replies
             // join the batch. Those that wait (a slow policy, a reply delay, the lease store)
-            // finish in one task per batch, so the receive loop never waits on them.
-            let polled = std::future::poll_fn(|cx| Poll::Ready(task.as_mut().poll(cx))).await;
+            // finish in one task per batch, so the receive loop never waits on them. That
+            // task polls every one of them again before it waits, so this first poll needs
+            // no waker: and a lease store that defers its work to the second poll (the
+            // embedded journal, one write per batch) sees the whole batch queued by then.
+            let polled = task
+                .as_mut()
+                .poll(&mut Context::from_waker(std::task::Waker::noop()));
             match polled {
                 Poll::Ready(Some(reply)) => replies.push(reply),
                 Poll::Ready(None) => {}
