@@ -279,6 +279,26 @@ pub enum Refusal {
     Reserved,
 }
 
+/// How a subnet's addresses are used right now ([`LeaseStore::pool_usage`]): what an
+/// operator graphs to see a pool fill up before it is exhausted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PoolUsage {
+    /// Addresses of the subnet bound to a client (an unexpired lease; reserved addresses
+    /// included).
+    pub in_use: u64,
+    /// Addresses of the dynamic pool a new client could be offered now: not bound, not held
+    /// by a pending offer, not declined, not reserved.
+    pub free: u64,
+}
+
+impl PoolUsage {
+    /// `in_use` bound addresses and `free` offerable ones.
+    pub fn new(in_use: u64, free: u64) -> Self {
+        Self { in_use, free }
+    }
+}
+
 /// How long an offered address is held for the client by default (see
 /// [`LeaseTable::offer_hold`]): longer than a PXE ROM's first four-second round of collecting
 /// offers, short enough that offers to clients that never come back free the pool soon.
@@ -494,6 +514,41 @@ impl LeaseTable {
             .or_else(|| self.oldest_offer(subnet, client.mac, now))?;
         self.hold(client.mac, ip, now + self.offer_hold, State::Offered);
         Some(ip)
+    }
+
+    /// How `subnet`'s addresses (an index into [`Self::subnets`]) are used at `now`; zero for
+    /// an index that names no subnet. Costs one pass over the table (bounded by the pools).
+    pub fn pool_usage(&self, subnet: usize, now: SystemTime) -> PoolUsage {
+        let Some(def) = self.subnets.get(subnet) else {
+            return PoolUsage::default();
+        };
+        let offerable = |ip: Ipv4Addr| def.in_pool(ip) && ip != def.network && ip != def.broadcast();
+        let mut taken = std::collections::HashSet::new();
+        let mut in_use = 0;
+        for entry in self.by_mac.values() {
+            if entry.state == State::Free || entry.expires <= now {
+                continue;
+            }
+            if entry.state == State::Bound && def.contains(entry.ip) {
+                in_use += 1;
+            }
+            if offerable(entry.ip) {
+                taken.insert(entry.ip);
+            }
+        }
+        let declined = self.declined.iter().filter(|(_, until)| **until > now);
+        taken.extend(declined.map(|(ip, _)| *ip).filter(|ip| offerable(*ip)));
+        taken.extend(self.reservations.iter().map(|r| r.ip).filter(|ip| offerable(*ip)));
+        // The network and broadcast addresses are never offered, even inside the range.
+        let unusable = [def.network, def.broadcast()]
+            .into_iter()
+            .filter(|ip| def.in_pool(*ip))
+            .count() as u64;
+        let offerable_len = u64::from(def.pool_len()).saturating_sub(unusable);
+        PoolUsage {
+            in_use,
+            free: offerable_len.saturating_sub(taken.len() as u64),
+        }
     }
 
     /// How many addresses the dynamic pool of `subnet` has.
