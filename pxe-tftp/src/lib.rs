@@ -73,6 +73,8 @@ pub mod netascii;
 pub mod options;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+mod observe;
 mod source;
 #[cfg(feature = "server")]
 mod summary;
@@ -90,5 +92,7 @@ pub use error::{DecodeError, Error, ErrorCode};
 pub use options::{Rollover, TransferConfig};
 #[cfg(feature = "server")]
 pub use server::{PortMode, Server, ServerConfig};
+#[cfg(feature = "server")]
+pub use observe::TftpObserver;
 pub use source::{normalize, FileSource, MemoryFiles};
 pub use transfer::{Event, Outcome, Transfer, Transmit};
