@@ -70,11 +70,11 @@ mod download;
 mod error;
 pub mod listener;
 pub mod netascii;
+#[cfg(feature = "server")]
+mod observe;
 pub mod options;
 #[cfg(feature = "server")]
 mod server;
-#[cfg(feature = "server")]
-mod observe;
 mod source;
 #[cfg(feature = "server")]
 mod summary;
@@ -89,10 +89,10 @@ pub use client::download;
 pub use directory::Directory;
 pub use download::{Download, DownloadOptions, Downloaded};
 pub use error::{DecodeError, Error, ErrorCode};
+#[cfg(feature = "server")]
+pub use observe::TftpObserver;
 pub use options::{Rollover, TransferConfig};
 #[cfg(feature = "server")]
 pub use server::{PortMode, Server, ServerConfig};
-#[cfg(feature = "server")]
-pub use observe::TftpObserver;
 pub use source::{normalize, FileSource, MemoryFiles};
 pub use transfer::{Event, Outcome, Transfer, Transmit};

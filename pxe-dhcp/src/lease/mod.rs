@@ -522,7 +522,8 @@ impl LeaseTable {
         let Some(def) = self.subnets.get(subnet) else {
             return PoolUsage::default();
         };
-        let offerable = |ip: Ipv4Addr| def.in_pool(ip) && ip != def.network && ip != def.broadcast();
+        let offerable =
+            |ip: Ipv4Addr| def.in_pool(ip) && ip != def.network && ip != def.broadcast();
         let mut taken = std::collections::HashSet::new();
         let mut in_use = 0;
         for entry in self.by_mac.values() {
@@ -538,7 +539,12 @@ impl LeaseTable {
         }
         let declined = self.declined.iter().filter(|(_, until)| **until > now);
         taken.extend(declined.map(|(ip, _)| *ip).filter(|ip| offerable(*ip)));
-        taken.extend(self.reservations.iter().map(|r| r.ip).filter(|ip| offerable(*ip)));
+        taken.extend(
+            self.reservations
+                .iter()
+                .map(|r| r.ip)
+                .filter(|ip| offerable(*ip)),
+        );
         // The network and broadcast addresses are never offered, even inside the range.
         let unusable = [def.network, def.broadcast()]
             .into_iter()

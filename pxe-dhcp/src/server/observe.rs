@@ -31,6 +31,24 @@ pub struct ObservedRequest<'a> {
     pub outcome: RequestOutcome<'a>,
 }
 
+impl<'a> ObservedRequest<'a> {
+    /// A request of `message_type` from `mac`, at boot stage `kind`, and what became of it
+    /// (for observers' tests; the server builds its own).
+    pub fn new(
+        message_type: Option<MessageType>,
+        kind: Option<ClientKind>,
+        mac: Option<MacAddr>,
+        outcome: RequestOutcome<'a>,
+    ) -> Self {
+        Self {
+            message_type,
+            kind,
+            mac,
+            outcome,
+        }
+    }
+}
+
 /// What became of one request.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -108,7 +126,10 @@ mod tests {
             NoReply::NoMessageType.label(),
             RequestOutcome::ArpPending.label(),
         ] {
-            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert!(
+                label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{label}"
+            );
         }
     }
 }
