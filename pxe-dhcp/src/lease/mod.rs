@@ -836,6 +836,40 @@ mod tests {
     }
 
     #[test]
+    fn pool_usage_counts_bound_addresses_and_what_a_new_client_could_get() {
+        // A pool of ten, one of them reserved for client 9.
+        let pool = Subnet::new(
+            Ipv4Addr::new(192, 0, 2, 0),
+            24,
+            Ipv4Addr::new(192, 0, 2, 100),
+            Ipv4Addr::new(192, 0, 2, 109),
+        );
+        let reserved = Reservation::by_mac(client(9).mac, Ipv4Addr::new(192, 0, 2, 109));
+        let mut table = LeaseTable::new(vec![pool], vec![reserved]);
+        assert_eq!(table.pool_usage(0, t(0)), PoolUsage::new(0, 9));
+        let a = table.offer(0, client(1), None, t(0)).unwrap();
+        // Under offer: not bound, not free either; free again once the offer lapses.
+        assert_eq!(table.pool_usage(0, t(1)), PoolUsage::new(0, 8));
+        assert_eq!(table.pool_usage(0, t(60)), PoolUsage::new(0, 9));
+        let (lease, _) = table.request(0, client(1), a, t(2)).unwrap();
+        assert_eq!(table.pool_usage(0, t(3)), PoolUsage::new(1, 8));
+        let b = table.offer(0, client(2), None, t(3)).unwrap();
+        table.request(0, client(2), b, t(3)).unwrap();
+        table.decline(client(2).mac, b, t(4));
+        // Declined: out of use for a while, neither bound nor free.
+        assert_eq!(table.pool_usage(0, t(5)), PoolUsage::new(1, 7));
+        // The reserved client's binding is in use (its address was never free).
+        table
+            .request(0, client(9), Ipv4Addr::new(192, 0, 2, 109), t(6))
+            .unwrap();
+        assert_eq!(table.pool_usage(0, t(7)), PoolUsage::new(2, 7));
+        // Leases end by time.
+        let after = lease.expires + Duration::from_secs(10);
+        assert_eq!(table.pool_usage(0, after).in_use, 0);
+        assert_eq!(table.pool_usage(5, t(0)), PoolUsage::default());
+    }
+
+    #[test]
     fn offer_request_and_renew_keep_one_address() {
         let mut store = LeaseTable::new(vec![subnet()], vec![]);
         let ip = store.offer(0, client(1), None, t(0)).unwrap();
