@@ -29,7 +29,6 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -74,7 +73,7 @@ struct Inner {
     seen: Mutex<HashSet<(MacAddr, ClientKind)>>,
     leases_in_use: Family<SubnetLabels, Gauge>,
     leases_free: Family<SubnetLabels, Gauge>,
-    lease_pools: Mutex<Vec<(Arc<dyn LeaseStore>, Vec<Subnet>)>>,
+    lease_pools: Mutex<Vec<LeasePools>>,
     tftp_started: Counter,
     tftp_finished: Family<OutcomeLabels, Counter>,
     tftp_refused: Family<ReasonLabels, Counter>,
@@ -83,6 +82,9 @@ struct Inner {
     http_bytes: Family<RouteLabels, Counter>,
     policy_seconds: Family<StageLabels, Histogram>,
 }
+
+/// A lease store and the subnets whose pools it is asked about at each scrape.
+type LeasePools = (Arc<dyn LeaseStore>, Vec<Subnet>);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DhcpLabels {
@@ -236,17 +238,16 @@ impl Metrics {
     /// store watched ([`Self::watch_leases`]) how its pools are used (at most 2 s each; a
     /// store that does not answer in time has its pool gauges left out).
     ///
-    /// With axum (an application's own router):
+    /// For an application's own HTTP server: answer its `/metrics` with this text and
+    /// [`CONTENT_TYPE`] (with axum, the `axum` feature's `pxe::axum::metrics_route` does).
     ///
-    /// ```no_run
-    /// # fn example(metrics: pxe::Metrics) -> axum::Router {
-    /// axum::Router::new().route(
-    ///     "/metrics",
-    ///     axum::routing::get(move || async move {
-    ///         ([(axum::http::header::CONTENT_TYPE, pxe::metrics::CONTENT_TYPE)], metrics.render().await)
-    ///     }),
-    /// )
+    /// ```
+    /// # async fn example() {
+    /// let metrics = pxe::Metrics::new();
+    /// let text = metrics.render().await;
+    /// assert!(text.contains("# TYPE pxe_tftp_transfers_started_total counter"));
     /// # }
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(example());
     /// ```
     pub async fn render(&self) -> String {
         self.refresh_pools().await;
@@ -502,28 +503,18 @@ pub struct Timed<P> {
 }
 
 impl<P: Policy> Policy for Timed<P> {
-    fn boot<'a>(
-        &'a self,
-        client: &'a ClientFacts,
-    ) -> impl Future<Output = BootDecision> + Send + 'a {
-        async move {
-            let started = Instant::now();
-            let decision = self.policy.boot(client).await;
-            self.metrics.observe_decision("boot", started);
-            decision
-        }
+    async fn boot(&self, client: &ClientFacts) -> BootDecision {
+        let started = Instant::now();
+        let decision = self.policy.boot(client).await;
+        self.metrics.observe_decision("boot", started);
+        decision
     }
 
-    fn script<'a>(
-        &'a self,
-        client: &'a ClientFacts,
-    ) -> impl Future<Output = ScriptDecision> + Send + 'a {
-        async move {
-            let started = Instant::now();
-            let decision = self.policy.script(client).await;
-            self.metrics.observe_decision("script", started);
-            decision
-        }
+    async fn script(&self, client: &ClientFacts) -> ScriptDecision {
+        let started = Instant::now();
+        let decision = self.policy.script(client).await;
+        self.metrics.observe_decision("script", started);
+        decision
     }
 }
 
