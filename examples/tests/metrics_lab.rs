@@ -3,7 +3,8 @@
 //! what that boot did: EDK2's and iPXE's DISCOVER/REQUEST answered with OFFER/ACK, one client
 //! seen as firmware PXE and as chainloaded iPXE, one lease in use, exactly one TFTP download
 //! of snponly.efi (its size in bytes), the script and the kernel and initrd over HTTP with
-//! 200 (their sizes in bytes), and the policy's decisions timed.
+//! 200 (their sizes in bytes), and the policy's decisions timed. Leases are journaled, so each
+//! ACK waits for its journal write (the path a site runs): it is counted once it has left.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -340,6 +340,9 @@ impl Metrics {
 
     /// Serves the metrics over HTTP on `listener` (GET `/metrics`; anything else is 404),
     /// on the caller's runtime, until the returned future is dropped or accepting fails.
+    /// It is a scrape endpoint, not a public server: beyond a 30 s limit on a request's
+    /// head it has no connection limits, so bind it to an address only the monitoring
+    /// network reaches (or mount [`Self::render`] behind the application's own limits).
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         loop {
             let (stream, peer) = match listener.accept().await {
@@ -384,12 +387,14 @@ impl Metrics {
     }
 }
 
+/// An `accept` failure worth retrying: a connection gone before it was taken, or
+/// descriptors or memory short for a moment (EMFILE, ENFILE, ENOMEM).
 fn is_transient(error: &std::io::Error) -> bool {
     use std::io::ErrorKind;
     matches!(
         error.kind(),
         ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
-    ) || matches!(error.raw_os_error(), Some(code) if code == 24 || code == 23 || code == 12)
+    ) || matches!(error.raw_os_error(), Some(libc_code) if [24, 23, 12].contains(&libc_code))
 }
 
 /// One connection to the metrics endpoint: HTTP/1.1 with keep-alive, through hyper.
