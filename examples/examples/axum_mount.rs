@@ -1,7 +1,8 @@
 //! An axum application that mounts pxe's HTTP stage beside its own routes: pxe runs DHCP and
 //! TFTP and decides by a site table, the application owns the HTTP port and keeps its own
-//! endpoints (`/health`, `/api/info`). pxe is told the base URL clients use, and
-//! `pxe::axum::client_addr` passes axum's `ConnectInfo` to it.
+//! endpoints (`/health`, `/api/info`), and mounts pxe's Prometheus metrics at `/metrics`. pxe
+//! is told the base URL clients use, and `pxe::axum::client_addr` passes axum's `ConnectInfo`
+//! to it.
 //!
 //! ```sh
 //! sudo cargo run -p pxe-examples --example axum_mount -- \
@@ -44,7 +45,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().init();
     let args = Args::parse();
     let addr = SocketAddr::from((args.listen, args.port));
+    // The application owns the metrics: pxe counts into them, the router renders them.
+    let metrics = pxe::Metrics::new();
     let mut builder = Server::builder(TablePolicy::load(&args.config)?)
+        .metrics(metrics.clone())
         .listen(args.listen)
         .interface(args.interface.clone())
         .dhcp(DhcpMode::Proxy)
@@ -57,6 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/metrics", pxe::axum::metrics_route(metrics))
         .route(
             "/api/info",
             get(move || async move { Json(BTreeMap::from([("script", script)])) }),

@@ -62,6 +62,8 @@ mod error;
 mod files;
 #[cfg(feature = "server")]
 mod limits;
+#[cfg(feature = "server")]
+mod observe;
 mod path;
 mod percent;
 mod query;
@@ -79,6 +81,8 @@ pub use delegate::HttpDelegate;
 pub use error::{Error, PathError, QueryError};
 #[cfg(feature = "server")]
 pub use files::FileBody;
+#[cfg(feature = "server")]
+pub use observe::{HttpObserver, Route};
 pub use path::relative_path;
 pub use query::{arch_of, facts_from_query, facts_url};
 pub use range::{parse_range, RangeAnswer};

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn, Level};
 
 use crate::files::{self, FileBody, FileIo, Validators};
 use crate::limits::LineBudget;
+use crate::observe::{HttpObserver, Route};
 use crate::path::relative_path;
 use crate::range::{parse_range, RangeAnswer};
 use crate::{query, script, Body, Error};
@@ -53,6 +54,8 @@ struct Inner {
     /// Keeps the per-request lines (`info`, and the policy's errors at `warn`) from flooding
     /// the log when requests do.
     request_lines: LineBudget,
+    /// Told of each response and its body's bytes ([`BootServiceBuilder::observer`]).
+    observer: Option<Arc<dyn HttpObserver>>,
 }
 
 /// Per-request log lines logged at most per [`REQUEST_LINE_INTERVAL`]: five hundred machines
@@ -103,9 +106,18 @@ pub struct BootServiceBuilder {
     records: Option<ClientRecords>,
     script_path: String,
     pxelinux_prefix: Option<String>,
+    observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl BootServiceBuilder {
+    /// Tells `observer` of every response (route and status) and of the body bytes handed
+    /// to the connection: the hook `pxe::Metrics` counts through. Without one nothing is done
+    /// per request for it.
+    pub fn observer(mut self, observer: Arc<dyn HttpObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Serves the files below `root` at `/` (symbolic links that lead outside it are
     /// refused).
     pub fn root(self, root: impl Into<PathBuf>) -> Self {
@@ -211,6 +223,7 @@ impl BootServiceBuilder {
                 script_path: self.script_path,
                 pxelinux_prefix: self.pxelinux_prefix,
                 request_lines: LineBudget::new(REQUEST_LINES, REQUEST_LINE_INTERVAL),
+                observer: self.observer,
             }),
             file_io: FileIo::BlockingPool,
         })
@@ -226,6 +239,7 @@ impl BootService {
             records: None,
             script_path: "/boot.ipxe".to_string(),
             pxelinux_prefix: None,
+            observer: None,
         }
     }
 
@@ -260,11 +274,19 @@ impl BootService {
             response
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            self.observe(Route::Other, &mut response);
             return response;
         }
         let pxelinux_config = self.inner.pxelinux_prefix.as_deref().and_then(|prefix| {
             pxe_policy::pxelinux::ConfigName::parse(request.uri.path().strip_prefix(prefix)?)
         });
+        let route = if request.uri.path() == self.inner.script_path {
+            Route::Script
+        } else if pxelinux_config.is_some() && self.inner.policy.is_some() {
+            Route::PxelinuxConfig
+        } else {
+            Route::File
+        };
         let mut response = if request.uri.path() == self.inner.script_path {
             match &self.inner.policy {
                 Some(policy) => self.script(policy, &request, peer).await,
@@ -278,6 +300,7 @@ impl BootService {
         if head {
             *response.body_mut() = Body::empty();
         }
+        self.observe(route, &mut response);
         // The HTTP chapter of a client's boot story, one line per request, with the MAC the
         // client's address belongs to (from its record), so one grep follows a machine.
         // Nothing is built or counted per request when the line is off.
@@ -298,6 +321,14 @@ impl BootService {
             "http"
         );
         response
+    }
+
+    /// Tells the observer, if any, of `response` and has its body report its bytes.
+    fn observe(&self, route: Route, response: &mut Response<Body>) {
+        if let Some(observer) = &self.inner.observer {
+            observer.response(route, response.status().as_u16());
+            response.body_mut().count_with(Arc::clone(observer), route);
+        }
     }
 
     /// The MAC recorded for `peer`'s address, or `-`.

@@ -647,6 +647,44 @@ impl LeaseStore for PostgresStore {
             Ok(reservation_of(&conn, client).await?)
         }))
     }
+
+    /// Counted in the database, so the numbers are the fleet's (every server's leases), not
+    /// this server's alone.
+    fn pool_usage<'a>(
+        &'a self,
+        subnet: &'a Subnet,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<pxe_dhcp::lease::PoolUsage>> {
+        Box::pin(self.run(move || async move {
+            let conn = self.client().await?;
+            let statement = conn
+                .prepare_cached(
+                    "SELECT
+                         count(*) FILTER (WHERE a.ip BETWEEN $1 AND $2
+                                            AND a.state = 2 AND a.expires > $5),
+                         count(*) FILTER (WHERE a.ip BETWEEN $3 AND $4 AND a.expires <= $5
+                                            AND NOT EXISTS (SELECT 1 FROM pxe_reservations r
+                                                            WHERE r.ip = a.ip))
+                     FROM pxe_addresses a
+                     WHERE a.ip BETWEEN LEAST($1, $3) AND GREATEST($2, $4)",
+                )
+                .await?;
+            let row = conn
+                .query_one(
+                    &statement,
+                    &[
+                        &inet(subnet.network),
+                        &inet(subnet.broadcast()),
+                        &inet(subnet.pool_start),
+                        &inet(subnet.pool_end),
+                        &now,
+                    ],
+                )
+                .await?;
+            let count = |i| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+            Ok(Some(pxe_dhcp::lease::PoolUsage::new(count(0), count(1))))
+        }))
+    }
 }
 
 /// The reservation that applies to `client`: by client identifier first (the more specific

@@ -355,3 +355,37 @@ fn an_outage_fails_calls_and_service_resumes() {
         assert!(kept.is_some());
     });
 }
+
+/// Pool usage is counted in the database, so two servers report the fleet's numbers: what
+/// either bound is in use, what either holds under offer is not free, and a lapsed lease
+/// is free again.
+#[test]
+fn pool_usage_is_the_fleets() {
+    let Some(db) = Postgres::start("pool_usage_is_the_fleets") else {
+        return;
+    };
+    let subnet = subnet().lease_time(Duration::from_secs(60));
+    runtime().block_on(async {
+        let a = store(&db, &subnet, "a").await;
+        let b = store(&db, &subnet, "b").await;
+        let now = SystemTime::now();
+        let usage = |store: Arc<PostgresStore>, at| {
+            let subnet = subnet.clone();
+            async move {
+                let usage = store.pool_usage(&subnet, at).await.unwrap().unwrap();
+                (usage.in_use, usage.free)
+            }
+        };
+        assert_eq!(usage(a.clone(), now).await, (0, 50));
+        assert!(dora(&a, &subnet, 1).await.is_some());
+        assert!(dora(&b, &subnet, 2).await.is_some());
+        b.offer(&subnet, client(3), None, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(usage(a.clone(), now).await, (2, 47));
+        assert_eq!(usage(b.clone(), now).await, (2, 47));
+        let later = now + Duration::from_secs(61);
+        assert_eq!(usage(a.clone(), later).await, (0, 50));
+    });
+}

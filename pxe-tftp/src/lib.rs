@@ -70,6 +70,8 @@ mod download;
 mod error;
 pub mod listener;
 pub mod netascii;
+#[cfg(feature = "server")]
+mod observe;
 pub mod options;
 #[cfg(feature = "server")]
 mod server;
@@ -87,6 +89,8 @@ pub use client::download;
 pub use directory::Directory;
 pub use download::{Download, DownloadOptions, Downloaded};
 pub use error::{DecodeError, Error, ErrorCode};
+#[cfg(feature = "server")]
+pub use observe::TftpObserver;
 pub use options::{Rollover, TransferConfig};
 #[cfg(feature = "server")]
 pub use server::{PortMode, Server, ServerConfig};

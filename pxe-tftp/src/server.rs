@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::{Error, ErrorCode};
 use crate::listener::{self, ListenerAction, ReadRequest, Refused};
+use crate::observe::TftpObserver;
 use crate::options::{Negotiated, TransferConfig};
 use crate::source::FileSource;
 use crate::summary::{Refusal, Summary};
@@ -84,6 +85,9 @@ pub struct ServerConfig {
     /// line names the machine (shared with the DHCP and HTTP stages; `pxe::Server` does).
     /// Default: none, and the line names only the address.
     pub client_records: Option<ClientRecords>,
+    /// Told of every transfer and refusal (metrics; see [`TftpObserver`]). Default: none,
+    /// and nothing is done for it.
+    pub observer: Option<Arc<dyn TftpObserver>>,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +103,7 @@ impl Default for ServerConfig {
             windowed_poll: Duration::ZERO,
             follow_peer_cpu: false,
             client_records: None,
+            observer: None,
         }
     }
 }
@@ -210,6 +215,13 @@ struct Shared {
 const CONCURRENT_OPENS: usize = 16;
 
 impl Shared {
+    /// Tells the observer, if any, that `peer`'s request got no transfer.
+    fn refused(&self, peer: SocketAddr, reason: &'static str) {
+        if let Some(observer) = &self.config.observer {
+            observer.request_refused(peer, reason);
+        }
+    }
+
     fn active(&self) -> std::sync::MutexGuard<'_, Active> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -531,6 +543,7 @@ impl Server {
             ListenerAction::Ignore => return,
         };
         tracing::debug!(%from, reason = %why, "request refused");
+        self.shared.refused(from, "bad_request");
         if let Refused::Oversized { .. } = why {
             self.shared.summary.record(Refusal::Oversized);
         }
@@ -567,6 +580,7 @@ impl Server {
         if let Some(refusal) = refused {
             drop(active);
             tracing::debug!(%from, ?refusal, "transfer limit reached; request refused");
+            self.shared.refused(from, "busy");
             self.shared.summary.record(refusal);
             let socket = self.socket.clone();
             tokio::spawn(async move {
@@ -605,6 +619,15 @@ impl Server {
         tokio::spawn(async move {
             serve_transfer(slot, listener, request, inbox).await;
         });
+    }
+}
+
+/// The [`TftpObserver::request_refused`] reason for a file that could not be served.
+fn refusal_label(error: &Error) -> &'static str {
+    match error.code() {
+        ErrorCode::FILE_NOT_FOUND => "not_found",
+        ErrorCode::ACCESS_VIOLATION => "access_denied",
+        _ => "error",
     }
 }
 
@@ -704,9 +727,13 @@ async fn serve_transfer(
     };
     let content = match opened {
         Ok(Ok(content)) => content,
-        Ok(Err(error)) => return refuse(&listener, peer, &error).await,
+        Ok(Err(error)) => {
+            shared.refused(peer, refusal_label(&error));
+            return refuse(&listener, peer, &error).await;
+        }
         Err(join) => {
             tracing::warn!(%peer, file = filename, error = %join, "file source panicked");
+            shared.refused(peer, "error");
             let error = Error::Io {
                 action: "opening a file",
                 source: io::Error::other("file source failed"),
@@ -715,6 +742,7 @@ async fn serve_transfer(
         }
     };
     if slot.handle.is_evicted() {
+        shared.refused(peer, "evicted");
         return send_quietly(&listener, &server_busy(peer)).await;
     }
     let mut own_socket = match inbox {
@@ -730,6 +758,7 @@ async fn serve_transfer(
                 Err(source) => {
                     tracing::debug!(%peer, error = %source, "cannot open a transfer socket");
                     shared.summary.record(Refusal::NoSocket);
+                    shared.refused(peer, "no_socket");
                     let error = Error::Io {
                         action: "opening a transfer socket",
                         source,
@@ -750,6 +779,9 @@ async fn serve_transfer(
         &shared.config.transfer,
     );
     tracing::debug!(%peer, file = filename, ?negotiated, "transfer started");
+    if let Some(observer) = &shared.config.observer {
+        observer.transfer_started(peer, filename);
+    }
     let story = BootStory {
         summary: shared.summary.clone(),
         mac: match (&shared.config.client_records, peer.ip()) {
@@ -760,6 +792,7 @@ async fn serve_transfer(
         file: filename.clone(),
         options: negotiated.clone(),
         started,
+        observer: shared.config.observer.clone(),
     };
     if own_socket.is_some() {
         if let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() {
@@ -793,6 +826,9 @@ async fn serve_transfer(
                         .then_some(&shared.followed_cpus),
                     |outcome| story.log(outcome),
                 );
+                if !transfer.is_finished() && slot.handle.is_evicted() {
+                    story.evicted();
+                }
             });
             let _ = served.await;
             return;
@@ -820,6 +856,7 @@ async fn serve_transfer(
             return;
         }
         if slot.handle.is_evicted() {
+            story.evicted();
             return send_quietly(socket, &server_busy(peer)).await;
         }
         let deadline = transfer.poll_timeout().unwrap_or(now + IDLE);
@@ -1252,9 +1289,17 @@ struct BootStory {
     file: String,
     options: Negotiated,
     started: Instant,
+    observer: Option<Arc<dyn TftpObserver>>,
 }
 
 impl BootStory {
+    /// The transfer gave its slot to a newcomer before its client acknowledged anything.
+    fn evicted(&self) {
+        if let Some(observer) = &self.observer {
+            observer.transfer_evicted(self.peer, &self.file);
+        }
+    }
+
     fn log(&self, outcome: &Outcome) {
         let Self {
             summary,
@@ -1263,7 +1308,11 @@ impl BootStory {
             file,
             options,
             started,
+            observer,
         } = self;
+        if let Some(observer) = observer {
+            observer.transfer_finished(*peer, file, outcome);
+        }
         let mac = mac.map_or_else(|| "-".to_string(), |mac| mac.to_string());
         let file = file.as_str();
         let elapsed_ms = started.elapsed().as_millis() as u64;

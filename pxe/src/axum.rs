@@ -13,6 +13,9 @@
 //!     .unwrap();
 //! # }
 //! ```
+//!
+//! Metrics ([`crate::Metrics`]) mount as one more route:
+//! `.route("/metrics", pxe::axum::metrics_route(metrics.clone()))`.
 
 use std::net::SocketAddr;
 
@@ -31,4 +34,30 @@ pub async fn client_addr(mut request: Request, next: Next) -> Response {
         request.extensions_mut().insert(ClientAddr(addr));
     }
     next.run(request).await
+}
+
+/// A `GET` route that answers with `metrics` in the Prometheus text format (asking the lease
+/// stores first, see [`crate::Metrics::render`]): mount it at `/metrics` in the application's
+/// router.
+///
+/// ```no_run
+/// # fn example(metrics: pxe::Metrics) -> axum::Router {
+/// axum::Router::new().route("/metrics", pxe::axum::metrics_route(metrics))
+/// # }
+/// ```
+pub fn metrics_route<S: Clone + Send + Sync + 'static>(
+    metrics: crate::Metrics,
+) -> axum::routing::MethodRouter<S> {
+    axum::routing::get(move || {
+        let metrics = metrics.clone();
+        async move {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    crate::metrics::CONTENT_TYPE,
+                )],
+                metrics.render().await,
+            )
+        }
+    })
 }

@@ -41,6 +41,7 @@ pub mod axum;
 // The Router Solicitation parser is public only to its fuzz target (cargo-fuzz sets
 // `--cfg fuzzing`); embedders use RouterAnnouncer.
 pub mod loaders;
+pub mod metrics;
 #[cfg(fuzzing)]
 pub mod ndp;
 #[cfg(not(fuzzing))]
@@ -55,6 +56,7 @@ pub use pxe_policy as policy;
 pub use pxe_tftp as tftp;
 
 pub use loaders::{LoaderFiles, PxelinuxFiles, ShimGrubFiles};
+pub use metrics::Metrics;
 pub use pxe_policy::Policy;
 pub use ra::RouterAnnouncer;
 pub use server::{

@@ -16,6 +16,7 @@ use pxe_tftp::Directory;
 use tokio_util::sync::CancellationToken;
 
 use crate::loaders::{LoaderFiles, LoaderSource, ServedLoaders, PXELINUX_PREFIX};
+use crate::metrics::Metrics;
 use crate::ra::RouterAnnouncer;
 
 /// The URL path iPXE fetches its script from.
@@ -148,6 +149,8 @@ pub struct ServerBuilder {
     /// and single files by URL path.
     boot_root: Option<PathBuf>,
     boot_files: Vec<(String, PathBuf)>,
+    /// `Some`: every part reports to these metrics ([`Self::metrics`]).
+    metrics: Option<Metrics>,
 }
 
 impl ServerBuilder {
@@ -177,6 +180,7 @@ impl ServerBuilder {
             loaders: None,
             boot_root: None,
             boot_files: Vec::new(),
+            metrics: None,
         }
     }
 
@@ -332,6 +336,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Counts what every part does in `metrics` (DHCP requests and their outcomes, clients
+    /// per boot stage, leases per pool, TFTP transfers, HTTP requests and bytes, the policy's
+    /// decision time; see [`crate::metrics`]). Keep a clone to render or serve them. Without
+    /// it no part counts anything.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The store of client records the stages share (default: a new one of
     /// [`ClientRecords::DEFAULT_CAPACITY`] clients). Pass one to read it from the application
     /// (what is known of a machine, which MAC an address belongs to) or to bound it otherwise.
@@ -372,7 +385,15 @@ impl ServerBuilder {
     /// `None` with [`DhcpMode::Off`].
     pub fn into_dhcp_server(self) -> Option<DhcpServerBuilder> {
         let base = self.http_base(None);
-        self.dhcp_builder(self.policy.clone(), &base)
+        self.dhcp_builder(self.timed_policy(), &base)
+    }
+
+    /// The policy, timed into the metrics when there are any.
+    fn timed_policy(&self) -> SharedPolicy {
+        match &self.metrics {
+            Some(metrics) => SharedPolicy::new(metrics.timed(self.policy.clone())),
+            None => self.policy.clone(),
+        }
     }
 
     fn dhcp_builder(&self, policy: SharedPolicy, base: &str) -> Option<DhcpServerBuilder> {
@@ -385,6 +406,9 @@ impl ServerBuilder {
             .script_url(format!("{base}{SCRIPT_PATH}"))
             .http_boot_base(format!("{base}{IPXE_PREFIX}"))
             .chainload_rom_ipxe(self.chainload_rom_ipxe);
+        if let Some(metrics) = &self.metrics {
+            builder = builder.observer(metrics.dhcp_observer());
+        }
         if let Some(listen) = self.listen {
             builder = builder.tftp_server(listen);
         }
@@ -448,6 +472,8 @@ impl ServerBuilder {
     /// runtime. Fails with the part that could not start.
     pub async fn start(mut self) -> Result<Server, Error> {
         self.check()?;
+        // Every stage asks the timed policy: decision time is measured once, here.
+        self.policy = self.timed_policy();
         let bind_ip = self
             .listen
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4);
@@ -461,10 +487,13 @@ impl ServerBuilder {
                 let addr = SocketAddr::new(bind_ip, *port);
                 let tftp_error = |source| Error::Tftp { addr, source };
                 let directory = Directory::new(&self.ipxe_dir).map_err(tftp_error)?;
-                let config = pxe_tftp::ServerConfig {
+                let mut config = pxe_tftp::ServerConfig {
                     client_records: Some(records.clone()),
                     ..config.clone()
                 };
+                if let Some(metrics) = &self.metrics {
+                    config.observer = Some(metrics.tftp_observer());
+                }
                 let server = match &self.loaders {
                     None => pxe_tftp::Server::bind(addr, directory, config).await,
                     Some(files) => {
@@ -486,6 +515,9 @@ impl ServerBuilder {
                 .file(format!("{PXELINUX_PREFIX}lpxelinux.0"), &pxelinux.lpxelinux)
                 .file(format!("{PXELINUX_PREFIX}ldlinux.c32"), &pxelinux.ldlinux)
                 .pxelinux_configs(PXELINUX_PREFIX);
+        }
+        if let Some(metrics) = &self.metrics {
+            files = files.observer(metrics.http_observer());
         }
         let service = files
             .mount(IPXE_PREFIX, &self.ipxe_dir)
@@ -540,6 +572,11 @@ impl ServerBuilder {
             ),
             None => None,
         };
+        if let (Some(metrics), Some(dhcp)) = (&self.metrics, &dhcp) {
+            if let Some(store) = dhcp.lease_store() {
+                metrics.watch_leases(store, dhcp.subnets());
+            }
+        }
 
         let announcer = match (&self.interface, self.ipv6_ra) {
             (Some(interface), true) => {

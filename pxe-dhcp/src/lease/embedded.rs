@@ -270,6 +270,19 @@ impl EmbeddedStore {
     }
 }
 impl LeaseStore for EmbeddedStore {
+    fn pool_usage<'a>(
+        &'a self,
+        subnet: &'a Subnet,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<super::PoolUsage>> {
+        let usage = self.with_table(|table| {
+            table
+                .subnet_index(subnet)
+                .map(|index| table.pool_usage(index, now))
+        });
+        Box::pin(std::future::ready(Ok(usage)))
+    }
+
     fn offer<'a>(
         &'a self,
         subnet: &'a Subnet,

@@ -279,6 +279,26 @@ pub enum Refusal {
     Reserved,
 }
 
+/// How a subnet's addresses are used right now ([`LeaseStore::pool_usage`]): what an
+/// operator graphs to see a pool fill up before it is exhausted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PoolUsage {
+    /// Addresses of the subnet bound to a client (an unexpired lease; reserved addresses
+    /// included).
+    pub in_use: u64,
+    /// Addresses of the dynamic pool a new client could be offered now: not bound, not held
+    /// by a pending offer, not declined, not reserved.
+    pub free: u64,
+}
+
+impl PoolUsage {
+    /// `in_use` bound addresses and `free` offerable ones.
+    pub fn new(in_use: u64, free: u64) -> Self {
+        Self { in_use, free }
+    }
+}
+
 /// How long an offered address is held for the client by default (see
 /// [`LeaseTable::offer_hold`]): longer than a PXE ROM's first four-second round of collecting
 /// offers, short enough that offers to clients that never come back free the pool soon.
@@ -494,6 +514,47 @@ impl LeaseTable {
             .or_else(|| self.oldest_offer(subnet, client.mac, now))?;
         self.hold(client.mac, ip, now + self.offer_hold, State::Offered);
         Some(ip)
+    }
+
+    /// How `subnet`'s addresses (an index into [`Self::subnets`]) are used at `now`; zero for
+    /// an index that names no subnet. Costs one pass over the table (bounded by the pools).
+    pub fn pool_usage(&self, subnet: usize, now: SystemTime) -> PoolUsage {
+        let Some(def) = self.subnets.get(subnet) else {
+            return PoolUsage::default();
+        };
+        let offerable =
+            |ip: Ipv4Addr| def.in_pool(ip) && ip != def.network && ip != def.broadcast();
+        let mut taken = std::collections::HashSet::new();
+        let mut in_use = 0;
+        for entry in self.by_mac.values() {
+            if entry.state == State::Free || entry.expires <= now {
+                continue;
+            }
+            if entry.state == State::Bound && def.contains(entry.ip) {
+                in_use += 1;
+            }
+            if offerable(entry.ip) {
+                taken.insert(entry.ip);
+            }
+        }
+        let declined = self.declined.iter().filter(|(_, until)| **until > now);
+        taken.extend(declined.map(|(ip, _)| *ip).filter(|ip| offerable(*ip)));
+        taken.extend(
+            self.reservations
+                .iter()
+                .map(|r| r.ip)
+                .filter(|ip| offerable(*ip)),
+        );
+        // The network and broadcast addresses are never offered, even inside the range.
+        let unusable = [def.network, def.broadcast()]
+            .into_iter()
+            .filter(|ip| def.in_pool(*ip))
+            .count() as u64;
+        let offerable_len = u64::from(def.pool_len()).saturating_sub(unusable);
+        PoolUsage {
+            in_use,
+            free: offerable_len.saturating_sub(taken.len() as u64),
+        }
     }
 
     /// How many addresses the dynamic pool of `subnet` has.
@@ -772,6 +833,40 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    #[test]
+    fn pool_usage_counts_bound_addresses_and_what_a_new_client_could_get() {
+        // A pool of ten, one of them reserved for client 9.
+        let pool = Subnet::new(
+            Ipv4Addr::new(192, 0, 2, 0),
+            24,
+            Ipv4Addr::new(192, 0, 2, 100),
+            Ipv4Addr::new(192, 0, 2, 109),
+        );
+        let reserved = Reservation::by_mac(client(9).mac, Ipv4Addr::new(192, 0, 2, 109));
+        let mut table = LeaseTable::new(vec![pool], vec![reserved]);
+        assert_eq!(table.pool_usage(0, t(0)), PoolUsage::new(0, 9));
+        let a = table.offer(0, client(1), None, t(0)).unwrap();
+        // Under offer: not bound, not free either; free again once the offer lapses.
+        assert_eq!(table.pool_usage(0, t(1)), PoolUsage::new(0, 8));
+        assert_eq!(table.pool_usage(0, t(60)), PoolUsage::new(0, 9));
+        let (lease, _) = table.request(0, client(1), a, t(2)).unwrap();
+        assert_eq!(table.pool_usage(0, t(3)), PoolUsage::new(1, 8));
+        let b = table.offer(0, client(2), None, t(3)).unwrap();
+        table.request(0, client(2), b, t(3)).unwrap();
+        table.decline(client(2).mac, b, t(4));
+        // Declined: out of use for a while, neither bound nor free.
+        assert_eq!(table.pool_usage(0, t(5)), PoolUsage::new(1, 7));
+        // The reserved client's binding is in use (its address was never free).
+        table
+            .request(0, client(9), Ipv4Addr::new(192, 0, 2, 109), t(6))
+            .unwrap();
+        assert_eq!(table.pool_usage(0, t(7)), PoolUsage::new(2, 7));
+        // Leases end by time.
+        let after = lease.expires + Duration::from_secs(10);
+        assert_eq!(table.pool_usage(0, after).in_use, 0);
+        assert_eq!(table.pool_usage(5, t(0)), PoolUsage::default());
     }
 
     #[test]

@@ -158,6 +158,19 @@ pub trait LeaseStore: Send + Sync + fmt::Debug {
 
     /// The reservation that applies to `client` (a client-id match wins over a MAC one).
     fn reservation<'a>(&'a self, client: LeaseClient<'a>) -> StoreFuture<'a, Option<Reservation>>;
+
+    /// How `subnet`'s addresses are used at `now`: bound, and free to offer. Asked when
+    /// metrics are scraped (`pxe_dhcp_leases_in_use`, `pxe_dhcp_leases_free`), never while
+    /// serving a request. The default answers `None` (the store does not say), so a store
+    /// written before this method still compiles; the metric is then left out.
+    fn pool_usage<'a>(
+        &'a self,
+        subnet: &'a Subnet,
+        now: SystemTime,
+    ) -> StoreFuture<'a, Option<super::PoolUsage>> {
+        let _ = (subnet, now);
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 /// Asks `store` `question` about `client` in `subnet`: the one call the server makes per

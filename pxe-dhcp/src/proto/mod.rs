@@ -130,6 +130,27 @@ pub enum NoReply {
     },
 }
 
+impl NoReply {
+    /// A short stable name of the reason, in snake case, for metric labels
+    /// (`pxe_dhcp_requests_total{outcome=…}`); the fields are left out, so the set of names
+    /// is fixed.
+    pub const fn label(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::NoMessageType => "no_message_type",
+            Self::NotEthernet { .. } => "not_ethernet",
+            Self::NotServed { .. } => "not_served",
+            Self::NotNetworkBoot => "not_network_boot",
+            Self::PolicyIgnores => "policy_ignores",
+            Self::OtherServer { .. } => "other_server",
+            Self::NoSubnet { .. } => "no_subnet",
+            Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::NoAddress => "no_address",
+            Self::NotNeeded { .. } => "not_needed",
+        }
+    }
+}
+
 impl From<DecodeError> for NoReply {
     fn from(error: DecodeError) -> Self {
         Self::Malformed(error)

@@ -45,6 +45,7 @@
 //! [`DhcpServerBuilder::warn_interval`], with counts, beside their per-packet `debug` lines.
 
 mod neighbour;
+mod observe;
 mod resolution;
 mod socket;
 mod summary;
@@ -69,6 +70,7 @@ use crate::proto::{
 };
 use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
+pub use observe::{message_type_label, DhcpObserver, ObservedRequest, RequestOutcome};
 use resolution::{Resolution, Verdict};
 use socket::{PktInfoSocket, ReceiveBatch, Route};
 use summary::{Event, Summaries};
@@ -94,9 +96,18 @@ pub struct DhcpServerBuilder {
     warn_interval: Duration,
     records: Option<ClientRecords>,
     lease_store: Option<Arc<dyn LeaseStore>>,
+    observer: Option<Arc<dyn DhcpObserver>>,
 }
 
 impl DhcpServerBuilder {
+    /// Tells `observer` the fate of every request (answered with which message, or why
+    /// not): the hook `pxe::Metrics` counts through. Without one nothing is built per
+    /// request for it.
+    pub fn observer(mut self, observer: Arc<dyn DhcpObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// proxyDHCP (the default): answer only network-boot clients, hand out no addresses.
     pub fn proxy(mut self) -> Self {
         self.config.mode = Mode::Proxy;
@@ -302,6 +313,7 @@ impl DhcpServerBuilder {
                 summaries: Summaries::new(self.warn_interval),
                 resolution: Resolution::default(),
                 records: self.records,
+                observer: self.observer,
             }),
             sockets,
         })
@@ -354,6 +366,8 @@ struct Shared {
     resolution: Resolution,
     /// Where the address each client is given is recorded, when the embedder shares one.
     records: Option<ClientRecords>,
+    /// Told each request's fate ([`DhcpServerBuilder::observer`]).
+    observer: Option<Arc<dyn DhcpObserver>>,
 }
 
 /// At most this many requests wait at once (on a slow policy, or a reply-delay quirk); more
@@ -389,7 +403,20 @@ impl DhcpServer {
             warn_interval: DEFAULT_WARN_INTERVAL,
             records: None,
             lease_store: None,
+            observer: None,
         }
+    }
+
+    /// The lease store decisions go through (authoritative mode): the one given to
+    /// [`DhcpServerBuilder::lease_store`] or the embedded one, for asking it about the pools
+    /// (metrics) while the server runs.
+    pub fn lease_store(&self) -> Option<Arc<dyn LeaseStore>> {
+        self.shared.store.clone()
+    }
+
+    /// The subnets served (authoritative mode; empty in proxy mode).
+    pub fn subnets(&self) -> &[Subnet] {
+        &self.shared.subnets
     }
 
     /// Serves until a socket fails.
@@ -458,6 +485,17 @@ async fn receive_loop(
                 Ok(accepted) => accepted,
                 Err(reason) => {
                     tracing::debug!(from = %arrival.from, %reason, "request dropped");
+                    if let Some(observer) = &shared.observer {
+                        let message_type = crate::wire::Packet::new_checked(datagram)
+                            .ok()
+                            .and_then(|packet| packet.message_type());
+                        observer.request(&ObservedRequest {
+                            message_type,
+                            kind: None,
+                            mac: None,
+                            outcome: RequestOutcome::NoReply(&reason),
+                        });
+                    }
                     if matches!(reason, NoReply::Malformed(_)) {
                         shared
                             .summaries
@@ -466,6 +504,7 @@ async fn receive_loop(
                     continue;
                 }
             };
+            let seen = (accepted.message_type(), accepted.kind(), accepted.mac());
             let task_shared = Arc::clone(&shared);
             let task_socket = Arc::clone(&socket);
             let buffer = spare_buffers.pop().unwrap_or_default();
@@ -488,6 +527,14 @@ async fn receive_loop(
                     // A slow policy must not let a flood of requests pile up without bound.
                     if shared.waiting.load(Ordering::Relaxed) >= MAX_WAITING {
                         tracing::debug!(from = %arrival.from, "too many requests waiting; dropped");
+                        if let Some(observer) = &shared.observer {
+                            observer.request(&ObservedRequest {
+                                message_type: Some(seen.0),
+                                kind: seen.1,
+                                mac: Some(seen.2),
+                                outcome: RequestOutcome::Overloaded,
+                            });
+                        }
                         shared.summaries.record(
                             Event::RequestDropped,
                             "too many waiting on the policy",
@@ -556,6 +603,8 @@ struct Prepared {
     /// reply is broadcast instead.
     broadcast_on_failure: bool,
     story: Option<Story>,
+    /// The observer and what it is told once the reply has left (or could not).
+    observed: Option<Observed>,
 }
 
 /// Asks the policy about an accepted request, decides, persists lease changes and emits the
@@ -626,6 +675,7 @@ async fn prepare(
         Ok(datagram) => datagram,
         Err(e) => {
             tracing::debug!(mac = %accepted.mac(), error = %e, "reply cannot be emitted");
+            observe(shared, &accepted, RequestOutcome::NotEmitted);
             return None;
         }
     };
@@ -681,6 +731,7 @@ async fn prepare(
             to = %route.to,
             "reply dropped: an earlier reply to this address still waits for its ARP entry"
         );
+        observe(shared, &accepted, RequestOutcome::ArpPending);
         shared.summaries.record(
             Event::ReplyDropped,
             "destination does not answer ARP",
@@ -693,6 +744,7 @@ async fn prepare(
         route,
         broadcast_on_failure,
         story: Story::of(&accepted, &reply, arrival.service),
+        observed: Observed::of(shared, &accepted, &reply),
     })
 }
 
@@ -700,6 +752,7 @@ async fn prepare(
 /// the `warn` summary.
 fn no_reply(shared: &Shared, accepted: &Accepted, reason: NoReply) -> Option<Prepared> {
     tracing::debug!(mac = %accepted.mac(), %reason, "no reply");
+    observe(shared, accepted, RequestOutcome::NoReply(&reason));
     match reason {
         NoReply::PoolExhausted {
             network,
@@ -734,6 +787,7 @@ impl Shared {
     /// once when it goes away (and each request at `debug`).
     fn store_failed(&self, accepted: &Accepted, error: &StoreError) {
         tracing::debug!(mac = %accepted.mac(), %error, "lease store failed; no reply");
+        observe(self, accepted, RequestOutcome::StoreFailed);
         match error {
             StoreError::Journal { path, source } => self.summaries.record(
                 Event::LeaseFileFailed,
@@ -808,6 +862,9 @@ fn send_replies(shared: &Shared, socket: &PktInfoSocket, replies: &[Prepared]) {
 impl Prepared {
     /// The reply has left: its story line.
     fn sent(&self) {
+        if let Some(observed) = &self.observed {
+            observed.tell(RequestOutcome::Replied(observed.reply));
+        }
         if let Some(story) = &self.story {
             story.log();
         }
@@ -827,6 +884,9 @@ impl Prepared {
             }
         }
         tracing::debug!(to = %route.to, %error, "reply not sent");
+        if let Some(observed) = &self.observed {
+            observed.tell(RequestOutcome::NotSent);
+        }
         let reason = match error.kind() {
             io::ErrorKind::WouldBlock => "socket send buffer full".to_string(),
             _ => format!("send failed: {error}"),
@@ -834,6 +894,52 @@ impl Prepared {
         shared
             .summaries
             .record(Event::ReplyDropped, reason, Instant::now());
+    }
+}
+
+/// Tells the observer, if there is one, `outcome` of `accepted`.
+fn observe(shared: &Shared, accepted: &Accepted, outcome: RequestOutcome<'_>) {
+    if let Some(observer) = &shared.observer {
+        observer.request(&ObservedRequest {
+            message_type: Some(accepted.message_type()),
+            kind: accepted.kind(),
+            mac: Some(accepted.mac()),
+            outcome,
+        });
+    }
+}
+
+/// What a prepared reply tells the observer once it has left or failed to.
+struct Observed {
+    observer: Arc<dyn DhcpObserver>,
+    message_type: crate::wire::MessageType,
+    kind: Option<ClientKind>,
+    mac: MacAddr,
+    reply: crate::wire::MessageType,
+}
+
+impl Observed {
+    fn of(shared: &Shared, accepted: &Accepted, reply: &Reply) -> Option<Self> {
+        let observer = shared.observer.as_ref()?;
+        Some(Self {
+            observer: Arc::clone(observer),
+            message_type: accepted.message_type(),
+            kind: accepted.kind(),
+            mac: accepted.mac(),
+            reply: reply
+                .packet
+                .message_type()
+                .unwrap_or(crate::wire::MessageType::Unknown(0)),
+        })
+    }
+
+    fn tell(&self, outcome: RequestOutcome<'_>) {
+        self.observer.request(&ObservedRequest {
+            message_type: Some(self.message_type),
+            kind: self.kind,
+            mac: Some(self.mac),
+            outcome,
+        });
     }
 }
 

@@ -93,6 +93,10 @@ pub(crate) fn dhcp_ports(settings: &Settings) -> String {
 
 /// Starts `builder`, logs what it serves where, and serves until a part fails or Ctrl-C.
 pub(crate) async fn run(settings: &Settings, builder: ServerBuilder) -> anyhow::Result<()> {
+    let builder = match metrics_endpoint(settings.metrics).await? {
+        Some(metrics) => builder.metrics(metrics),
+        None => builder,
+    };
     wait_for_lease_store(settings).await;
     let server = builder.start().await?;
     let show = |addr: Option<std::net::SocketAddr>| {
@@ -115,6 +119,29 @@ pub(crate) async fn run(settings: &Settings, builder: ServerBuilder) -> anyhow::
         }
     });
     server.run().await.context("netboot stopped")
+}
+
+/// With `--metrics ADDR:PORT`: new metrics, served at `http://ADDR:PORT/metrics` on this
+/// runtime from now on (the port is bound here, so a taken one stops netboot at start).
+pub(crate) async fn metrics_endpoint(
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<pxe::Metrics>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(url = %format!("http://{bound}/metrics"), "prometheus metrics");
+    let metrics = pxe::Metrics::new();
+    let serving = metrics.clone();
+    tokio::spawn(async move {
+        if let Err(error) = serving.serve(listener).await {
+            tracing::error!(%error, "metrics endpoint stopped");
+        }
+    });
+    Ok(Some(metrics))
 }
 
 /// Where the loaders other than iPXE are (`netboot boot --loader`, a table's `loader = …`).

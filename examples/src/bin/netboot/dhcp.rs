@@ -49,13 +49,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         settings.dhcp != DhcpChoice::Off,
         "netboot dhcp with --dhcp off would serve nothing"
     );
+    let metrics = allinone::metrics_endpoint(settings.metrics).await?;
     allinone::wait_for_lease_store(&settings).await;
-    let server = allinone::builder(&settings, policy)
+    let mut builder = allinone::builder(&settings, policy);
+    if let Some(metrics) = &metrics {
+        builder = builder.metrics(metrics.clone());
+    }
+    let server = builder
         .into_dhcp_server()
         .context("dhcp is off")?
         .bind()
         .await
         .context("dhcp: cannot start")?;
+    if let (Some(metrics), Some(store)) = (&metrics, server.lease_store()) {
+        metrics.watch_leases(store, server.subnets());
+    }
     tracing::info!(
         dhcp = %allinone::dhcp_ports(&settings),
         "netboot dhcp serving"

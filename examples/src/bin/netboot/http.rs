@@ -52,18 +52,30 @@ pub(crate) struct Args {
     /// per CPU).
     #[arg(long)]
     threads: Option<NonZeroUsize>,
+    /// Serve Prometheus metrics (requests by route and status, bytes, policy decision time)
+    /// at `http://ADDR:PORT/metrics` [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let mut builder = BootService::builder()
         .root(&args.root)
         .script_path(args.script_path.clone());
+    let metrics = crate::allinone::metrics_endpoint(args.metrics).await?;
+    if let Some(metrics) = &metrics {
+        builder = builder.observer(metrics.http_observer());
+    }
     if let Some(kernel) = &args.kernel {
         let mut linux = LinuxBoot::new(kernel.clone()).cmdline(args.cmdline.clone());
         for initrd in &args.initrd {
             linux = linux.initrd(initrd.clone());
         }
-        builder = builder.policy(BootEveryone(linux));
+        let policy = BootEveryone(linux);
+        builder = match &metrics {
+            Some(metrics) => builder.policy(metrics.timed(policy)),
+            None => builder.policy(policy),
+        };
     }
     let service = builder.build()?;
     let config = ServeConfig::default()

@@ -4,7 +4,7 @@
 //! A flag `--foo-bar` is `foo_bar` in `[server]`; a flag given on the command line wins over
 //! the file. `examples/site.toml` shows every key.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -318,6 +318,13 @@ pub(crate) struct ServerFlags {
     /// [default: one per CPU].
     #[arg(long, help_heading = "HTTP")]
     pub(crate) http_threads: Option<NonZeroUsize>,
+
+    /// Serve Prometheus metrics at `http://ADDR:PORT/metrics` (DHCP requests by type and
+    /// outcome, leases per pool, TFTP transfers, HTTP requests and bytes, policy decision
+    /// time, clients per boot stage) [default: off]. Give an address only the monitoring
+    /// network reaches, such as `127.0.0.1:9420`.
+    #[arg(long, value_name = "ADDR:PORT", help_heading = "Metrics")]
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 impl ServerFlags {
@@ -356,6 +363,7 @@ impl ServerFlags {
             tftp_port_range: self.tftp_port_range.or(file.tftp_port_range),
             http_port: self.http_port.or(file.http_port),
             http_threads: self.http_threads.or(file.http_threads),
+            metrics: self.metrics.or(file.metrics),
         }
     }
 
@@ -480,6 +488,7 @@ impl ServerFlags {
             tftp_ports: port_mode(self.tftp_single_port, self.tftp_port_range),
             http_port: self.http_port.unwrap_or(80),
             http_threads: self.http_threads.unwrap_or_else(one_per_cpu),
+            metrics: self.metrics,
         })
     }
 
@@ -583,6 +592,8 @@ pub(crate) struct Settings {
     pub(crate) tftp_ports: PortMode,
     pub(crate) http_port: u16,
     pub(crate) http_threads: NonZeroUsize,
+    /// Where Prometheus metrics are served (`--metrics`), if anywhere.
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 /// One thread per CPU this process may run on.
@@ -700,6 +711,23 @@ mod tests {
         assert_eq!(merged.pool.len(), 1);
         assert_eq!(merged.pool[0].first, Ipv4Addr::new(198, 18, 0, 10));
         assert!(merged.ipv6_ra);
+    }
+
+    #[test]
+    fn the_metrics_address_comes_from_the_site_file_unless_the_flag_gives_one() {
+        let file: SiteServer = toml::from_str("[server]\nmetrics = \"127.0.0.1:9420\"\n").unwrap();
+        let settings = ServerFlags::default()
+            .over(file.server.clone())
+            .resolve()
+            .unwrap();
+        assert_eq!(settings.metrics, Some("127.0.0.1:9420".parse().unwrap()));
+        let flags = ServerFlags {
+            metrics: Some("127.0.0.1:9421".parse().unwrap()),
+            ..ServerFlags::default()
+        };
+        let settings = flags.over(file.server).resolve().unwrap();
+        assert_eq!(settings.metrics, Some("127.0.0.1:9421".parse().unwrap()));
+        assert!(toml::from_str::<SiteServer>("[server]\nmetrics = \"9420\"\n").is_err());
     }
 
     #[test]

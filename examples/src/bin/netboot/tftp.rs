@@ -70,6 +70,10 @@ pub(crate) struct Args {
     /// that does not poll to the CPU its client's ACKs arrive on.
     #[arg(long)]
     no_follow_cpu: bool,
+    /// Serve Prometheus metrics (TFTP transfers, refusals, bytes) at
+    /// `http://ADDR:PORT/metrics` [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -98,6 +102,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
         windowed_poll: Duration::from_micros(args.windowed_poll_us),
         follow_peer_cpu: !args.no_follow_cpu,
+        observer: crate::allinone::metrics_endpoint(args.metrics)
+            .await?
+            .map(|metrics| metrics.tftp_observer()),
         ..ServerConfig::default()
     };
     let server = Server::bind(args.listen, source, config)
