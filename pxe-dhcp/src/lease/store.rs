@@ -44,6 +44,11 @@ pub enum StoreError {
     /// connection). Requests are not answered until it is back.
     #[error("lease store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store is up but saturated: the request waited too long for it (a database
+    /// connection, say) and is dropped before any work is done, so that the requests the
+    /// store does serve are answered while their clients still wait. Not an outage.
+    #[error("lease store busy: {0}")]
+    Busy(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// An address given to a client: the binding (for an offer, held until `lease.expires`) and

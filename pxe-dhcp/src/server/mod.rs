@@ -787,13 +787,28 @@ impl Shared {
     /// once when it goes away (and each request at `debug`).
     fn store_failed(&self, accepted: &Accepted, error: &StoreError) {
         tracing::debug!(mac = %accepted.mac(), %error, "lease store failed; no reply");
-        observe(self, accepted, RequestOutcome::StoreFailed);
+        match error {
+            StoreError::Busy(_) => observe(self, accepted, RequestOutcome::StoreBusy),
+            _ => observe(self, accepted, RequestOutcome::StoreFailed),
+        }
         match error {
             StoreError::Journal { path, source } => self.summaries.record(
                 Event::LeaseFileFailed,
                 format!("{}: {source}", path.display()),
                 Instant::now(),
             ),
+            // Saturation, not an outage: counted with the other dropped requests (during an
+            // outage, requests queued behind the failing connections time out too: the
+            // outage's one error line covers them).
+            StoreError::Busy(_) => {
+                if !self.store_down.load(Ordering::Relaxed) {
+                    self.summaries.record(
+                        Event::RequestDropped,
+                        "lease store saturated",
+                        Instant::now(),
+                    );
+                }
+            }
             _ => {
                 if !self.store_down.swap(true, Ordering::Relaxed) {
                     tracing::error!(

@@ -59,6 +59,8 @@ pub enum RequestOutcome<'a> {
     NoReply(&'a NoReply),
     /// The lease store could not decide (a lease file write failed, a database is away).
     StoreFailed,
+    /// The lease store was saturated: the request waited too long for it and was dropped.
+    StoreBusy,
     /// Too many requests were waiting on the policy: dropped.
     Overloaded,
     /// The reply was dropped: an earlier reply to its destination still waits for ARP.
@@ -78,6 +80,7 @@ impl RequestOutcome<'_> {
             Self::Replied(message_type) => message_type_label(*message_type),
             Self::NoReply(reason) => reason.label(),
             Self::StoreFailed => "lease_store_failed",
+            Self::StoreBusy => "lease_store_busy",
             Self::Overloaded => "overloaded",
             Self::ArpPending => "arp_pending",
             Self::NotEmitted => "not_emitted",
@@ -120,6 +123,7 @@ mod tests {
         };
         assert_eq!(RequestOutcome::NoReply(&reason).label(), "pool_exhausted");
         assert_eq!(RequestOutcome::StoreFailed.label(), "lease_store_failed");
+        assert_eq!(RequestOutcome::StoreBusy.label(), "lease_store_busy");
         assert_eq!(message_type_label(MessageType::Unknown(200)), "unknown");
         for label in [
             NoReply::NotNetworkBoot.label(),
