@@ -542,6 +542,13 @@ mod tests {
     }
 
     /// The value of the sample `series` (name and labels exactly as rendered).
+    /// Checks that each series in `expected` has its value in `text` (the rendered page).
+    fn assert_samples(text: &str, expected: &[(&str, f64)]) {
+        for &(series, value) in expected {
+            assert_eq!(sample(text, series), Some(value), "{series} in:\n{text}");
+        }
+    }
+
     fn sample(text: &str, series: &str) -> Option<f64> {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -585,31 +592,28 @@ mod tests {
             RequestOutcome::NoReply(&NoReply::NoMessageType),
         ));
         let text = metrics.render_now();
-        let value = |series| sample(&text, series);
-        assert_eq!(
-            value(r#"pxe_dhcp_requests_total{type="discover",outcome="offer"}"#),
-            Some(3.0),
-            "{text}"
-        );
-        assert_eq!(
-            value(r#"pxe_dhcp_requests_total{type="request",outcome="ack"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(r#"pxe_dhcp_requests_total{type="discover",outcome="not_network_boot"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_dhcp_requests_total{type="unknown",outcome="no_message_type"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_clients_seen_total{kind="firmware-pxe"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_clients_seen_total{kind="chainloaded-ipxe"}"#),
-            Some(1.0)
+        assert_samples(
+            &text,
+            &[
+                (
+                    r#"pxe_dhcp_requests_total{type="discover",outcome="offer"}"#,
+                    3.0,
+                ),
+                (
+                    r#"pxe_dhcp_requests_total{type="request",outcome="ack"}"#,
+                    2.0,
+                ),
+                (
+                    r#"pxe_dhcp_requests_total{type="discover",outcome="not_network_boot"}"#,
+                    1.0,
+                ),
+                (
+                    r#"pxe_dhcp_requests_total{type="unknown",outcome="no_message_type"}"#,
+                    1.0,
+                ),
+                (r#"pxe_clients_seen_total{kind="firmware-pxe"}"#, 1.0),
+                (r#"pxe_clients_seen_total{kind="chainloaded-ipxe"}"#, 1.0),
+            ],
         );
         assert!(
             text.contains("# TYPE pxe_dhcp_requests_total counter\n"),
@@ -638,29 +642,29 @@ mod tests {
         tftp.transfer_evicted(peer, "big");
         tftp.request_refused(peer, "not_found");
         let text = metrics.render_now();
-        let value = |series| sample(&text, series);
-        assert_eq!(
-            value("pxe_tftp_transfers_started_total"),
-            Some(3.0),
-            "{text}"
+        assert_samples(
+            &text,
+            &[
+                ("pxe_tftp_transfers_started_total", 3.0),
+                (
+                    r#"pxe_tftp_transfers_finished_total{outcome="completed"}"#,
+                    1.0,
+                ),
+                (
+                    r#"pxe_tftp_transfers_finished_total{outcome="size_probe"}"#,
+                    1.0,
+                ),
+                (
+                    r#"pxe_tftp_transfers_finished_total{outcome="evicted"}"#,
+                    1.0,
+                ),
+                (
+                    r#"pxe_tftp_requests_refused_total{reason="not_found"}"#,
+                    1.0,
+                ),
+                ("pxe_tftp_sent_bytes_total", 70_000.0),
+            ],
         );
-        assert_eq!(
-            value(r#"pxe_tftp_transfers_finished_total{outcome="completed"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_tftp_transfers_finished_total{outcome="size_probe"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_tftp_transfers_finished_total{outcome="evicted"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_tftp_requests_refused_total{reason="not_found"}"#),
-            Some(1.0)
-        );
-        assert_eq!(value("pxe_tftp_sent_bytes_total"), Some(70_000.0));
     }
 
     #[test]
@@ -674,23 +678,14 @@ mod tests {
         http.body_sent(Route::File, 24);
         http.response(Route::File, 404);
         let text = metrics.render_now();
-        let value = |series| sample(&text, series);
-        assert_eq!(
-            value(r#"pxe_http_requests_total{route="file",status="200"}"#),
-            Some(1.0),
-            "{text}"
-        );
-        assert_eq!(
-            value(r#"pxe_http_requests_total{route="file",status="404"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_http_sent_bytes_total{route="file"}"#),
-            Some(1024.0)
-        );
-        assert_eq!(
-            value(r#"pxe_http_sent_bytes_total{route="script"}"#),
-            Some(120.0)
+        assert_samples(
+            &text,
+            &[
+                (r#"pxe_http_requests_total{route="file",status="200"}"#, 1.0),
+                (r#"pxe_http_requests_total{route="file",status="404"}"#, 1.0),
+                (r#"pxe_http_sent_bytes_total{route="file"}"#, 1024.0),
+                (r#"pxe_http_sent_bytes_total{route="script"}"#, 120.0),
+            ],
         );
     }
 
@@ -703,23 +698,30 @@ mod tests {
         policy.boot(&facts).await;
         policy.boot(&facts).await;
         let text = metrics.render_now();
-        let value = |series| sample(&text, series);
         assert!(
             text.contains("# TYPE pxe_policy_decision_duration_seconds histogram\n"),
             "{text}"
         );
-        assert_eq!(
-            value(r#"pxe_policy_decision_duration_seconds_count{stage="boot"}"#),
-            Some(2.0)
-        );
-        assert_eq!(
-            value(r#"pxe_policy_decision_duration_seconds_count{stage="script"}"#),
-            Some(1.0)
+        assert_samples(
+            &text,
+            &[
+                (
+                    r#"pxe_policy_decision_duration_seconds_count{stage="boot"}"#,
+                    2.0,
+                ),
+                (
+                    r#"pxe_policy_decision_duration_seconds_count{stage="script"}"#,
+                    1.0,
+                ),
+            ],
         );
         // A decision that answers at once lands in the last bucket at the latest.
-        assert_eq!(
-            value(r#"pxe_policy_decision_duration_seconds_bucket{stage="boot",le="+Inf"}"#),
-            Some(2.0)
+        assert_samples(
+            &text,
+            &[(
+                r#"pxe_policy_decision_duration_seconds_bucket{stage="boot",le="+Inf"}"#,
+                2.0,
+            )],
         );
     }
 
@@ -748,16 +750,14 @@ mod tests {
             .unwrap()
             .unwrap();
         let text = metrics.render().await;
-        let value = |series| sample(&text, series);
-        assert_eq!(
-            value(r#"pxe_dhcp_leases_in_use{subnet="192.0.2.0/24"}"#),
-            Some(0.0),
-            "{text}"
+        assert_samples(
+            &text,
+            &[(r#"pxe_dhcp_leases_in_use{subnet="192.0.2.0/24"}"#, 0.0)],
         );
         // An address under offer is not free for a new client.
-        assert_eq!(
-            value(r#"pxe_dhcp_leases_free{subnet="192.0.2.0/24"}"#),
-            Some(9.0)
+        assert_samples(
+            &text,
+            &[(r#"pxe_dhcp_leases_free{subnet="192.0.2.0/24"}"#, 9.0)],
         );
         store
             .request(&subnet, client, offered.lease.ip, now)
@@ -765,14 +765,12 @@ mod tests {
             .unwrap()
             .unwrap();
         let text = metrics.render().await;
-        let value = |series| sample(&text, series);
-        assert_eq!(
-            value(r#"pxe_dhcp_leases_in_use{subnet="192.0.2.0/24"}"#),
-            Some(1.0)
-        );
-        assert_eq!(
-            value(r#"pxe_dhcp_leases_free{subnet="192.0.2.0/24"}"#),
-            Some(9.0)
+        assert_samples(
+            &text,
+            &[
+                (r#"pxe_dhcp_leases_in_use{subnet="192.0.2.0/24"}"#, 1.0),
+                (r#"pxe_dhcp_leases_free{subnet="192.0.2.0/24"}"#, 9.0),
+            ],
         );
     }
 
