@@ -598,7 +598,7 @@ impl LeaseTable {
         if let Some(&holder) = self.by_ip.get(&ip) {
             if holder != client.mac {
                 changes.push(LeaseChange::Free { mac: holder, ip });
-                self.by_mac.remove(&holder);
+                self.forget(holder);
             }
         }
         let lease = Lease {
@@ -646,7 +646,7 @@ impl LeaseTable {
         if entry.ip != ip {
             return None;
         }
-        self.by_mac.remove(&mac);
+        self.forget(mac);
         self.by_ip.remove(&ip);
         let until = now + DECLINE_HOLD;
         self.declined.insert(ip, until);
@@ -659,7 +659,7 @@ impl LeaseTable {
             LeaseChange::Bind(lease) => {
                 if let Some(&holder) = self.by_ip.get(&lease.ip) {
                     if holder != lease.mac {
-                        self.by_mac.remove(&holder);
+                        self.forget(holder);
                     }
                 }
                 self.hold(lease.mac, lease.ip, lease.expires, State::Bound);
@@ -673,7 +673,7 @@ impl LeaseTable {
             }
             LeaseChange::Decline { ip, until } => {
                 if let Some(holder) = self.by_ip.remove(&ip) {
-                    self.by_mac.remove(&holder);
+                    self.forget(holder);
                 }
                 self.declined.insert(ip, until);
             }
@@ -796,10 +796,22 @@ impl LeaseTable {
             .map(|(_, entry)| entry.ip)
     }
 
+    /// Drops `mac`'s entry (its address went to another client, or was declined) and its
+    /// client identifier with it, so that neither index outgrows the pools, however many
+    /// clients come and go.
+    fn forget(&mut self, mac: MacAddr) {
+        self.by_mac.remove(&mac);
+        if let Some(id) = self.client_id_of.remove(&mac) {
+            if self.by_client_id.get(&id) == Some(&mac) {
+                self.by_client_id.remove(&id);
+            }
+        }
+    }
+
     fn hold(&mut self, mac: MacAddr, ip: Ipv4Addr, expires: SystemTime, state: State) {
         if let Some(&holder) = self.by_ip.get(&ip) {
             if holder != mac {
-                self.by_mac.remove(&holder);
+                self.forget(holder);
             }
         }
         if let Some(previous) = self.by_mac.insert(mac, Entry { ip, expires, state }) {
@@ -833,6 +845,39 @@ mod tests {
 
     fn t(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
+    }
+
+    /// A stream of new clients, each with its own option 61, through a pool of three whose
+    /// leases lapse: every address changes hands many times, and the indexes stay as small
+    /// as the pool (a flood of identifiers must not grow the table's memory).
+    #[test]
+    fn client_identifiers_are_forgotten_with_their_clients() {
+        let mut table = LeaseTable::new(vec![subnet()], vec![]);
+        let lease_time = subnet().lease_time.as_secs();
+        for n in 0..3000u32 {
+            let id = n.to_be_bytes();
+            let mac = MacAddr([2, 1, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8]);
+            let client = LeaseClient {
+                mac,
+                client_id: Some(&id),
+            };
+            // Three clients per lease time: each finds the pool's oldest lease lapsed.
+            let now = t(u64::from(n) * (lease_time / 3 + 1));
+            let ip = table.offer(0, client, None, now).expect("a lapsed address");
+            table.request(0, client, ip, now).expect("bound");
+            assert_eq!(table.lease_of_client_id(&id, now).map(|l| l.ip), Some(ip));
+        }
+        assert!(table.by_mac.len() <= 3, "{} MACs kept", table.by_mac.len());
+        assert!(
+            table.by_client_id.len() <= 3,
+            "{} identifiers kept",
+            table.by_client_id.len()
+        );
+        assert!(
+            table.client_id_of.len() <= 3,
+            "{} identifiers kept",
+            table.client_id_of.len()
+        );
     }
 
     #[test]
