@@ -374,7 +374,17 @@ impl PostgresStore {
         let tx = conn.transaction().await?;
         let mac = client.mac.to_string();
         let hold_until = now + self.offer_hold;
-        if let Some(reservation) = reservation_of(&tx, client).await? {
+        // Both questions in one round trip (tokio-postgres pipelines queries polled together).
+        let own_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&mac];
+        let (reservation, own) = tokio::try_join!(
+            reservation_of(&tx, client),
+            query_opt(
+                &tx,
+                "SELECT ip, state, expires FROM pxe_addresses WHERE mac = $1",
+                &own_params,
+            ),
+        )?;
+        if let Some(reservation) = reservation {
             let offer = subnet.contains(reservation.ip).then(|| {
                 Assignment::new(
                     lease(client.mac, reservation.ip, hold_until),
@@ -383,12 +393,6 @@ impl PostgresStore {
             });
             return Ok(offer);
         }
-        let own = query_opt(
-            &tx,
-            "SELECT ip, state, expires FROM pxe_addresses WHERE mac = $1",
-            &[&mac],
-        )
-        .await?;
         if let Some(row) = own {
             let ip = ipv4(&row, 0);
             let state: i16 = row.get(1);
@@ -512,14 +516,18 @@ impl PostgresStore {
         let tx = conn.transaction().await?;
         let mac = client.mac.to_string();
         let expires = now + subnet.lease_time;
-        let reservation = reservation_of(&tx, client).await?;
+        // One round trip for both: a refusal returns without committing, which undoes the
+        // release.
+        let (reservation, _) = tokio::try_join!(
+            reservation_of(&tx, client),
+            release_other(&tx, &mac, Some(ip), now),
+        )?;
         let host_name = match &reservation {
             Some(reservation) if reservation.ip != ip => return Ok(Err(Refusal::Reserved)),
             Some(reservation) => reservation.host_name.clone(),
             None if !in_pool(subnet, ip) => return Ok(Err(Refusal::WrongSubnet)),
             None => None,
         };
-        release_other(&tx, &mac, Some(ip), now).await?;
         let bound = if reservation.is_some() {
             execute(
                 &tx,
