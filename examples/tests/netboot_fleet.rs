@@ -17,6 +17,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use pxe_testkit::lab::LabProcess;
+use pxe_testkit::perfdhcp::Perfdhcp;
 use pxe_testkit::{prerequisites, ChildGuard, NetNs, Postgres};
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
@@ -132,70 +133,27 @@ fn assert_unique_in_db(db: &Postgres) -> usize {
 }
 
 /// perfdhcp's counters (summed over its exchange types).
-#[derive(Debug, Default)]
-struct Report {
-    sent: u64,
-    received: u64,
-    non_unique: u64,
+/// perfdhcp at a low rate (this is about correctness on a shared machine;
+/// `scripts/bench-dhcp` measures): 2000 clients with MACs from `base`, direct on `eth0`
+/// (both servers answer, each offering the same address, so perfdhcp's uniqueness check
+/// would count the second offer: the servers' own ACK lines are checked instead).
+fn direct_load(seconds: u32, base: &str) -> Perfdhcp {
+    Perfdhcp::direct("eth0")
+        .rate(30)
+        .clients(2000)
+        .seconds(seconds)
+        .base_mac(base)
 }
 
-/// perfdhcp arguments: `rate` exchanges/s for `secs` s over `clients` simulated clients
-/// with MACs from `base`; direct on `eth0` (both servers answer), or relayed from
-/// `relay` (giaddr) to one `server`. Rates are low: this is about correctness on a shared
-/// machine; `scripts/bench-dhcp` measures.
-fn perfdhcp_args(
-    rate: u32,
-    clients: u32,
-    secs: u32,
-    base: &str,
-    relay: Option<(&str, &str)>,
-) -> Vec<String> {
-    let mut args: Vec<String> = vec!["-4".into(), "-r".into(), rate.to_string()];
-    args.extend([
-        "-R".into(),
-        clients.to_string(),
-        "-p".into(),
-        secs.to_string(),
-    ]);
-    args.extend(["-b".into(), format!("mac={base}")]);
-    match relay {
-        // One server per perfdhcp: its uniqueness check applies.
-        Some((relay, server)) => {
-            args.extend(["-u".into(), "-l".into(), relay.into(), server.into()])
-        }
-        // Both servers offer to each client (the same address, as they should), and
-        // perfdhcp's uniqueness check would count the second offer: the servers' own ACK
-        // lines are checked instead.
-        None => args.extend(["-l".into(), "eth0".into()]),
-    }
-    args
-}
-
-fn perfdhcp(ns: &NetNs, args: &[String]) -> Report {
-    let output = ns
-        .command("perfdhcp")
-        .args(args)
-        .output()
-        .expect("perfdhcp runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    let mut report = Report::default();
-    for line in text.lines() {
-        let number = |prefix: &str| {
-            line.trim()
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.trim().parse::<u64>().ok())
-        };
-        if let Some(n) = number("sent packets:") {
-            report.sent += n;
-        } else if let Some(n) = number("received packets:") {
-            report.received += n;
-        } else if let Some(n) = number("non unique addresses:") {
-            report.non_unique += n;
-        }
-    }
-    assert!(report.sent > 0, "perfdhcp sent nothing:\n{text}");
-    report
+/// As [`direct_load`], relayed from `relay` (giaddr) to one `server`, whose uniqueness
+/// perfdhcp checks.
+fn relayed_load(seconds: u32, base: &str, relay: &str, server: &str) -> Perfdhcp {
+    Perfdhcp::relayed(relay, server)
+        .rate(30)
+        .clients(2000)
+        .seconds(seconds)
+        .base_mac(base)
+        .unique()
 }
 
 /// Every DHCPACK the servers logged (their `dhcp` story lines): no address acknowledged to
@@ -267,35 +225,13 @@ fn two_servers_one_database() {
 
     // Load through both servers at once, direct (every client hears both) and relayed (a
     // relay per server, as a router with two helper addresses would be, each its own clients).
-    let direct = perfdhcp(
-        &load,
-        &perfdhcp_args(30, 2000, 3, "00:0c:01:00:00:00", None),
-    );
+    let direct = direct_load(3, "00:0c:01:00:00:00").run(&load);
     assert!(direct.received > 0, "{direct:?}");
     load.ip(&["addr", "add", "198.18.0.10/16", "dev", "eth0"]);
     let (relayed_a, relayed_b) = std::thread::scope(|scope| {
-        let b = scope.spawn(|| {
-            perfdhcp(
-                &load,
-                &perfdhcp_args(
-                    30,
-                    2000,
-                    3,
-                    "00:0d:01:00:00:00",
-                    Some(("198.18.0.10", "198.18.0.2")),
-                ),
-            )
-        });
-        let a = perfdhcp(
-            &load,
-            &perfdhcp_args(
-                30,
-                2000,
-                3,
-                "00:0e:01:00:00:00",
-                Some(("198.18.0.9", "198.18.0.1")),
-            ),
-        );
+        let b = scope
+            .spawn(|| relayed_load(3, "00:0d:01:00:00:00", "198.18.0.10", "198.18.0.2").run(&load));
+        let a = relayed_load(3, "00:0e:01:00:00:00", "198.18.0.9", "198.18.0.1").run(&load);
         (a, b.join().expect("perfdhcp thread"))
     });
     for report in [&relayed_a, &relayed_b] {
@@ -310,7 +246,7 @@ fn two_servers_one_database() {
     let (granter, ip0) = lease_in_db(&db, &clients[0].1).unwrap();
     let mut background = ChildGuard::spawn(
         load.command("perfdhcp")
-            .args(perfdhcp_args(30, 2000, 4, "00:0f:01:00:00:00", None))
+            .args(direct_load(4, "00:0f:01:00:00:00").args())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
@@ -342,16 +278,7 @@ fn two_servers_one_database() {
     } else {
         "198.18.0.2"
     };
-    let after = perfdhcp(
-        &load,
-        &perfdhcp_args(
-            30,
-            2000,
-            2,
-            "00:0c:02:00:00:00",
-            Some(("198.18.0.9", survivor_ip)),
-        ),
-    );
+    let after = relayed_load(2, "00:0c:02:00:00:00", "198.18.0.9", survivor_ip).run(&load);
     assert!(
         after.received > 0,
         "the surviving server serves no load: {after:?}"

@@ -14,77 +14,22 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use pxe_testkit::perfdhcp::{Perfdhcp, PerfdhcpReport};
 use pxe_testkit::{prerequisites, ChildGuard, NetNs};
 use server_lab::journal_binds;
-
-/// perfdhcp's counters for one exchange type, summed over its report.
-#[derive(Debug, Default)]
-struct Report {
-    sent: u64,
-    received: u64,
-    drops: u64,
-    non_unique: u64,
-}
 
 /// perfdhcp's address when it plays the relay (giaddr).
 const RELAY: &str = "198.18.0.2";
 
-/// perfdhcp arguments: from `local` (an interface: direct; an address: relay addressing to
-/// the server), `rate` exchanges/s over `clients` clients for `secs` seconds, with the
-/// address-uniqueness check when `unique`.
-fn perfdhcp_args(local: &str, rate: u32, clients: u32, secs: u32, unique: bool) -> Vec<String> {
-    let mut args: Vec<String> = ["-4", "-l", local, "-r", &rate.to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.extend([
-        "-R".into(),
-        clients.to_string(),
-        "-p".into(),
-        secs.to_string(),
-    ]);
-    if unique {
-        args.push("-u".into());
-    }
-    if local.parse::<std::net::Ipv4Addr>().is_ok() {
-        args.push("198.18.0.1".into());
-    }
-    args
-}
-
-fn run_perfdhcp(ns: &NetNs, args: &[String]) -> Report {
-    let output = ns
-        .command("perfdhcp")
-        .args(args)
-        .output()
-        .expect("perfdhcp runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    let mut report = Report::default();
-    for line in text.lines() {
-        let number = |prefix: &str| {
-            line.trim()
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.trim().parse::<u64>().ok())
-        };
-        if let Some(n) = number("sent packets:") {
-            report.sent += n;
-        } else if let Some(n) = number("received packets:") {
-            report.received += n;
-        } else if let Some(n) = number("drops:") {
-            report.drops += n;
-        } else if let Some(n) = number("non unique addresses:") {
-            report.non_unique += n;
-        }
-    }
-    assert!(report.sent > 0, "perfdhcp sent nothing:\n{text}");
-    report
+/// perfdhcp with relay addressing to the server.
+fn through_relay() -> Perfdhcp {
+    Perfdhcp::relayed(RELAY, "198.18.0.1")
 }
 
 /// At this light load every exchange should complete; a shared CI machine may still delay
 /// a reply past perfdhcp's drop time now and then, so up to 2 % is tolerated (the benchmark,
 /// not this test, is about speed).
-fn assert_few_drops(report: &Report) {
+fn assert_few_drops(report: &PerfdhcpReport) {
     assert!(report.drops * 50 <= report.sent, "{report:?}");
 }
 
@@ -121,12 +66,12 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     let server = server_lab::start_server_process(&server_ns, dir.path());
 
     // Direct: broadcast DISCOVER/REQUEST on the interface.
-    let direct = run_perfdhcp(&client_ns, &perfdhcp_args("cli0", 100, 500, 2, true));
+    let direct = Perfdhcp::direct("cli0").unique().run(&client_ns);
     assert!(direct.received > 0, "{direct:?}");
     assert_eq!(direct.non_unique, 0, "{direct:?}");
     assert_few_drops(&direct);
     // Relay addressing: perfdhcp acts as a relay at 198.18.0.2 (giaddr), port 67.
-    let relayed = run_perfdhcp(&client_ns, &perfdhcp_args(RELAY, 100, 500, 2, true));
+    let relayed = through_relay().unique().run(&client_ns);
     assert!(relayed.received > 0, "{relayed:?}");
     assert_eq!(relayed.non_unique, 0, "{relayed:?}");
     assert_few_drops(&relayed);
@@ -135,7 +80,7 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     let mut load = ChildGuard::spawn(
         client_ns
             .command("perfdhcp")
-            .args(perfdhcp_args(RELAY, 300, 3000, 4, false))
+            .args(through_relay().rate(300).clients(3000).seconds(4).args())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
@@ -143,7 +88,7 @@ fn perfdhcp_direct_and_relayed_then_kill_9_under_load() {
     drop(server);
     let _server = server_lab::start_server_process(&server_ns, dir.path());
     let _ = load.0.wait();
-    let after = run_perfdhcp(&client_ns, &perfdhcp_args(RELAY, 100, 3000, 2, true));
+    let after = through_relay().clients(3000).unique().run(&client_ns);
     assert!(after.received > 0, "{after:?}");
     assert_eq!(after.non_unique, 0, "{after:?}");
     assert_no_duplicate_binding(&lease_file);

@@ -15,12 +15,14 @@
 //! - [`cases`]: the five firmware paths ([`BootCase`]) and [`record_boot_time`].
 //! - [`reference`](mod@reference): dnsmasq and nginx as real peer servers inside a namespace.
 //! - [`payload`]: the kernel + busybox initrd those machines boot, built once and cached.
+//! - [`perfdhcp`](mod@perfdhcp): Kea's perfdhcp as a DHCP load peer, and its report.
 //!
 //! What it does not do: install packages, or touch the root namespace's addresses and routes.
 
 pub mod cases;
 pub mod lab;
 pub mod payload;
+pub mod perfdhcp;
 pub mod postgres;
 pub mod reference;
 
