@@ -1,19 +1,20 @@
 //! A decision that leaves the network, booted in the firmware lab through `netboot serve` and
-//! a table: exit to the local disk on SeaBIOS (iPXE boots drive 0x80). The disk's boot
-//! sector (testkit's `marker_disk`) prints a marker of its own on COM1, so the console tells
-//! which way the machine went; the server's log must show the script it served first, so a
-//! machine that skipped the network fails.
+//! a table: exit to the local disk on SeaBIOS (iPXE boots drive 0x80) and on OVMF (iPXE
+//! leaves with a failure status, so EDK2's boot manager goes on to its next boot option, the
+//! disk). Each disk (testkit's `marker_disk`, a boot sector, and `efi_marker_disk`, a GPT with
+//! an EFI System Partition whose GRUB echoes the marker) prints a marker of its own on the
+//! serial console, so the console tells which way the machine went; the server's log must
+//! show the script it served first, so a machine that skipped the network fails.
 //!
-//! Not here yet: exit to disk on OVMF (after iPXE's `exit`, OVMF's boot manager went to its
-//! setup menu, not to a `fat:` disk given boot index 2) and `sanboot` of a disk image over
-//! HTTP on SeaBIOS (iPXE read the image with Range requests, then the boot sector's marker
-//! never came).
+//! Not here yet: `sanboot` of a disk image over HTTP on SeaBIOS (iPXE read the image with
+//! Range requests, then the boot sector's marker never came).
 
 use std::time::Duration;
 
 use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{
-    marker_disk, vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig, DISK_MARKER,
+    efi_marker_disk, marker_disk, vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig,
+    DISK_MARKER, EFI_DISK_LOADER, EFI_DISK_TOOLS,
 };
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
@@ -81,6 +82,106 @@ fn exit_to_disk_on_seabios_boots_the_local_disk() {
             .any(|line| line.contains("script") && line.contains("decision=\"exit to disk\"")),
         "{firmware}: the disk booted, but netboot served no exit script first:\n{log}"
     );
+    eprintln!(
+        "{test}: {firmware}: disk marker after {:.1} s",
+        seen.elapsed.as_secs_f64()
+    );
+}
+
+/// `netboot serve` in the lab with a table that sends every client to its local disk.
+fn serve_exit_to_disk(lab: &Lab) -> LabProcess {
+    let table = lab.dir().join("site.toml");
+    std::fs::write(
+        &table,
+        "[profiles.disk]\naction = \"exit\"\n\n[[groups]]\nname = \"all\"\nprofile = \"disk\"\n",
+    )
+    .unwrap();
+    let mut command = lab.ns().command(NETBOOT);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&table)
+        .args(["--listen", &lab.server_addr().to_string()])
+        .args(["--interface", lab.bridge()])
+        .args(["--ipxe-dir", IPXE_DIR])
+        .args([
+            "--dhcp",
+            "authoritative",
+            "--pool",
+            "192.0.2.100-192.0.2.199",
+        ])
+        .env("RUST_LOG", "info");
+    LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving")
+}
+
+/// OVMF: EDK2's PXE → `snponly.efi` → the script `exit 1` → EDK2 boots its next option, a
+/// GPT disk whose ESP holds `\EFI\BOOT\BOOTX64.EFI`.
+#[test]
+fn exit_to_disk_on_ovmf_boots_the_efi_system_partition() {
+    let test = "exit_to_disk_on_ovmf_boots_the_efi_system_partition";
+    let firmware = Firmware::OvmfPxe;
+    if !vm_prerequisites(test, &[firmware], EFI_DISK_TOOLS) {
+        return;
+    }
+    if !std::path::Path::new(EFI_DISK_LOADER).is_file() {
+        let reason = format!("SKIP {test}: needs {EFI_DISK_LOADER} (grub-efi-amd64-signed)");
+        assert!(!pxe_testkit::in_ci(), "{reason}; CI must run every test");
+        eprintln!("{reason}");
+        return;
+    }
+    let lab = Lab::new("nbexe");
+    let server = serve_exit_to_disk(&lab);
+    let image = lab.dir().join("disk.img");
+    efi_marker_disk(&image);
+    let mut config = VmConfig::new(firmware);
+    // The NIC first, then the disk, as a machine that boots from the network by default.
+    config.extra_args.extend(
+        [
+            "-global",
+            "virtio-net-pci.bootindex=1",
+            "-drive",
+            &format!("file={},format=raw,if=none,id=disk0", image.display()),
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=2",
+        ]
+        .map(String::from),
+    );
+    let mut vm = lab.vm(&config);
+    let seen = vm
+        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| {
+            panic!(
+                "{firmware}: the disk did not boot: {missing}\n--- server ---\n{}",
+                server.log_text()
+            )
+        });
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("script") && line.contains("decision=\"exit to disk\"")),
+        "{firmware}: the disk booted, but netboot served no exit script first:\n{log}"
+    );
+    // iPXE ran from the network option and failed it on purpose; the boot manager went on
+    // down its list (the NIC's other options first) to the disk.
+    pxe_testkit::assert_in_order(
+        &seen.console,
+        &[
+            "UEFI PXEv4",
+            "iPXE",
+            "BdsDxe: failed to start Boot",
+            "BdsDxe: starting Boot",
+            "\"UEFI Misc Device\"",
+            DISK_MARKER,
+        ],
+        &"EDK2's boot manager after iPXE's exit",
+    );
+    // What EDK2's boot manager did, in its own words (which options it tried, how each ended).
+    let bds: Vec<&str> = seen
+        .console
+        .lines()
+        .filter(|line| line.contains("BdsDxe") || line.contains("iPXE") || line.contains("exit"))
+        .collect();
+    eprintln!("{}", bds.join("\n"));
     eprintln!(
         "{test}: {firmware}: disk marker after {:.1} s",
         seen.elapsed.as_secs_f64()

@@ -8,13 +8,19 @@ use pxe_policy::{ClientFacts, Command, LinuxBoot, Script, ScriptDecision, Script
 
 /// The first BIOS hard disk, as `sanboot --drive` numbers it.
 const FIRST_BIOS_DISK: u32 = 0x80;
+/// The status an EFI iPXE leaves with to reach the local disk. A UEFI boot manager goes on
+/// to the next boot option only when one returns a failure; after `EFI_SUCCESS` EDK2 (OVMF)
+/// opens its boot manager menu instead (UEFI 2.x §3.1.1, EDK2's `BootBootOptions`). iPXE
+/// returns a non-zero `exit` status to the firmware as an EFI error.
+const UEFI_EXIT_TO_NEXT_OPTION: u32 = 1;
 
 /// Builds the script for `decision`, given what is known about the client.
 ///
 /// - `Linux`: `kernel`, one `initrd --name initrdN` per initrd, `boot`. UEFI kernels (and
 ///   clients of unknown firmware) also get `initrd=initrdN` on the command line, which the
 ///   EFI stub needs to find them; the command line is otherwise passed exactly.
-/// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit` on UEFI; when the
+/// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit 1` on UEFI (a failure,
+///   so that the boot manager tries its next boot option rather than its menu); when the
 ///   firmware is unknown, the script asks iPXE's `${platform}`.
 /// - `Ignore`: says so and exits, so the firmware tries its next boot device.
 ///
@@ -192,12 +198,12 @@ fn linux_boot(script: &mut Script, linux: &LinuxBoot, uefi: Option<bool>) {
 fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
     let bios_disk = Command::sanboot_drive(FIRST_BIOS_DISK).no_describe();
     match uefi {
-        Some(true) => script.push(Command::exit(None)),
+        Some(true) => script.push(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION))),
         Some(false) => script.push(bios_disk),
         None => script
             .push(
                 Command::iseq(Setting::named("platform")?, "efi")
-                    .and(Command::exit(None))
+                    .and(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION)))
                     .or_continue(),
             )
             .push(bios_disk),
@@ -305,11 +311,11 @@ mod tests {
         );
         assert_eq!(
             render_decision(&exit, &client(Some(Arch::X64_UEFI))).unwrap(),
-            "#!ipxe\nexit\n"
+            "#!ipxe\nexit 1\n"
         );
         assert_eq!(
             render_decision(&exit, &client(None)).unwrap(),
-            "#!ipxe\niseq -- ${platform} efi && exit ||\nsanboot --drive 0x80 --no-describe\n"
+            "#!ipxe\niseq -- ${platform} efi && exit 1 ||\nsanboot --drive 0x80 --no-describe\n"
         );
     }
 

@@ -717,6 +717,85 @@ pub fn marker_disk() -> Vec<u8> {
     sector
 }
 
+/// The tools [`efi_marker_disk`] builds its image with (Debian `gdisk`, `dosfstools`,
+/// `mtools`), for [`vm_prerequisites`].
+pub const EFI_DISK_TOOLS: &[&str] = &["sgdisk", "mkfs.fat", "mmd", "mcopy"];
+
+/// Debian's signed, monolithic GRUB (package `grub-efi-amd64-signed`), the disk's loader.
+pub const EFI_DISK_LOADER: &str = "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
+
+/// Writes to `path` a 20 MiB raw disk image that UEFI firmware boots as a local disk: a GPT
+/// with one EFI System Partition (FAT16, 1 MiB to 17 MiB) holding `\EFI\BOOT\BOOTX64.EFI`
+/// (Debian's signed GRUB, [`EFI_DISK_LOADER`]) and `\EFI\debian\grub.cfg`, which echoes
+/// [`DISK_MARKER`] and stays at GRUB's prompt. GRUB writes to the firmware's console, which
+/// OVMF copies to the serial port, so the console tells when the machine left the network
+/// for its disk. The removable-media path is what firmware boots from a disk with no boot
+/// entry of its own; the config sits under the prefix built into Debian's image
+/// (`/EFI/debian`).
+///
+/// Panics if a tool ([`EFI_DISK_TOOLS`]) or the loader is missing, or fails.
+pub fn efi_marker_disk(path: &Path) {
+    const MIB: u64 = 1 << 20;
+    let scratch = tempfile::tempdir().expect("scratch directory for the disk image");
+    let esp = scratch.path().join("esp.img");
+    let esp_str = esp.to_str().expect("temporary paths are UTF-8");
+    // mkfs.fat counts in KiB. FAT16: enough clusters at 16 MiB, which EDK2's FAT driver reads
+    // like FAT32.
+    crate::run_checked(
+        "mkfs.fat",
+        &["-C", "-F", "16", "-n", "PXE-LAB-ESP", esp_str, "16384"],
+    );
+    let config = scratch.path().join("grub.cfg");
+    fs::write(
+        &config,
+        format!("echo {DISK_MARKER}\necho the disk's GRUB is waiting at its prompt\n"),
+    )
+    .expect("write grub.cfg");
+    for dir in ["::/EFI", "::/EFI/BOOT", "::/EFI/debian"] {
+        crate::run_checked("mmd", &["-i", esp_str, dir]);
+    }
+    crate::run_checked(
+        "mcopy",
+        &["-i", esp_str, EFI_DISK_LOADER, "::/EFI/BOOT/BOOTX64.EFI"],
+    );
+    crate::run_checked(
+        "mcopy",
+        &[
+            "-i",
+            esp_str,
+            config.to_str().expect("UTF-8"),
+            "::/EFI/debian/grub.cfg",
+        ],
+    );
+    let partition = fs::read(&esp).expect("read the ESP image");
+    let image =
+        fs::File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    image.set_len(20 * MIB).expect("size the disk image");
+    drop(image);
+    let disk = path.to_str().expect("disk image paths are UTF-8");
+    // One partition from sector 2048 (1 MiB) for the FAT image, type EF00 (ESP).
+    let end = format!("1:2048:{}", 2048 + partition.len() as u64 / 512 - 1);
+    crate::run_checked(
+        "sgdisk",
+        &[
+            "--new",
+            &end,
+            "--typecode",
+            "1:ef00",
+            "--change-name",
+            "1:ESP",
+            disk,
+        ],
+    );
+    use std::io::{Seek, SeekFrom, Write};
+    let mut image = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("reopen the disk image");
+    image.seek(SeekFrom::Start(MIB)).expect("seek to the ESP");
+    image.write_all(&partition).expect("write the ESP");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -920,6 +999,46 @@ mod tests {
         assert!(exited.contains("no-such-option"), "{exited}");
         assert!(missing.to_string().contains("QEMU ended first"));
         assert!(vm.elapsed() < Duration::from_secs(60));
+    }
+
+    /// The EFI disk's layout as the tools read it back: a GPT with one ESP at 1 MiB, whose
+    /// FAT holds the removable-media loader and the config that prints the marker.
+    #[test]
+    fn efi_marker_disk_has_an_esp_with_the_loader_and_the_marker() {
+        let test = "efi_marker_disk_has_an_esp_with_the_loader_and_the_marker";
+        let mut tools = EFI_DISK_TOOLS.to_vec();
+        tools.push("mtype");
+        if !crate::prerequisites(test, false, &tools) {
+            return;
+        }
+        if !Path::new(EFI_DISK_LOADER).is_file() {
+            let reason = format!("SKIP {test}: needs {EFI_DISK_LOADER} (grub-efi-amd64-signed)");
+            assert!(!crate::in_ci(), "{reason}; CI must run every test");
+            eprintln!("{reason}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk.img");
+        efi_marker_disk(&disk);
+        let disk = disk.to_str().unwrap();
+        let table = crate::run_checked("sgdisk", &["--print", disk]);
+        let table = String::from_utf8_lossy(&table.stdout);
+        let partition = table
+            .lines()
+            .find(|line| line.trim_start().starts_with("1 "))
+            .unwrap_or_else(|| panic!("no partition 1:\n{table}"));
+        let fields: Vec<&str> = partition.split_whitespace().collect();
+        assert_eq!(fields[1], "2048", "{table}");
+        assert!(fields.contains(&"EF00"), "{table}");
+        let fat = format!("{disk}@@1M");
+        let loader = crate::run_checked("mtype", &["-i", &fat, "::/EFI/BOOT/BOOTX64.EFI"]);
+        assert_eq!(loader.stdout, fs::read(EFI_DISK_LOADER).unwrap());
+        let config = crate::run_checked("mtype", &["-i", &fat, "::/EFI/debian/grub.cfg"]);
+        let config = String::from_utf8_lossy(&config.stdout);
+        assert!(
+            config.starts_with(&format!("echo {DISK_MARKER}\n")),
+            "{config}"
+        );
     }
 
     #[test]
