@@ -688,7 +688,7 @@ impl LabProcess {
 /// What [`marker_disk`]'s boot sector prints on COM1.
 pub const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
 
-/// A 1 MiB raw disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts, so the
+/// An 8 MiB raw disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts, so the
 /// console tells when a machine left the network for its local disk. The sector is 16-bit
 /// code loaded at 0x7c00: `cli; cld; ds = 0; si = text; dx = 0x3f8`, each byte of the
 /// NUL-terminated text out to COM1's data port, then `hlt` forever.
@@ -712,8 +712,11 @@ pub fn marker_disk() -> Vec<u8> {
     sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
     sector.resize(510, 0);
     sector.extend_from_slice(&[0x55, 0xaa]);
-    // One cylinder's worth, so that the BIOS sees a plausible disk.
-    sector.resize(1 << 20, 0);
+    // 8 MiB: at least one cylinder of the geometry iPXE's INT 13 emulation guesses for a
+    // disk with no partitions (255 heads × 63 sectors = 16065 sectors). A smaller image (a
+    // `sanboot` disk) has zero cylinders, and iPXE refuses every CHS read as out of range,
+    // its own read of this sector included.
+    sector.resize(8 << 20, 0);
     sector
 }
 
