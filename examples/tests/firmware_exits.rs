@@ -6,8 +6,8 @@
 //! serial console, so the console tells which way the machine went; the server's log must
 //! show the script it served first, so a machine that skipped the network fails.
 //!
-//! And `sanboot` of that BIOS disk image over netboot's HTTP on SeaBIOS: iPXE's INT 13
-//! emulation reads it with Range requests and starts its boot sector. (The image must hold at
+//! And `sanboot` of that BIOS disk image, over netboot's HTTP (iPXE's INT 13 emulation reads
+//! it with Range requests) and over iSCSI from a tgtd the test starts in the lab, on SeaBIOS. (The image must hold at
 //! least one cylinder of the 255 × 63 geometry iPXE guesses: with none, iPXE refuses its own
 //! read of the boot sector.)
 
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{
-    efi_marker_disk, marker_disk, vm_prerequisites, Firmware, Lab, LabProcess, Nic, VmConfig,
-    DISK_MARKER, EFI_DISK_LOADER, EFI_DISK_TOOLS,
+    efi_marker_disk, marker_disk, vm_prerequisites, Firmware, IscsiTarget, Lab, LabProcess, Nic,
+    VmConfig, DISK_MARKER, EFI_DISK_LOADER, EFI_DISK_TOOLS, ISCSI_TOOLS,
 };
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
@@ -240,6 +240,59 @@ fn sanboot_over_http_on_seabios_boots_the_image() {
     );
     eprintln!(
         "{test}: {firmware}: SAN disk marker after {:.1} s",
+        seen.elapsed.as_secs_f64()
+    );
+}
+
+/// SeaBIOS with QEMU's iPXE ROM: a table's iSCSI profile (target, LUN 1, initiator name) →
+/// the script `set initiator-iqn …` + `sanboot iscsi:…` → tgtd, started by the test in the
+/// lab, whose target admits that initiator name only → the image's boot sector prints the
+/// marker. tgtd lists the initiator logged in under the name the decision carried.
+#[test]
+fn sanboot_over_iscsi_on_seabios_boots_the_target_disk() {
+    let test = "sanboot_over_iscsi_on_seabios_boots_the_target_disk";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    if !vm_prerequisites(test, &[firmware], ISCSI_TOOLS) {
+        return;
+    }
+    const TARGET: &str = "iqn.2026-12.test.pxe.lab:disk";
+    const INITIATOR: &str = "iqn.2026-12.test.pxe.lab:client";
+    let lab = Lab::new("nbisc");
+    let image = lab.dir().join("disk.img");
+    std::fs::write(&image, marker_disk()).unwrap();
+    let target = IscsiTarget::start(&lab, TARGET, 1, &image, INITIATOR);
+    let server = serve_profile(
+        &lab,
+        &format!(
+            "iscsi = {{ server = \"{}\", target = \"{TARGET}\", lun = 1, initiator = \"{INITIATOR}\" }}",
+            lab.server_addr()
+        ),
+        None,
+    );
+    let mut vm = lab.vm(&VmConfig::new(firmware));
+    let seen = vm
+        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| {
+            panic!(
+                "{firmware}: the iSCSI disk did not boot: {missing}\n--- server ---\n{}\n\
+                 --- tgtd ---\n{}\n{}",
+                server.log_text(),
+                target.show(),
+                target.log_text()
+            )
+        });
+    let log = server.log_text();
+    assert!(
+        log.contains("decision=\"sanboot iscsi\""),
+        "netboot served no iSCSI script:\n{log}"
+    );
+    let show = target.show();
+    assert!(
+        show.contains(&format!("Initiator: {INITIATOR}")),
+        "tgtd lists no session of {INITIATOR}:\n{show}"
+    );
+    eprintln!(
+        "{test}: {firmware}: iSCSI disk marker after {:.1} s",
         seen.elapsed.as_secs_f64()
     );
 }

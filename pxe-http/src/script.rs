@@ -22,6 +22,7 @@ const UEFI_EXIT_TO_NEXT_OPTION: u32 = 1;
 /// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit 1` on UEFI (a failure,
 ///   so that the boot manager tries its next boot option rather than its menu); when the
 ///   firmware is unknown, the script asks iPXE's `${platform}`.
+/// - `Iscsi`: `set initiator-iqn NAME` (when the decision names one), `sanboot iscsi:…`.
 /// - `Ignore`: says so and exits, so the firmware tries its next boot device.
 ///
 /// Fails when a value cannot be carried to iPXE verbatim (a `${` in a command line).
@@ -123,6 +124,12 @@ fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, S
         }
         ScriptDecision::Sanboot(url) => {
             script.push(Command::sanboot(url));
+        }
+        ScriptDecision::Iscsi(disk) => {
+            if let Some(initiator) = disk.initiator_name() {
+                script.push(Command::set("initiator-iqn", initiator)?);
+            }
+            script.push(Command::sanboot(disk.root_path()));
         }
         ScriptDecision::ExitToDisk => exit_to_disk(&mut script, firmware.uefi)?,
         ScriptDecision::Custom(custom) => return custom.render(),
@@ -300,6 +307,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn iscsi_sets_the_initiator_then_boots_the_root_path() {
+        let disk = pxe_policy::IscsiBoot::new("192.0.2.1", "iqn.2026-12.test.pxe:disk")
+            .unwrap()
+            .lun(1)
+            .initiator("iqn.2026-12.test.pxe:client")
+            .unwrap();
+        assert_eq!(
+            render_decision(&ScriptDecision::Iscsi(disk), &client(None)).unwrap(),
+            "#!ipxe\nset initiator-iqn iqn.2026-12.test.pxe:client\n\
+             sanboot iscsi:192.0.2.1:::1:iqn.2026-12.test.pxe:disk\n"
+        );
+        let plain = pxe_policy::IscsiBoot::new("san.example", "eui.02004567a425678d").unwrap();
+        assert_eq!(
+            render_decision(&ScriptDecision::Iscsi(plain), &client(None)).unwrap(),
+            "#!ipxe\nsanboot iscsi:san.example:::0:eui.02004567a425678d\n"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ const RESERVED: [&str; 15] = [
 /// - `Chain`: `chainloader PATH`, `boot` (an EFI application from the TFTP server).
 /// - `ExitToDisk` and `Ignore`: `exit`, back to the firmware, which tries its next boot
 ///   option.
-/// - `Sanboot` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
+/// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
 pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
     let mut config = String::from("# pxe: this client's boot, for GRUB\n");
     match decision {
@@ -50,6 +50,12 @@ pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
             return Err(ConfigError::Unsupported {
                 loader: LOADER,
                 decision: "boot a disk image over the network (sanboot)",
+            })
+        }
+        ScriptDecision::Iscsi(_) => {
+            return Err(ConfigError::Unsupported {
+                loader: LOADER,
+                decision: "boot an iSCSI disk",
             })
         }
         ScriptDecision::Custom(_) => {

@@ -720,6 +720,132 @@ pub fn marker_disk() -> Vec<u8> {
     sector
 }
 
+/// The tools [`IscsiTarget`] runs (Debian `tgt`).
+pub const ISCSI_TOOLS: &[&str] = &["tgtd", "tgtadm"];
+
+static NEXT_TGT_CONTROL: AtomicU32 = AtomicU32::new(0);
+
+/// An iSCSI target: Debian `tgt`'s daemon run in a lab namespace, listening on
+/// [`Lab::SERVER_ADDR`]:3260 and serving one disk image as one LUN of one target, to one
+/// initiator name only (its ACL): an initiator that logs in under another name is refused.
+/// tgtd ignores SIGTERM while it has targets, so dropping this kills it by its id and removes
+/// its control socket (`/run/tgtd/socket.N`, N unique to this process and target).
+#[derive(Debug)]
+pub struct IscsiTarget {
+    process: LabProcess,
+    control: String,
+}
+
+impl IscsiTarget {
+    /// Starts tgtd in `lab`'s namespace (its log in the lab's directory) with `target` (an
+    /// iSCSI name) whose `lun` (1 or more: LUN 0 is tgt's controller) is `image`, and binds it
+    /// to `initiator`. Panics with tgtd's log if any step fails.
+    pub fn start(lab: &Lab, target: &str, lun: u8, image: &Path, initiator: &str) -> Self {
+        let n = NEXT_TGT_CONTROL.fetch_add(1, Ordering::Relaxed);
+        // The management channel is a Unix socket named after this number (not a TCP port;
+        // tgtd refuses large ones, 39360 among them): the pid keeps test processes apart, n
+        // the targets of one.
+        let control = ((std::process::id() % 100) * 64 + n % 64).to_string();
+        let mut command = lab.ns().command("tgtd");
+        command.args([
+            "-f",
+            "-C",
+            &control,
+            "--iscsi",
+            &format!("portal={}:3260", Lab::SERVER_ADDR),
+        ]);
+        let log = lab.dir().join(format!("tgtd-{control}.log"));
+        let process = LabProcess::spawn(command, log);
+        let mut target_daemon = Self { process, control };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !target_daemon.admin(&["--op", "show", "--mode", "target"]).0 {
+            if Instant::now() >= deadline || target_daemon.process.exited().is_some() {
+                panic!("tgtd did not start:\n{}", target_daemon.process.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let lun = lun.to_string();
+        let image = image.to_str().expect("image paths are UTF-8");
+        for step in [
+            &[
+                "--op", "new", "--mode", "target", "--tid", "1", "-T", target,
+            ][..],
+            &[
+                "--op",
+                "new",
+                "--mode",
+                "logicalunit",
+                "--tid",
+                "1",
+                "--lun",
+                &lun,
+                "-b",
+                image,
+            ][..],
+            // By name (`-I` would be an initiator address).
+            &[
+                "--op",
+                "bind",
+                "--mode",
+                "target",
+                "--tid",
+                "1",
+                "--initiator-name",
+                initiator,
+            ][..],
+        ] {
+            let (ok, output) = target_daemon.admin(step);
+            assert!(
+                ok,
+                "tgtadm {step:?} failed: {output}\n{}",
+                target_daemon.process.log_text()
+            );
+        }
+        target_daemon
+    }
+
+    /// `tgtadm --op show --mode target`: targets, LUNs, ACL, and the initiators logged in
+    /// (`I_T nexus` … `Initiator: NAME`).
+    pub fn show(&self) -> String {
+        self.admin(&["--op", "show", "--mode", "target"]).1
+    }
+
+    /// tgtd's own log.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+
+    fn admin(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("tgtadm")
+            .args(["-C", &self.control, "--lld", "iscsi"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output();
+        match output {
+            Ok(output) => (
+                output.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            ),
+            Err(e) => (false, format!("cannot run tgtadm: {e}")),
+        }
+    }
+}
+
+impl Drop for IscsiTarget {
+    fn drop(&mut self) {
+        // Kill (by id) and reap first, so the socket is no longer in use.
+        let _ = self.process.child.0.kill();
+        let _ = self.process.child.0.wait();
+        for suffix in ["", ".lock"] {
+            let _ = fs::remove_file(format!("/run/tgtd/socket.{}{suffix}", self.control));
+        }
+    }
+}
+
 /// The tools [`efi_marker_disk`] builds its image with (Debian `gdisk`, `dosfstools`,
 /// `mtools`), for [`vm_prerequisites`].
 pub const EFI_DISK_TOOLS: &[&str] = &["sgdisk", "mkfs.fat", "mmd", "mcopy"];
