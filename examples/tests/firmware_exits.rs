@@ -11,7 +11,11 @@
 //! least one cylinder of the 255 × 63 geometry iPXE guesses: with none, iPXE refuses its own
 //! read of the boot sector.)
 
+use std::path::Path;
 use std::time::Duration;
+
+use pxe_policy::{Arch, ClientFacts, ClientKind, IscsiBoot, MacAddr, ScriptDecision};
+use pxe_testkit::reference::{Dnsmasq, Nginx, REFERENCE_TOOLS};
 
 use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{
@@ -193,7 +197,9 @@ fn exit_to_disk_on_ovmf_boots_the_efi_system_partition() {
         .lines()
         .filter(|line| line.contains("BdsDxe") || line.contains("iPXE") || line.contains("exit"))
         .collect();
-    eprintln!("{}", bds.join("\n"));
+    for line in bds {
+        eprintln!("{}", line.chars().take(160).collect::<String>());
+    }
     eprintln!(
         "{test}: {firmware}: disk marker after {:.1} s",
         seen.elapsed.as_secs_f64()
@@ -294,5 +300,168 @@ fn sanboot_over_iscsi_on_seabios_boots_the_target_disk() {
     eprintln!(
         "{test}: {firmware}: iSCSI disk marker after {:.1} s",
         seen.elapsed.as_secs_f64()
+    );
+}
+
+/// The reference for the cases above: dnsmasq (DHCP, and TFTP for firmware PXE: `snponly.efi`)
+/// and nginx (HTTP, Range included) serve the same files, the script being `decision` as
+/// netboot renders it for an iPXE of `arch`. `files` are put in the served root. Boots a VM
+/// with `config` and returns the time to the disk's marker and nginx's access log.
+fn reference_boot(
+    lab: &Lab,
+    config: &VmConfig,
+    arch: Arch,
+    decision: &ScriptDecision,
+    files: &[(&str, Vec<u8>)],
+) -> (Duration, String) {
+    let root = lab.dir().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut facts = ClientFacts::new(MacAddr(config.mac), ClientKind::FirmwareIpxe);
+    facts.arch = Some(arch);
+    let script = pxe_http::render_decision(decision, &facts).expect("renders");
+    std::fs::write(root.join("boot.ipxe"), &script).unwrap();
+    for (name, content) in files {
+        std::fs::write(root.join(name), content).unwrap();
+    }
+    let server = lab.server_addr();
+    let nginx = Nginx::start(
+        lab.ns(),
+        lab.dir(),
+        &root,
+        std::net::SocketAddrV4::new(server, 80),
+    );
+    let dir = lab.dir().join("dnsmasq");
+    let mut dhcp = Dnsmasq::site_config(
+        &dir,
+        lab.bridge(),
+        "192.0.2.100".parse().unwrap(),
+        "192.0.2.199".parse().unwrap(),
+    );
+    // Firmware PXE gets snponly.efi over TFTP; iPXE (option 175) the script over HTTP.
+    dhcp.push_str(&format!(
+        "enable-tftp\ntftp-root={}\ndhcp-match=set:ipxe,175\n\
+         dhcp-boot=tag:!ipxe,snponly.efi,,{server}\ndhcp-boot=tag:ipxe,http://{server}/boot.ipxe\n",
+        root.display()
+    ));
+    let dnsmasq = Dnsmasq::start(lab.ns(), &dir, &dhcp);
+    let mut vm = lab.vm(config);
+    let seen = vm
+        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| {
+            panic!(
+                "reference: the disk did not boot: {missing}\n--- script ---\n{script}\n\
+                 --- dnsmasq ---\n{}\n--- nginx ---\n{}",
+                dnsmasq.log(),
+                nginx.access_log()
+            )
+        });
+    // The boot manager's walk (UEFI), for comparing where the time went.
+    for line in seen.console.lines().filter(|l| l.contains("BdsDxe")) {
+        eprintln!("{}", line.chars().take(160).collect::<String>());
+    }
+    (seen.elapsed, nginx.access_log())
+}
+
+fn reference_prerequisites(test: &str, firmware: Firmware, tools: &[&str]) -> bool {
+    let mut all = REFERENCE_TOOLS.to_vec();
+    all.extend_from_slice(tools);
+    vm_prerequisites(test, &[firmware], &all)
+}
+
+#[test]
+fn sanboot_over_http_on_seabios_reference_dnsmasq_nginx() {
+    let test = "sanboot_over_http_on_seabios_reference_dnsmasq_nginx";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    if !reference_prerequisites(test, firmware, &[]) {
+        return;
+    }
+    let lab = Lab::new("rfsan");
+    let decision = ScriptDecision::Sanboot(format!("http://{}/disk.img", lab.server_addr()));
+    let (elapsed, access) = reference_boot(
+        &lab,
+        &VmConfig::new(firmware),
+        Arch::X86_BIOS,
+        &decision,
+        &[("disk.img", marker_disk())],
+    );
+    assert!(access.contains("GET /disk.img HTTP/1.1\" 206"), "{access}");
+    eprintln!(
+        "{test}: {firmware}: SAN disk marker after {:.1} s (dnsmasq + nginx)",
+        elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn sanboot_over_iscsi_on_seabios_reference_dnsmasq_nginx() {
+    let test = "sanboot_over_iscsi_on_seabios_reference_dnsmasq_nginx";
+    let firmware = Firmware::SeaBiosIpxe(Nic::E1000);
+    if !reference_prerequisites(test, firmware, ISCSI_TOOLS) {
+        return;
+    }
+    const TARGET: &str = "iqn.2026-12.test.pxe.lab:disk";
+    const INITIATOR: &str = "iqn.2026-12.test.pxe.lab:client";
+    let lab = Lab::new("rfisc");
+    let image = lab.dir().join("disk.img");
+    std::fs::write(&image, marker_disk()).unwrap();
+    let target = IscsiTarget::start(&lab, TARGET, 1, &image, INITIATOR);
+    let disk = IscsiBoot::new(&lab.server_addr().to_string(), TARGET)
+        .unwrap()
+        .lun(1)
+        .initiator(INITIATOR)
+        .unwrap();
+    let (elapsed, _) = reference_boot(
+        &lab,
+        &VmConfig::new(firmware),
+        Arch::X86_BIOS,
+        &ScriptDecision::Iscsi(disk),
+        &[],
+    );
+    assert!(target.show().contains(&format!("Initiator: {INITIATOR}")));
+    eprintln!(
+        "{test}: {firmware}: iSCSI disk marker after {:.1} s (dnsmasq + nginx)",
+        elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn exit_to_disk_on_ovmf_reference_dnsmasq_nginx() {
+    let test = "exit_to_disk_on_ovmf_reference_dnsmasq_nginx";
+    let firmware = Firmware::OvmfPxe;
+    if !reference_prerequisites(test, firmware, EFI_DISK_TOOLS) {
+        return;
+    }
+    if !Path::new(EFI_DISK_LOADER).is_file() {
+        let reason = format!("SKIP {test}: needs {EFI_DISK_LOADER} (grub-efi-amd64-signed)");
+        assert!(!pxe_testkit::in_ci(), "{reason}; CI must run every test");
+        eprintln!("{reason}");
+        return;
+    }
+    let lab = Lab::new("rfexe");
+    let image = lab.dir().join("disk.img");
+    efi_marker_disk(&image);
+    let mut config = VmConfig::new(firmware);
+    config.extra_args.extend(
+        [
+            "-global",
+            "virtio-net-pci.bootindex=1",
+            "-drive",
+            &format!("file={},format=raw,if=none,id=disk0", image.display()),
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=2",
+        ]
+        .map(String::from),
+    );
+    let snponly = std::fs::read(format!("{IPXE_DIR}/snponly.efi")).expect("Debian ipxe");
+    let (elapsed, access) = reference_boot(
+        &lab,
+        &config,
+        Arch::X64_UEFI,
+        &ScriptDecision::ExitToDisk,
+        &[("snponly.efi", snponly)],
+    );
+    assert!(access.contains("GET /boot.ipxe"), "{access}");
+    eprintln!(
+        "{test}: {firmware}: disk marker after {:.1} s (dnsmasq + nginx)",
+        elapsed.as_secs_f64()
     );
 }

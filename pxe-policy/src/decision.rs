@@ -274,10 +274,10 @@ impl IscsiBoot {
         })
     }
 
-    /// Sets the TCP port (default 3260).
+    /// Sets the TCP port (default 3260; 0 means the default, as iPXE reads it).
     #[must_use]
     pub fn port(mut self, port: u16) -> Self {
-        self.port = Some(port);
+        self.port = (port != 0).then_some(port);
         self
     }
 
