@@ -25,6 +25,8 @@ use pxe_testkit::lab::{
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
 const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+/// OVMF walks the NIC's four boot options before the disk: 120–240 s alone under TCG.
+const OVMF_EXIT_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[test]
 fn exit_to_disk_on_seabios_boots_the_local_disk() {
@@ -164,7 +166,7 @@ fn exit_to_disk_on_ovmf_boots_the_efi_system_partition() {
     );
     let mut vm = lab.vm(&config);
     let seen = vm
-        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .wait_for_marker(DISK_MARKER, OVMF_EXIT_TIMEOUT)
         .unwrap_or_else(|missing| {
             panic!(
                 "{firmware}: the disk did not boot: {missing}\n--- server ---\n{}",
@@ -346,7 +348,14 @@ fn reference_boot(
     let dnsmasq = Dnsmasq::start(lab.ns(), &dir, &dhcp);
     let mut vm = lab.vm(config);
     let seen = vm
-        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
+        .wait_for_marker(
+            DISK_MARKER,
+            if config.firmware.is_uefi() {
+                OVMF_EXIT_TIMEOUT
+            } else {
+                BOOT_TIMEOUT
+            },
+        )
         .unwrap_or_else(|missing| {
             panic!(
                 "reference: the disk did not boot: {missing}\n--- script ---\n{script}\n\
