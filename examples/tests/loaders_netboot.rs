@@ -8,6 +8,9 @@
 //!   enabled and prints the command line verbatim.
 //! - SeaBIOS with QEMU's iPXE ROM, taken as firmware (`--chainload-ipxe-rom`) → `pxelinux.0`
 //!   → `pxelinux.cfg/01-<mac>` → kernel; the iPXE cases' syntax command line verbatim.
+//! - The same Secure Boot firmware handed iPXE by a table (`loader = "ipxe"`): it downloads
+//!   Debian's unsigned `snponly.efi` and refuses it, while a second machine that the same
+//!   table gives `loader = "grub"` boots; netboot's log names what each MAC was handed.
 //!
 //! Each prints its time from VM start to the marker.
 
@@ -323,6 +326,152 @@ fn ipxe_rom_boots_through_lpxelinux_over_http_from_netboot() {
     eprintln!(
         "boot time: SeaBIOS iPXE ROM → lpxelinux.0 (HTTP) → per-client config over HTTP, \
          served by netboot: marker after {:.1} s",
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Secure Boot is enforced, shown through netboot: one table gives one machine iPXE and the
+/// other shim + GRUB. The firmware downloads the unsigned `snponly.efi` netboot hands the
+/// first and refuses to start it (no iPXE banner, no request after the binary), while the
+/// second, same firmware and same table, boots Debian's signed kernel. netboot's log names
+/// the file each MAC was handed.
+#[test]
+fn secure_boot_refuses_the_ipxe_a_table_hands_and_boots_grub_beside_it() {
+    let test = "secure_boot_refuses_the_ipxe_a_table_hands_and_boots_grub_beside_it";
+    if !vm_prerequisites(test, &[Firmware::OvmfSecureBoot], PAYLOAD_TOOLS)
+        || !installed(
+            test,
+            &[
+                ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
+                (
+                    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+                    "grub-efi-amd64-signed",
+                ),
+                (&format!("{IPXE_DIR}/snponly.efi"), "ipxe"),
+            ],
+        )
+    {
+        return;
+    }
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let payload = boot_payload();
+    let lab = Lab::new("nbsr");
+    let root = lab.dir().join("root");
+    payload.copy_to(&root).expect("copy the payload");
+    let refused = VmConfig::new(Firmware::OvmfSecureBoot);
+    let signed = VmConfig::new(Firmware::OvmfSecureBoot);
+    let cmdline = "console=ttyS0 pxe.profile=signed";
+    let mut table = String::new();
+    for (name, loader, machine) in [("unsigned", "ipxe", &refused), ("signed", "grub", &signed)] {
+        table.push_str(&format!(
+            "[profiles.{name}]\nloader = \"{loader}\"\nkernel = \"vmlinuz\"\n\
+             initrds = [\"initrd.img\"]\ncmdline = \"console=ttyS0 pxe.profile={name}\"\n\n\
+             [[groups]]\nprofile = \"{name}\"\nmac = [\"{}\"]\n\n",
+            pxe_testkit::lab::format_mac(machine.mac)
+        ));
+    }
+    let site = lab.dir().join("site.toml");
+    std::fs::write(&site, &table).unwrap();
+    let mut command = lab.ns().command(NETBOOT);
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&site)
+        .arg("--root")
+        .arg(&root)
+        .args(["--listen", &lab.server_addr().to_string()])
+        .args(["--interface", lab.bridge()])
+        .args(["--ipxe-dir", IPXE_DIR])
+        .args([
+            "--dhcp",
+            "authoritative",
+            "--pool",
+            "192.0.2.100-192.0.2.199",
+        ])
+        .env("RUST_LOG", "debug");
+    let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
+
+    let mut vm = lab.vm(&refused);
+    let seen = vm
+        .wait_for_marker("Access Denied", BOOT_TIMEOUT)
+        .unwrap_or_else(|missing| panic!("{missing}\n--- netboot ---\n{}", server.log_text()));
+    pxe_testkit::assert_in_order(
+        &seen.console,
+        &[
+            "NBP filename is snponly.efi",
+            "NBP file downloaded successfully",
+            "BdsDxe: failed to load Boot0001",
+            "Access Denied",
+        ],
+        &"the firmware's refusal",
+    );
+    assert!(
+        !seen.console.contains("iPXE"),
+        "iPXE ran under Secure Boot:\n{}",
+        seen.console
+    );
+    let refused_at = seen.elapsed;
+    // Had iPXE started, it would have asked DHCP again and fetched its script within seconds.
+    std::thread::sleep(Duration::from_secs(5));
+    drop(vm);
+    let mac = pxe_testkit::lab::format_mac(refused.mac);
+    let log = server.log_text();
+    let address = log
+        .lines()
+        .filter(|line| line.contains(&mac) && line.contains("reply=DHCPACK"))
+        .find_map(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+        })
+        .unwrap_or_else(|| panic!("no DHCPACK to {mac}:\n{log}"));
+    // Its lines by MAC (DHCP, TFTP) or by the address it was leased (any request).
+    let by_address = format!("client={address} ");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains(&mac) || line.contains(&by_address))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" dhcp") && l.contains("boot_file=snponly.efi")),
+        "netboot's log does not say {mac} was handed snponly.efi:\n{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("tftp download") && l.contains("file=\"snponly.efi\"")),
+        "no TFTP download of snponly.efi by {mac}:\n{log}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| !l.contains(" dhcp ") && !l.contains("file=\"snponly.efi\"")),
+        "{mac} asked for more than the iPXE binary:\n{log}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("handing")),
+        "{mac} was handed another loader:\n{log}"
+    );
+    eprintln!("netboot's log for {mac}:\n{}", lines.join("\n"));
+
+    let mut vm = lab.vm(&signed);
+    let elapsed = payload.assert_boots(&mut vm, cmdline, BOOT_TIMEOUT, || {
+        format!("{table}\n{}", server.log_text())
+    });
+    let console = vm.console();
+    assert!(console.contains("Secure boot enabled"), "{console}");
+    let signed_mac = pxe_testkit::lab::format_mac(signed.mac);
+    assert!(
+        server
+            .log_text()
+            .lines()
+            .any(|l| l.contains(&signed_mac) && l.contains("handing grub")),
+        "no shim + GRUB for {signed_mac}"
+    );
+    eprintln!(
+        "boot time: OVMF Secure Boot given snponly.efi by a netboot table: refused {:.1} s after \
+         start; the same firmware given shim + GRUB by the same table: marker after {:.1} s",
+        refused_at.as_secs_f64(),
         elapsed.as_secs_f64()
     );
 }

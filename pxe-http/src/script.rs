@@ -8,14 +8,21 @@ use pxe_policy::{ClientFacts, Command, LinuxBoot, Script, ScriptDecision, Script
 
 /// The first BIOS hard disk, as `sanboot --drive` numbers it.
 const FIRST_BIOS_DISK: u32 = 0x80;
+/// The status an EFI iPXE leaves with to reach the local disk. A UEFI boot manager goes on
+/// to the next boot option only when one returns a failure; after `EFI_SUCCESS` EDK2 (OVMF)
+/// opens its boot manager menu instead (UEFI 2.x §3.1.1, EDK2's `BootBootOptions`). iPXE
+/// returns a non-zero `exit` status to the firmware as an EFI error.
+const UEFI_EXIT_TO_NEXT_OPTION: u32 = 1;
 
 /// Builds the script for `decision`, given what is known about the client.
 ///
 /// - `Linux`: `kernel`, one `initrd --name initrdN` per initrd, `boot`. UEFI kernels (and
 ///   clients of unknown firmware) also get `initrd=initrdN` on the command line, which the
 ///   EFI stub needs to find them; the command line is otherwise passed exactly.
-/// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit` on UEFI; when the
+/// - `ExitToDisk`: `sanboot --no-describe --drive 0x80` on BIOS, `exit 1` on UEFI (a failure,
+///   so that the boot manager tries its next boot option rather than its menu); when the
 ///   firmware is unknown, the script asks iPXE's `${platform}`.
+/// - `Iscsi`: `set initiator-iqn NAME` (when the decision names one), `sanboot iscsi:…`.
 /// - `Ignore`: says so and exits, so the firmware tries its next boot device.
 ///
 /// Fails when a value cannot be carried to iPXE verbatim (a `${` in a command line).
@@ -118,6 +125,12 @@ fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, S
         ScriptDecision::Sanboot(url) => {
             script.push(Command::sanboot(url));
         }
+        ScriptDecision::Iscsi(disk) => {
+            if let Some(initiator) = disk.initiator_name() {
+                script.push(Command::set("initiator-iqn", initiator)?);
+            }
+            script.push(Command::sanboot(disk.root_path()));
+        }
         ScriptDecision::ExitToDisk => exit_to_disk(&mut script, firmware.uefi)?,
         ScriptDecision::Custom(custom) => return custom.render(),
         // `Ignore`, and decisions this version does not know: boot nothing.
@@ -192,12 +205,12 @@ fn linux_boot(script: &mut Script, linux: &LinuxBoot, uefi: Option<bool>) {
 fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
     let bios_disk = Command::sanboot_drive(FIRST_BIOS_DISK).no_describe();
     match uefi {
-        Some(true) => script.push(Command::exit(None)),
+        Some(true) => script.push(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION))),
         Some(false) => script.push(bios_disk),
         None => script
             .push(
                 Command::iseq(Setting::named("platform")?, "efi")
-                    .and(Command::exit(None))
+                    .and(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION)))
                     .or_continue(),
             )
             .push(bios_disk),
@@ -297,6 +310,25 @@ mod tests {
     }
 
     #[test]
+    fn iscsi_sets_the_initiator_then_boots_the_root_path() {
+        let disk = pxe_policy::IscsiBoot::new("192.0.2.1", "iqn.2026-12.test.pxe:disk")
+            .unwrap()
+            .lun(1)
+            .initiator("iqn.2026-12.test.pxe:client")
+            .unwrap();
+        assert_eq!(
+            render_decision(&ScriptDecision::Iscsi(disk), &client(None)).unwrap(),
+            "#!ipxe\nset initiator-iqn iqn.2026-12.test.pxe:client\n\
+             sanboot iscsi:192.0.2.1:::1:iqn.2026-12.test.pxe:disk\n"
+        );
+        let plain = pxe_policy::IscsiBoot::new("san.example", "eui.02004567a425678d").unwrap();
+        assert_eq!(
+            render_decision(&ScriptDecision::Iscsi(plain), &client(None)).unwrap(),
+            "#!ipxe\nsanboot iscsi:san.example:::0:eui.02004567a425678d\n"
+        );
+    }
+
+    #[test]
     fn exit_to_disk_per_firmware() {
         let exit = ScriptDecision::ExitToDisk;
         assert_eq!(
@@ -305,11 +337,11 @@ mod tests {
         );
         assert_eq!(
             render_decision(&exit, &client(Some(Arch::X64_UEFI))).unwrap(),
-            "#!ipxe\nexit\n"
+            "#!ipxe\nexit 1\n"
         );
         assert_eq!(
             render_decision(&exit, &client(None)).unwrap(),
-            "#!ipxe\niseq -- ${platform} efi && exit ||\nsanboot --drive 0x80 --no-describe\n"
+            "#!ipxe\niseq -- ${platform} efi && exit 1 ||\nsanboot --drive 0x80 --no-describe\n"
         );
     }
 

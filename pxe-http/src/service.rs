@@ -571,6 +571,7 @@ fn decision_name(decision: &ScriptDecision) -> &'static str {
         ScriptDecision::Linux(_) => "boot linux",
         ScriptDecision::Chain(_) => "chain",
         ScriptDecision::Sanboot(_) => "sanboot",
+        ScriptDecision::Iscsi(_) => "sanboot iscsi",
         ScriptDecision::ExitToDisk => "exit to disk",
         ScriptDecision::Custom(_) => "custom script",
         _ => "nothing to boot",

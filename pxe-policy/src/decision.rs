@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{Arch, Script};
+use crate::{Arch, IscsiError, Script};
 
 /// An iPXE binary to hand to firmware, by file name relative to the iPXE directory (Debian's
 /// `ipxe` package installs them in `/usr/lib/ipxe`).
@@ -233,11 +233,237 @@ pub enum ScriptDecision {
     Chain(String),
     /// Boot a disk image over HTTP (`sanboot`, read with Range requests).
     Sanboot(String),
+    /// Boot an iSCSI disk (`sanboot iscsi:…`), logging in with the initiator name given.
+    Iscsi(IscsiBoot),
     /// Leave network boot and boot from local disk (the renderer picks the way that works for
-    /// the firmware: `sanboot --no-describe --drive 0x80` on BIOS, `exit` on UEFI).
+    /// the firmware: `sanboot --no-describe --drive 0x80` on BIOS, `exit 1` on UEFI).
     ExitToDisk,
     /// Nothing to boot for this client: the script says so and exits.
     Ignore,
     /// Run this script, built by the policy with the injection-safe builder.
     Custom(Script),
+}
+
+/// An iSCSI disk to boot from: the target's address, port and name, the LUN, and the
+/// initiator name the client logs in with (which a target's ACL may require). Built only from
+/// names that iPXE's root-path parser and a target read alike ([`IscsiBoot::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IscsiBoot {
+    server: String,
+    port: Option<u16>,
+    lun: u8,
+    target: String,
+    initiator: Option<String>,
+}
+
+impl IscsiBoot {
+    /// Longest iSCSI name (RFC 3720 §3.2.6.1).
+    const MAX_NAME: usize = 223;
+
+    /// The disk at LUN 0 of `target` (its iSCSI name) on `server` (an IP address or a host
+    /// name), port 3260, with iPXE's default initiator name.
+    pub fn new(server: &str, target: &str) -> Result<Self, IscsiError> {
+        check_server(server)?;
+        check_name("target", target)?;
+        Ok(Self {
+            server: server.to_string(),
+            port: None,
+            lun: 0,
+            target: target.to_string(),
+            initiator: None,
+        })
+    }
+
+    /// Sets the TCP port (default 3260; 0 means the default, as iPXE reads it).
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = (port != 0).then_some(port);
+        self
+    }
+
+    /// Sets the LUN (0–255: SAM's single-level peripheral form, which iPXE writes as the
+    /// LUN's first 16 bits).
+    #[must_use]
+    pub fn lun(mut self, lun: u8) -> Self {
+        self.lun = lun;
+        self
+    }
+
+    /// Sets the initiator name the client logs in with (iPXE's `initiator-iqn` setting).
+    pub fn initiator(mut self, iqn: &str) -> Result<Self, IscsiError> {
+        check_name("initiator", iqn)?;
+        self.initiator = Some(iqn.to_string());
+        Ok(self)
+    }
+
+    /// The target's address.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The TCP port, if not 3260.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The LUN.
+    pub fn logical_unit(&self) -> u8 {
+        self.lun
+    }
+
+    /// The target's iSCSI name.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The initiator name, if set.
+    pub fn initiator_name(&self) -> Option<&str> {
+        self.initiator.as_deref()
+    }
+
+    /// iPXE's root path `iscsi:<server>:<protocol>:<port>:<lun>:<target>` (RFC 4173): the
+    /// protocol left empty (TCP), the port empty for 3260, an IPv6 address in brackets, and
+    /// the LUN in hexadecimal, as iPXE parses it.
+    pub fn root_path(&self) -> String {
+        let server = if self.server.contains(':') {
+            format!("[{}]", self.server)
+        } else {
+            self.server.clone()
+        };
+        let port = self.port.map(|p| p.to_string()).unwrap_or_default();
+        format!("iscsi:{server}::{port}:{:x}:{}", self.lun, self.target)
+    }
+}
+
+fn check_server(server: &str) -> Result<(), IscsiError> {
+    let host_name = !server.is_empty()
+        && server.len() <= 253
+        && server.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if host_name || server.parse::<std::net::IpAddr>().is_ok() {
+        Ok(())
+    } else {
+        Err(IscsiError::Server(server.to_string()))
+    }
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), IscsiError> {
+    let refuse = |reason| {
+        Err(IscsiError::Name {
+            what,
+            value: name.to_string(),
+            reason,
+        })
+    };
+    if name.len() > IscsiBoot::MAX_NAME {
+        return refuse("longer than 223 bytes");
+    }
+    // Names are compared byte for byte after stringprep, which lower-cases: upper case would
+    // be a different name to the target than the one written.
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b':'))
+    {
+        return refuse("only lower-case ASCII letters, digits, `-`, `.` and `:` are allowed");
+    }
+    if let Some(rest) = name.strip_prefix("iqn.") {
+        // iqn.YYYY-MM.reversed.domain[:anything]
+        let date = rest.get(..7).unwrap_or("");
+        let date_ok = date.len() == 7
+            && date.bytes().enumerate().all(|(i, b)| match i {
+                4 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        let authority = rest.get(8..).unwrap_or("");
+        if !date_ok || rest.as_bytes().get(7) != Some(&b'.') {
+            return refuse("`iqn.` must be followed by a date `YYYY-MM.`");
+        }
+        let domain = authority.split(':').next().unwrap_or("");
+        if domain.is_empty() || domain.split('.').any(str::is_empty) {
+            return refuse("`iqn.YYYY-MM.` must be followed by a reversed domain name");
+        }
+        Ok(())
+    } else if let Some(hex) = name.strip_prefix("eui.") {
+        if hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(())
+        } else {
+            refuse("`eui.` must be followed by 16 hexadecimal digits")
+        }
+    } else {
+        refuse("it must start with `iqn.` or `eui.`")
+    }
+}
+
+#[cfg(test)]
+mod iscsi_tests {
+    use super::*;
+
+    #[test]
+    fn root_path_as_ipxe_parses_it() {
+        let disk = IscsiBoot::new("192.0.2.1", "iqn.2026-12.test.pxe:disk").unwrap();
+        assert_eq!(
+            disk.root_path(),
+            "iscsi:192.0.2.1:::0:iqn.2026-12.test.pxe:disk"
+        );
+        let disk = disk.port(3261).lun(17);
+        assert_eq!(
+            disk.root_path(),
+            "iscsi:192.0.2.1::3261:11:iqn.2026-12.test.pxe:disk"
+        );
+        let v6 = IscsiBoot::new("2001:db8::1", "eui.02004567a425678d").unwrap();
+        assert_eq!(
+            v6.root_path(),
+            "iscsi:[2001:db8::1]:::0:eui.02004567a425678d"
+        );
+        assert_eq!(
+            IscsiBoot::new("san.example", "iqn.2001-04.com.example")
+                .unwrap()
+                .server(),
+            "san.example"
+        );
+    }
+
+    #[test]
+    fn names_that_would_be_read_differently_are_refused() {
+        for bad in [
+            "",
+            "iqn.2026-12.Test.pxe",
+            "iqn.2026-12.test pxe",
+            "iqn.26-12.test.pxe",
+            "iqn.2026-12",
+            "iqn.2026-12.:x",
+            "iqn.2026-12.a..b",
+            "eui.0123",
+            "naa.0123456789abcdef",
+            "iqn.2026-12.test.pxe:${x}",
+            "iqn.2026-12.test.pxe\n",
+        ] {
+            assert!(
+                matches!(
+                    IscsiBoot::new("192.0.2.1", bad),
+                    Err(IscsiError::Name { what: "target", .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let long = format!("iqn.2026-12.test.pxe:{}", "a".repeat(210));
+        assert!(IscsiBoot::new("192.0.2.1", &long).is_err());
+        for server in ["", "a b", "-x.example", "192.0.2.1:3260", "x..y", "[::1]"] {
+            assert_eq!(
+                IscsiBoot::new(server, "iqn.2026-12.test.pxe").unwrap_err(),
+                IscsiError::Server(server.to_string())
+            );
+        }
+        let disk = IscsiBoot::new("192.0.2.1", "iqn.2026-12.test.pxe").unwrap();
+        assert!(disk.clone().initiator("Client").is_err());
+        let disk = disk.initiator("iqn.2026-12.test.pxe:client").unwrap();
+        assert_eq!(disk.initiator_name(), Some("iqn.2026-12.test.pxe:client"));
+    }
 }

@@ -122,6 +122,8 @@ impl Answer {
             cmdline: &self.cmdline,
             chain: self.chain.as_deref(),
             sanboot: self.sanboot.as_deref(),
+            // The delegate's answer has no iSCSI form in this version.
+            iscsi: None,
             action: self.action.as_deref(),
         }
     }

@@ -101,6 +101,27 @@ pub enum ConfigError {
     },
 }
 
+/// Why an iSCSI boot ([`crate::IscsiBoot`]) cannot be built from the names given.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum IscsiError {
+    /// Not an iSCSI name iPXE and targets read alike: `iqn.YYYY-MM.reversed.domain[:any]` or
+    /// `eui.` + 16 hex digits, in lower-case ASCII letters, digits, `-`, `.` and `:`, at most
+    /// 223 bytes (RFC 3720 §3.2.6, RFC 3722).
+    #[error("the {what} {value:?} is not an iSCSI name: {reason}")]
+    Name {
+        /// `"target"` or `"initiator"`.
+        what: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The server is neither an IP address nor a host name.
+    #[error("the iSCSI server {0:?} is not an IP address or a host name")]
+    Server(String),
+}
+
 /// Why a table file cannot be used.
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -33,9 +33,11 @@ const RESERVED: [&str; 15] = [
 ///
 /// - `Linux`: `linux PATH ARGS…`, `initrd PATHS…`, `boot`.
 /// - `Chain`: `chainloader PATH`, `boot` (an EFI application from the TFTP server).
-/// - `ExitToDisk` and `Ignore`: `exit`, back to the firmware, which tries its next boot
-///   option.
-/// - `Sanboot` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
+/// - `ExitToDisk` and `Ignore`: `exit`, back to the firmware. GRUB 2.06 (Debian 12) leaves
+///   with `EFI_SUCCESS`, after which EDK2 (OVMF) opens its boot manager menu instead of trying
+///   its next boot option (seen in the lab; docs/FIRMWARE.md): firmware that goes on down its
+///   boot order reaches the disk, OVMF does not.
+/// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
 pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
     let mut config = String::from("# pxe: this client's boot, for GRUB\n");
     match decision {
@@ -50,6 +52,12 @@ pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
             return Err(ConfigError::Unsupported {
                 loader: LOADER,
                 decision: "boot a disk image over the network (sanboot)",
+            })
+        }
+        ScriptDecision::Iscsi(_) => {
+            return Err(ConfigError::Unsupported {
+                loader: LOADER,
+                decision: "boot an iSCSI disk",
             })
         }
         ScriptDecision::Custom(_) => {

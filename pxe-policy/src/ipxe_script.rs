@@ -1263,6 +1263,79 @@ mod tests {
             prop_assert_eq!(percent_decode(path.rsplit('/').next().unwrap()), segment);
             prop_assert_eq!(percent_decode(query.strip_prefix("v=").unwrap()), value);
         }
+
+        /// An iSCSI decision that is built at all reaches iPXE as it was given: the initiator
+        /// name as one argument of `set`, and the root path read back (as iPXE's
+        /// `iscsi_parse_root_path` and `scsi_parse_lun` read it) into the same server, port,
+        /// LUN and target.
+        #[test]
+        fn iscsi_decisions_round_trip(
+            server in prop_oneof![
+                "[a-z0-9]{1,6}(\\.[a-z0-9-]{1,6}){0,2}",
+                any::<std::net::Ipv4Addr>().prop_map(|a| a.to_string()),
+                any::<std::net::Ipv6Addr>().prop_map(|a| a.to_string()),
+                hostile(),
+            ],
+            target in prop_oneof![
+                "iqn\\.[0-9]{4}-[0-9]{2}\\.[a-z0-9]{1,5}(\\.[a-z0-9-]{1,5}){0,2}(:[a-z0-9.:-]{0,20})?",
+                "eui\\.[0-9a-f]{16}",
+                hostile(),
+            ],
+            initiator in prop_oneof![
+                "iqn\\.[0-9]{4}-[0-9]{2}\\.[a-z0-9]{1,5}(:[a-z0-9.:-]{0,20})?",
+                hostile(),
+            ],
+            lun in any::<u8>(),
+            port in proptest::option::of(1u16..),
+        ) {
+            let Ok(disk) = crate::IscsiBoot::new(&server, &target) else {
+                return Ok(());
+            };
+            let mut disk = disk.lun(lun);
+            if let Some(port) = port {
+                disk = disk.port(port);
+            }
+            let Ok(disk) = disk.initiator(&initiator) else {
+                return Ok(());
+            };
+            let mut script = Script::new();
+            script
+                .push(Command::set("initiator-iqn", initiator.as_str()).unwrap())
+                .push(Command::sanboot(disk.root_path()));
+            let executed = visible(&script).unwrap();
+            prop_assert_eq!(
+                &executed[0].positionals,
+                &vec!["initiator-iqn".to_string(), initiator.clone()]
+            );
+            let root = executed[1].positionals[0].strip_prefix("iscsi:").unwrap();
+            // Five fields split at `:` outside `[…]`; the fifth (the target) keeps its `:`s.
+            let mut fields = Vec::new();
+            let mut rest = root;
+            for _ in 0..4 {
+                let mut inside = false;
+                let end = rest
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        match c {
+                            '[' => inside = true,
+                            ']' => inside = false,
+                            _ => {}
+                        }
+                        c == ':' && !inside
+                    })
+                    .map(|(i, _)| i);
+                let end = end.expect("five fields");
+                fields.push(&rest[..end]);
+                rest = &rest[end + 1..];
+            }
+            let host = fields[0].trim_start_matches('[').trim_end_matches(']');
+            prop_assert_eq!(host, server.as_str());
+            prop_assert_eq!(fields[1], "");
+            let read_port = fields[2].parse::<u16>().unwrap_or(3260);
+            prop_assert_eq!(read_port, port.unwrap_or(3260));
+            prop_assert_eq!(u16::from_str_radix(fields[3], 16).unwrap(), u16::from(lun));
+            prop_assert_eq!(rest, target.as_str());
+        }
     }
 
     /// What iPXE puts in its HTTP request line for `url`: `parse_uri` decodes every field,

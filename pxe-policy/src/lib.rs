@@ -74,8 +74,8 @@ mod records;
 pub mod table;
 
 pub use arch::Arch;
-pub use decision::{BootDecision, IpxeBinary, LinuxBoot, Loader, ScriptDecision};
-pub use error::{ConfigError, DelegateError, ParseError, ScriptError, TableError};
+pub use decision::{BootDecision, IpxeBinary, IscsiBoot, LinuxBoot, Loader, ScriptDecision};
+pub use error::{ConfigError, DelegateError, IscsiError, ParseError, ScriptError, TableError};
 pub use facts::{ClientFacts, RelayInfo};
 pub use guid::ClientGuid;
 pub use ipxe_features::{IpxeBusId, IpxeFeature, IpxeFeatures, IpxeVersion};

@@ -53,7 +53,7 @@ pub enum Files {
 /// - `Chain`: `KERNEL FILE` (PXELINUX picks the image type by the file's extension: `.0` a
 ///   PXE program, `.c32` a module, `.bin` a boot sector, anything else a Linux kernel).
 /// - `ExitToDisk` and `Ignore`: `LOCALBOOT 0`, back to the BIOS, which boots its next device.
-/// - `Sanboot` and `Custom` (an iPXE script) are refused: PXELINUX cannot do them.
+/// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: PXELINUX cannot do them.
 pub fn render(decision: &ScriptDecision, files: &Files) -> Result<String, ConfigError> {
     let mut config = String::from("DEFAULT pxe\nLABEL pxe\n");
     match decision {
@@ -66,6 +66,12 @@ pub fn render(decision: &ScriptDecision, files: &Files) -> Result<String, Config
             return Err(ConfigError::Unsupported {
                 loader: LOADER,
                 decision: "boot a disk image over the network (sanboot)",
+            })
+        }
+        ScriptDecision::Iscsi(_) => {
+            return Err(ConfigError::Unsupported {
+                loader: LOADER,
+                decision: "boot an iSCSI disk",
             })
         }
         ScriptDecision::Custom(_) => {

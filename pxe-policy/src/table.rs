@@ -2,7 +2,7 @@
 //! get which profile), in the manner of matchbox.
 //!
 //! ```toml
-//! # What to boot. Exactly one of kernel / chain / sanboot / action per profile.
+//! # What to boot. Exactly one of kernel / chain / sanboot / iscsi / action per profile.
 //! [profiles.debian]
 //! kernel = "debian/vmlinuz"          # absolute http:// URL, or relative to the script URL
 //! initrds = ["debian/initrd.img"]
@@ -15,6 +15,12 @@
 //!
 //! [profiles.rescue]
 //! chain = "http://192.0.2.1/rescue.ipxe"
+//!
+//! [profiles.diskless]                # an iSCSI disk (port 3260 and LUN 0 unless given)
+//! iscsi.server = "192.0.2.1"
+//! iscsi.target = "iqn.2026-12.example.san:disk1"
+//! iscsi.lun = 0
+//! iscsi.initiator = "iqn.2026-12.example.san:web1" # the name the client logs in with
 //!
 //! [profiles.disk]
 //! action = "exit"                    # or "ignore": stay silent at DHCP, say so at HTTP
@@ -59,8 +65,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, LinuxBoot, Loader, MacAddr, Policy,
-    ScriptDecision, TableError,
+    Arch, BootDecision, ClientFacts, ClientGuid, IpxeBinary, IscsiBoot, LinuxBoot, Loader, MacAddr,
+    Policy, ScriptDecision, TableError,
 };
 
 #[derive(Debug, Deserialize)]
@@ -86,9 +92,35 @@ struct RawProfile {
     cmdline: String,
     chain: Option<String>,
     sanboot: Option<String>,
+    iscsi: Option<Spanned<RawIscsi>>,
     action: Option<Spanned<String>>,
     ipxe_binary: Option<String>,
     loader: Option<Spanned<String>>,
+}
+
+/// `iscsi = { server = "192.0.2.1", target = "iqn.…", lun = 0, initiator = "iqn.…" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIscsi {
+    server: String,
+    port: Option<u16>,
+    #[serde(default)]
+    lun: u8,
+    target: String,
+    initiator: Option<String>,
+}
+
+impl RawIscsi {
+    fn disk(&self) -> Result<IscsiBoot, crate::IscsiError> {
+        let mut disk = IscsiBoot::new(&self.server, &self.target)?.lun(self.lun);
+        if let Some(port) = self.port {
+            disk = disk.port(port);
+        }
+        match &self.initiator {
+            Some(initiator) => disk.initiator(initiator),
+            None => Ok(disk),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +148,7 @@ pub(crate) struct ProfileTarget<'a> {
     pub(crate) cmdline: &'a str,
     pub(crate) chain: Option<&'a str>,
     pub(crate) sanboot: Option<&'a str>,
+    pub(crate) iscsi: Option<IscsiBoot>,
     pub(crate) action: Option<&'a str>,
 }
 
@@ -123,7 +156,7 @@ pub(crate) struct ProfileTarget<'a> {
 pub(crate) enum ProfileError {
     /// `action` is not `exit` or `ignore`.
     UnknownAction(String),
-    /// Zero or several of kernel / chain / sanboot / action.
+    /// Zero or several of kernel / chain / sanboot / iscsi / action.
     NotExactlyOne(String),
 }
 
@@ -142,6 +175,9 @@ impl ProfileTarget<'_> {
         if let Some(url) = self.sanboot {
             choices.push((ScriptDecision::Sanboot(url.to_string()), false));
         }
+        if let Some(disk) = &self.iscsi {
+            choices.push((ScriptDecision::Iscsi(disk.clone()), false));
+        }
         match self.action {
             None => {}
             Some("exit") => choices.push((ScriptDecision::ExitToDisk, false)),
@@ -154,7 +190,7 @@ impl ProfileTarget<'_> {
         }
         if choices.len() != 1 {
             return Err(ProfileError::NotExactlyOne(format!(
-                "a profile needs exactly one of kernel, chain, sanboot, action; found {}",
+                "a profile needs exactly one of kernel, chain, sanboot, iscsi, action; found {}",
                 choices.len()
             )));
         }
@@ -291,12 +327,19 @@ impl TablePolicy {
             let field = format!("profiles.{name}");
             let profile = spanned.get_ref();
             let action = profile.action.as_ref();
+            let iscsi = match &profile.iscsi {
+                Some(raw) => Some(raw.get_ref().disk().map_err(|e| {
+                    invalid(Some(raw.span()), format!("{field}.iscsi"), e.to_string())
+                })?),
+                None => None,
+            };
             let target = ProfileTarget {
                 kernel: profile.kernel.as_deref(),
                 initrds: &profile.initrds,
                 cmdline: &profile.cmdline,
                 chain: profile.chain.as_deref(),
                 sanboot: profile.sanboot.as_deref(),
+                iscsi,
                 action: action.map(|a| a.get_ref().as_str()),
             };
             let (script, ignore) = target.decision().map_err(|e| match e {
@@ -730,6 +773,46 @@ profile = "disk"
         );
         assert_eq!((line, field.as_str()), (5, "groups[0].guid"));
         assert!(message.contains("placeholder"), "{message}");
+    }
+
+    #[test]
+    fn iscsi_profiles_carry_target_lun_and_initiator() {
+        let table = TablePolicy::parse(
+            r#"
+[profiles.san]
+iscsi = { server = "192.0.2.1", target = "iqn.2026-12.test.pxe:disk", lun = 2, initiator = "iqn.2026-12.test.pxe:web1" }
+[[groups]]
+profile = "san"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let expected = IscsiBoot::new("192.0.2.1", "iqn.2026-12.test.pxe:disk")
+            .unwrap()
+            .lun(2)
+            .initiator("iqn.2026-12.test.pxe:web1")
+            .unwrap();
+        assert_eq!(
+            run(table.script(&client(1))),
+            ScriptDecision::Iscsi(expected)
+        );
+
+        let (line, field, message) = error_of(
+            "[profiles.a]\n\niscsi = { server = \"192.0.2.1\", target = \"IQN.2026-12.x\" }\n",
+        );
+        assert_eq!((line, field.as_str()), (3, "profiles.a.iscsi"));
+        assert!(message.contains("not an iSCSI name"), "{message}");
+        let (_, _, message) =
+            error_of("[profiles.a]\niscsi = { server = \"192.0.2.1\", target = \"iqn.2026-12.x\", lun = 256 }\n");
+        assert!(
+            message.contains("lun") || message.contains("256"),
+            "{message}"
+        );
+        let (_, field, message) = error_of(
+            "[profiles.a]\nloader = \"grub\"\niscsi = { server = \"192.0.2.1\", target = \"iqn.2026-12.x\" }\n",
+        );
+        assert_eq!(field, "profiles.a");
+        assert!(message.contains("iSCSI"), "{message}");
     }
 
     #[test]

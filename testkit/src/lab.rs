@@ -688,7 +688,7 @@ impl LabProcess {
 /// What [`marker_disk`]'s boot sector prints on COM1.
 pub const DISK_MARKER: &str = "PXE-LAB-DISK-BOOTED";
 
-/// A 1 MiB raw disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts, so the
+/// An 8 MiB raw disk image whose boot sector prints [`DISK_MARKER`] on COM1 and halts, so the
 /// console tells when a machine left the network for its local disk. The sector is 16-bit
 /// code loaded at 0x7c00: `cli; cld; ds = 0; si = text; dx = 0x3f8`, each byte of the
 /// NUL-terminated text out to COM1's data port, then `hlt` forever.
@@ -712,9 +712,217 @@ pub fn marker_disk() -> Vec<u8> {
     sector.extend_from_slice(format!("{DISK_MARKER}\r\n\0").as_bytes());
     sector.resize(510, 0);
     sector.extend_from_slice(&[0x55, 0xaa]);
-    // One cylinder's worth, so that the BIOS sees a plausible disk.
-    sector.resize(1 << 20, 0);
+    // 8 MiB: at least one cylinder of the geometry iPXE's INT 13 emulation guesses for a
+    // disk with no partitions (255 heads × 63 sectors = 16065 sectors). A smaller image (a
+    // `sanboot` disk) has zero cylinders, and iPXE refuses every CHS read as out of range,
+    // its own read of this sector included.
+    sector.resize(8 << 20, 0);
     sector
+}
+
+/// The tools [`IscsiTarget`] runs (Debian `tgt`).
+pub const ISCSI_TOOLS: &[&str] = &["tgtd", "tgtadm"];
+
+static NEXT_TGT_CONTROL: AtomicU32 = AtomicU32::new(0);
+
+/// An iSCSI target: Debian `tgt`'s daemon run in a lab namespace, listening on
+/// [`Lab::SERVER_ADDR`]:3260 and serving one disk image as one LUN of one target, to one
+/// initiator name only (its ACL): an initiator that logs in under another name is refused.
+/// tgtd ignores SIGTERM while it has targets, so dropping this kills it by its id and removes
+/// its control socket (`/run/tgtd/socket.N`, N unique to this process and target).
+#[derive(Debug)]
+pub struct IscsiTarget {
+    process: LabProcess,
+    control: String,
+}
+
+impl IscsiTarget {
+    /// Starts tgtd in `lab`'s namespace (its log in the lab's directory) with `target` (an
+    /// iSCSI name) whose `lun` (1 or more: LUN 0 is tgt's controller) is `image`, and binds it
+    /// to `initiator`. Panics with tgtd's log if any step fails.
+    pub fn start(lab: &Lab, target: &str, lun: u8, image: &Path, initiator: &str) -> Self {
+        let n = NEXT_TGT_CONTROL.fetch_add(1, Ordering::Relaxed);
+        // The management channel is a Unix socket named after this number (not a TCP port;
+        // tgtd refuses large ones, 39360 among them): the pid keeps test processes apart, n
+        // the targets of one.
+        let control = ((std::process::id() % 100) * 64 + n % 64).to_string();
+        let mut command = lab.ns().command("tgtd");
+        command.args([
+            "-f",
+            "-C",
+            &control,
+            "--iscsi",
+            &format!("portal={}:3260", Lab::SERVER_ADDR),
+        ]);
+        let log = lab.dir().join(format!("tgtd-{control}.log"));
+        let process = LabProcess::spawn(command, log);
+        let mut target_daemon = Self { process, control };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !target_daemon.admin(&["--op", "show", "--mode", "target"]).0 {
+            if Instant::now() >= deadline || target_daemon.process.exited().is_some() {
+                panic!("tgtd did not start:\n{}", target_daemon.process.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let lun = lun.to_string();
+        let image = image.to_str().expect("image paths are UTF-8");
+        for step in [
+            &[
+                "--op", "new", "--mode", "target", "--tid", "1", "-T", target,
+            ][..],
+            &[
+                "--op",
+                "new",
+                "--mode",
+                "logicalunit",
+                "--tid",
+                "1",
+                "--lun",
+                &lun,
+                "-b",
+                image,
+            ][..],
+            // By name (`-I` would be an initiator address).
+            &[
+                "--op",
+                "bind",
+                "--mode",
+                "target",
+                "--tid",
+                "1",
+                "--initiator-name",
+                initiator,
+            ][..],
+        ] {
+            let (ok, output) = target_daemon.admin(step);
+            assert!(
+                ok,
+                "tgtadm {step:?} failed: {output}\n{}",
+                target_daemon.process.log_text()
+            );
+        }
+        target_daemon
+    }
+
+    /// `tgtadm --op show --mode target`: targets, LUNs, ACL, and the initiators logged in
+    /// (`I_T nexus` … `Initiator: NAME`).
+    pub fn show(&self) -> String {
+        self.admin(&["--op", "show", "--mode", "target"]).1
+    }
+
+    /// tgtd's own log.
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+
+    fn admin(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new("tgtadm")
+            .args(["-C", &self.control, "--lld", "iscsi"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output();
+        match output {
+            Ok(output) => (
+                output.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                ),
+            ),
+            Err(e) => (false, format!("cannot run tgtadm: {e}")),
+        }
+    }
+}
+
+impl Drop for IscsiTarget {
+    fn drop(&mut self) {
+        // Kill (by id) and reap first, so the socket is no longer in use.
+        let _ = self.process.child.0.kill();
+        let _ = self.process.child.0.wait();
+        for suffix in ["", ".lock"] {
+            let _ = fs::remove_file(format!("/run/tgtd/socket.{}{suffix}", self.control));
+        }
+    }
+}
+
+/// The tools [`efi_marker_disk`] builds its image with (Debian `gdisk`, `dosfstools`,
+/// `mtools`), for [`vm_prerequisites`].
+pub const EFI_DISK_TOOLS: &[&str] = &["sgdisk", "mkfs.fat", "mmd", "mcopy"];
+
+/// Debian's signed, monolithic GRUB (package `grub-efi-amd64-signed`), the disk's loader.
+pub const EFI_DISK_LOADER: &str = "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed";
+
+/// Writes to `path` a 20 MiB raw disk image that UEFI firmware boots as a local disk: a GPT
+/// with one EFI System Partition (FAT16, 1 MiB to 17 MiB) holding `\EFI\BOOT\BOOTX64.EFI`
+/// (Debian's signed GRUB, [`EFI_DISK_LOADER`]) and `\EFI\debian\grub.cfg`, which echoes
+/// [`DISK_MARKER`] and stays at GRUB's prompt. GRUB writes to the firmware's console, which
+/// OVMF copies to the serial port, so the console tells when the machine left the network
+/// for its disk. The removable-media path is what firmware boots from a disk with no boot
+/// entry of its own; the config sits under the prefix built into Debian's image
+/// (`/EFI/debian`).
+///
+/// Panics if a tool ([`EFI_DISK_TOOLS`]) or the loader is missing, or fails.
+pub fn efi_marker_disk(path: &Path) {
+    const MIB: u64 = 1 << 20;
+    let scratch = tempfile::tempdir().expect("scratch directory for the disk image");
+    let esp = scratch.path().join("esp.img");
+    let esp_str = esp.to_str().expect("temporary paths are UTF-8");
+    // mkfs.fat counts in KiB. FAT16: enough clusters at 16 MiB, which EDK2's FAT driver reads
+    // like FAT32.
+    crate::run_checked(
+        "mkfs.fat",
+        &["-C", "-F", "16", "-n", "PXE-LAB-ESP", esp_str, "16384"],
+    );
+    let config = scratch.path().join("grub.cfg");
+    fs::write(
+        &config,
+        format!("echo {DISK_MARKER}\necho the disk's GRUB is waiting at its prompt\n"),
+    )
+    .expect("write grub.cfg");
+    for dir in ["::/EFI", "::/EFI/BOOT", "::/EFI/debian"] {
+        crate::run_checked("mmd", &["-i", esp_str, dir]);
+    }
+    crate::run_checked(
+        "mcopy",
+        &["-i", esp_str, EFI_DISK_LOADER, "::/EFI/BOOT/BOOTX64.EFI"],
+    );
+    crate::run_checked(
+        "mcopy",
+        &[
+            "-i",
+            esp_str,
+            config.to_str().expect("UTF-8"),
+            "::/EFI/debian/grub.cfg",
+        ],
+    );
+    let partition = fs::read(&esp).expect("read the ESP image");
+    let image =
+        fs::File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    image.set_len(20 * MIB).expect("size the disk image");
+    drop(image);
+    let disk = path.to_str().expect("disk image paths are UTF-8");
+    // One partition from sector 2048 (1 MiB) for the FAT image, type EF00 (ESP).
+    let end = format!("1:2048:{}", 2048 + partition.len() as u64 / 512 - 1);
+    crate::run_checked(
+        "sgdisk",
+        &[
+            "--new",
+            &end,
+            "--typecode",
+            "1:ef00",
+            "--change-name",
+            "1:ESP",
+            disk,
+        ],
+    );
+    use std::io::{Seek, SeekFrom, Write};
+    let mut image = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("reopen the disk image");
+    image.seek(SeekFrom::Start(MIB)).expect("seek to the ESP");
+    image.write_all(&partition).expect("write the ESP");
 }
 
 #[cfg(test)]
@@ -920,6 +1128,46 @@ mod tests {
         assert!(exited.contains("no-such-option"), "{exited}");
         assert!(missing.to_string().contains("QEMU ended first"));
         assert!(vm.elapsed() < Duration::from_secs(60));
+    }
+
+    /// The EFI disk's layout as the tools read it back: a GPT with one ESP at 1 MiB, whose
+    /// FAT holds the removable-media loader and the config that prints the marker.
+    #[test]
+    fn efi_marker_disk_has_an_esp_with_the_loader_and_the_marker() {
+        let test = "efi_marker_disk_has_an_esp_with_the_loader_and_the_marker";
+        let mut tools = EFI_DISK_TOOLS.to_vec();
+        tools.push("mtype");
+        if !crate::prerequisites(test, false, &tools) {
+            return;
+        }
+        if !Path::new(EFI_DISK_LOADER).is_file() {
+            let reason = format!("SKIP {test}: needs {EFI_DISK_LOADER} (grub-efi-amd64-signed)");
+            assert!(!crate::in_ci(), "{reason}; CI must run every test");
+            eprintln!("{reason}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let disk = dir.path().join("disk.img");
+        efi_marker_disk(&disk);
+        let disk = disk.to_str().unwrap();
+        let table = crate::run_checked("sgdisk", &["--print", disk]);
+        let table = String::from_utf8_lossy(&table.stdout);
+        let partition = table
+            .lines()
+            .find(|line| line.trim_start().starts_with("1 "))
+            .unwrap_or_else(|| panic!("no partition 1:\n{table}"));
+        let fields: Vec<&str> = partition.split_whitespace().collect();
+        assert_eq!(fields[1], "2048", "{table}");
+        assert!(fields.contains(&"EF00"), "{table}");
+        let fat = format!("{disk}@@1M");
+        let loader = crate::run_checked("mtype", &["-i", &fat, "::/EFI/BOOT/BOOTX64.EFI"]);
+        assert_eq!(loader.stdout, fs::read(EFI_DISK_LOADER).unwrap());
+        let config = crate::run_checked("mtype", &["-i", &fat, "::/EFI/debian/grub.cfg"]);
+        let config = String::from_utf8_lossy(&config.stdout);
+        assert!(
+            config.starts_with(&format!("echo {DISK_MARKER}\n")),
+            "{config}"
+        );
     }
 
     #[test]
