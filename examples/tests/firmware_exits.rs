@@ -19,8 +19,8 @@ use pxe_testkit::reference::{Dnsmasq, Nginx, REFERENCE_TOOLS};
 
 use pxe_testkit::cases::IPXE_DIR;
 use pxe_testkit::lab::{
-    efi_marker_disk, marker_disk, vm_prerequisites, Firmware, IscsiTarget, Lab, LabProcess, Nic,
-    VmConfig, DISK_MARKER, EFI_DISK_LOADER, EFI_DISK_TOOLS, ISCSI_TOOLS,
+    efi_marker_disk, marker_disk, vm_prerequisites, Firmware, IscsiTarget, Lab, LabProcess,
+    MarkerSeen, Nic, VmConfig, DISK_MARKER, EFI_DISK_LOADER, EFI_DISK_TOOLS, ISCSI_TOOLS,
 };
 
 const NETBOOT: &str = env!("CARGO_BIN_EXE_netboot");
@@ -36,60 +36,10 @@ fn exit_to_disk_on_seabios_boots_the_local_disk() {
         return;
     }
     let lab = Lab::new("nbexit");
-    let table = lab.dir().join("site.toml");
-    std::fs::write(
-        &table,
-        "[profiles.disk]\naction = \"exit\"\n\n[[groups]]\nname = \"all\"\nprofile = \"disk\"\n",
-    )
-    .unwrap();
-    let mut command = lab.ns().command(NETBOOT);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&table)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge()])
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
-        .env("RUST_LOG", "info");
-    let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
-
+    let server = serve_exit_to_disk(&lab);
     let image = lab.dir().join("disk.img");
     std::fs::write(&image, marker_disk()).unwrap();
-    let mut config = VmConfig::new(firmware);
-    // The NIC first, then the disk: a machine that boots its disk without asking the network
-    // never fetches the script, and fails below.
-    config.extra_args.extend(
-        [
-            "-global",
-            "e1000.bootindex=1",
-            "-drive",
-            &format!("file={},format=raw,if=none,id=disk0", image.display()),
-            "-device",
-            "virtio-blk-pci,drive=disk0,bootindex=2",
-        ]
-        .map(String::from),
-    );
-    let mut vm = lab.vm(&config);
-    let seen = vm
-        .wait_for_marker(DISK_MARKER, BOOT_TIMEOUT)
-        .unwrap_or_else(|missing| {
-            panic!(
-                "{firmware}: the disk did not boot: {missing}\n--- server ---\n{}",
-                server.log_text()
-            )
-        });
-    let log = server.log_text();
-    assert!(
-        log.lines()
-            .any(|line| line.contains("script") && line.contains("decision=\"exit to disk\"")),
-        "{firmware}: the disk booted, but netboot served no exit script first:\n{log}"
-    );
+    let seen = boot_nic_then_disk(&lab, firmware, "e1000", &image, BOOT_TIMEOUT, &server);
     eprintln!(
         "{test}: {firmware}: disk marker after {:.1} s",
         seen.elapsed.as_secs_f64()
@@ -110,26 +60,54 @@ fn serve_profile(lab: &Lab, profile: &str, root: Option<&std::path::Path>) -> La
         format!("[profiles.p]\n{profile}\n\n[[groups]]\nname = \"all\"\nprofile = \"p\"\n"),
     )
     .unwrap();
-    let mut command = lab.ns().command(NETBOOT);
+    let mut command = lab.netboot_serve(NETBOOT, &table);
     if let Some(root) = root {
-        command.arg("serve").arg("--root").arg(root);
-    } else {
-        command.arg("serve");
+        command.arg("--root").arg(root);
     }
-    command
-        .arg("--config")
-        .arg(&table)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge()])
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
-        .env("RUST_LOG", "info");
+    command.env("RUST_LOG", "info");
     LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving")
+}
+
+/// Boots `firmware` with its NIC (`nic`, a QEMU device name) first and `image` as a disk
+/// second, as a machine that boots from the network by default, and waits for the disk's
+/// marker; netboot's log (`server`) must show the exit script it served first, so a machine
+/// that booted its disk without asking the network fails.
+fn boot_nic_then_disk(
+    lab: &Lab,
+    firmware: Firmware,
+    nic: &str,
+    image: &Path,
+    timeout: Duration,
+    server: &LabProcess,
+) -> MarkerSeen {
+    let mut config = VmConfig::new(firmware);
+    config.extra_args.extend(
+        [
+            "-global",
+            &format!("{nic}.bootindex=1"),
+            "-drive",
+            &format!("file={},format=raw,if=none,id=disk0", image.display()),
+            "-device",
+            "virtio-blk-pci,drive=disk0,bootindex=2",
+        ]
+        .map(String::from),
+    );
+    let mut vm = lab.vm(&config);
+    let seen = vm
+        .wait_for_marker(DISK_MARKER, timeout)
+        .unwrap_or_else(|missing| {
+            panic!(
+                "{firmware}: the disk did not boot: {missing}\n--- server ---\n{}",
+                server.log_text()
+            )
+        });
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("script") && line.contains("decision=\"exit to disk\"")),
+        "{firmware}: the disk booted, but netboot served no exit script first:\n{log}"
+    );
+    seen
 }
 
 /// OVMF: EDK2's PXE → `snponly.efi` → the script `exit 1` → EDK2 boots its next option, a
@@ -151,33 +129,13 @@ fn exit_to_disk_on_ovmf_boots_the_efi_system_partition() {
     let server = serve_exit_to_disk(&lab);
     let image = lab.dir().join("disk.img");
     efi_marker_disk(&image);
-    let mut config = VmConfig::new(firmware);
-    // The NIC first, then the disk, as a machine that boots from the network by default.
-    config.extra_args.extend(
-        [
-            "-global",
-            "virtio-net-pci.bootindex=1",
-            "-drive",
-            &format!("file={},format=raw,if=none,id=disk0", image.display()),
-            "-device",
-            "virtio-blk-pci,drive=disk0,bootindex=2",
-        ]
-        .map(String::from),
-    );
-    let mut vm = lab.vm(&config);
-    let seen = vm
-        .wait_for_marker(DISK_MARKER, OVMF_EXIT_TIMEOUT)
-        .unwrap_or_else(|missing| {
-            panic!(
-                "{firmware}: the disk did not boot: {missing}\n--- server ---\n{}",
-                server.log_text()
-            )
-        });
-    let log = server.log_text();
-    assert!(
-        log.lines()
-            .any(|line| line.contains("script") && line.contains("decision=\"exit to disk\"")),
-        "{firmware}: the disk booted, but netboot served no exit script first:\n{log}"
+    let seen = boot_nic_then_disk(
+        &lab,
+        firmware,
+        "virtio-net-pci",
+        &image,
+        OVMF_EXIT_TIMEOUT,
+        &server,
     );
     // iPXE ran from the network option and failed it on purpose; the boot manager went on
     // down its list (the NIC's other options first) to the disk.

@@ -245,22 +245,8 @@ fn https_kernel_is_refused_to_an_ipxe_without_https() {
          [[groups]]\nprofile = \"secure\"\n",
     )
     .unwrap();
-    let mut command = lab.ns().command(NETBOOT);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&table)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge()])
-        .arg("--ipv6-ra")
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
-        .env("RUST_LOG", "info");
+    let mut command = lab.netboot_serve(NETBOOT, &table);
+    command.arg("--ipv6-ra").env("RUST_LOG", "info");
     let mut server = start_netboot(command, &lab);
     let vm = lab.vm(&VmConfig::new(case.firmware()).uuid(&case.uuid()));
     const REFUSAL: &str = "cannot render the policy's script";

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pxe_testkit::cases::{BootCase, IPXE_DIR};
+use pxe_testkit::cases::BootCase;
 use pxe_testkit::lab::{format_mac, vm_prerequisites, Lab, LabProcess, VmConfig};
 use pxe_testkit::payload::{boot_payload, PAYLOAD_TOOLS};
 
@@ -63,22 +63,11 @@ serial = ["{SERIAL}"]
     )
     .unwrap();
 
-    let mut command = lab.ns().command(NETBOOT);
+    let mut command = lab.netboot_serve(NETBOOT, &table);
     command
-        .arg("serve")
-        .arg("--config")
-        .arg(&table)
         .arg("--root")
         .arg(&root)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge(), "--ipv6-ra"])
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
+        .arg("--ipv6-ra")
         .env("RUST_LOG", "info");
     let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
 

@@ -256,23 +256,8 @@ fn a_table_gives_two_secure_boot_machines_their_own_command_lines() {
     }
     let site = lab.dir().join("site.toml");
     std::fs::write(&site, &table).unwrap();
-    let mut command = lab.ns().command(NETBOOT);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&site)
-        .arg("--root")
-        .arg(&root)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge()])
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
-        .env("RUST_LOG", "debug");
+    let mut command = lab.netboot_serve(NETBOOT, &site);
+    command.arg("--root").arg(&root).env("RUST_LOG", "debug");
     let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
     for (machine, cmdline) in machines.iter().zip(&cmdlines) {
         let mut vm = lab.vm(machine);
@@ -372,23 +357,8 @@ fn secure_boot_refuses_the_ipxe_a_table_hands_and_boots_grub_beside_it() {
     }
     let site = lab.dir().join("site.toml");
     std::fs::write(&site, &table).unwrap();
-    let mut command = lab.ns().command(NETBOOT);
-    command
-        .arg("serve")
-        .arg("--config")
-        .arg(&site)
-        .arg("--root")
-        .arg(&root)
-        .args(["--listen", &lab.server_addr().to_string()])
-        .args(["--interface", lab.bridge()])
-        .args(["--ipxe-dir", IPXE_DIR])
-        .args([
-            "--dhcp",
-            "authoritative",
-            "--pool",
-            "192.0.2.100-192.0.2.199",
-        ])
-        .env("RUST_LOG", "debug");
+    let mut command = lab.netboot_serve(NETBOOT, &site);
+    command.arg("--root").arg(&root).env("RUST_LOG", "debug");
     let server = LabProcess::spawn_ready(command, lab.dir().join("netboot.log"), "netboot serving");
 
     let mut vm = lab.vm(&refused);

@@ -129,6 +129,28 @@ impl Lab {
         Self::SERVER_ADDR
     }
 
+    /// `netboot serve --config SITE` (the binary at `netboot`) in this lab's namespace: on
+    /// the server address and the bridge, with Debian's iPXE binaries and authoritative DHCP
+    /// for 192.0.2.100–199. The caller adds what its case needs (`--root`, `--ipv6-ra`,
+    /// `RUST_LOG`) and starts it.
+    pub fn netboot_serve(&self, netboot: &str, site: &Path) -> Command {
+        let mut command = self.ns().command(netboot);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(site)
+            .args(["--listen", &self.server_addr().to_string()])
+            .args(["--interface", self.bridge()])
+            .args(["--ipxe-dir", crate::cases::IPXE_DIR])
+            .args([
+                "--dhcp",
+                "authoritative",
+                "--pool",
+                "192.0.2.100-192.0.2.199",
+            ]);
+        command
+    }
+
     /// A scratch directory owned by the lab (removed on drop), for consoles, configs and
     /// files to serve.
     pub fn dir(&self) -> &Path {
