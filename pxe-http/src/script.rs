@@ -23,7 +23,8 @@ const UEFI_EXIT_TO_NEXT_OPTION: u32 = 1;
 ///   so that the boot manager tries its next boot option rather than its menu); when the
 ///   firmware is unknown, the script asks iPXE's `${platform}`.
 /// - `Iscsi`: `set initiator-iqn NAME` (when the decision names one), `sanboot iscsi:…`.
-/// - `Ignore`: says so and exits, so the firmware tries its next boot device.
+/// - `Ignore`: says so and exits, so the firmware tries its next boot device (`exit 1` on
+///   UEFI, as for the local disk).
 ///
 /// Fails when a value cannot be carried to iPXE verbatim (a `${` in a command line).
 pub fn render_decision(
@@ -133,13 +134,14 @@ fn render_for(decision: &ScriptDecision, firmware: Firmware) -> Result<String, S
         }
         ScriptDecision::ExitToDisk => exit_to_disk(&mut script, firmware.uefi)?,
         ScriptDecision::Custom(custom) => return custom.render(),
-        // `Ignore`, and decisions this version does not know: boot nothing.
+        // `Ignore`, and decisions this version does not know: boot nothing, and leave so that
+        // the firmware tries its next boot device (on UEFI with a failure status, as for the
+        // local disk: after a success EDK2 opens its menu instead).
         _ => {
-            script
-                .push(
-                    Command::echo("pxe:").args(["nothing", "to", "boot", "for", "this", "client"]),
-                )
-                .push(Command::exit(None));
+            script.push(
+                Command::echo("pxe:").args(["nothing", "to", "boot", "for", "this", "client"]),
+            );
+            leave(&mut script, firmware.uefi)?;
         }
     }
     script.render()
@@ -203,17 +205,31 @@ fn linux_boot(script: &mut Script, linux: &LinuxBoot, uefi: Option<bool>) {
 }
 
 fn exit_to_disk(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
-    let bios_disk = Command::sanboot_drive(FIRST_BIOS_DISK).no_describe();
+    per_platform(
+        script,
+        uefi,
+        Command::sanboot_drive(FIRST_BIOS_DISK).no_describe(),
+    )
+}
+
+/// Leaves network boot for the firmware's next boot device: a plain `exit` on BIOS.
+fn leave(script: &mut Script, uefi: Option<bool>) -> Result<(), ScriptError> {
+    per_platform(script, uefi, Command::exit(None))
+}
+
+/// `exit 1` on UEFI (see [`UEFI_EXIT_TO_NEXT_OPTION`]), `bios` on BIOS; when the firmware is
+/// unknown, the script asks iPXE's `${platform}`.
+fn per_platform(script: &mut Script, uefi: Option<bool>, bios: Command) -> Result<(), ScriptError> {
     match uefi {
         Some(true) => script.push(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION))),
-        Some(false) => script.push(bios_disk),
+        Some(false) => script.push(bios),
         None => script
             .push(
                 Command::iseq(Setting::named("platform")?, "efi")
                     .and(Command::exit(Some(UEFI_EXIT_TO_NEXT_OPTION)))
                     .or_continue(),
             )
-            .push(bios_disk),
+            .push(bios),
     };
     Ok(())
 }
@@ -371,5 +387,19 @@ mod tests {
         );
         let ignore = render_decision(&ScriptDecision::Ignore, &c).unwrap();
         assert!(ignore.starts_with("#!ipxe\n") && ignore.ends_with("exit\n"));
+        // Ignored clients leave for the next boot device: on UEFI with a failure status.
+        let said = "#!ipxe\necho pxe: nothing to boot for this client\n";
+        assert_eq!(
+            render_decision(&ScriptDecision::Ignore, &client(Some(Arch::X64_UEFI))).unwrap(),
+            format!("{said}exit 1\n")
+        );
+        assert_eq!(
+            render_decision(&ScriptDecision::Ignore, &client(Some(Arch::X86_BIOS))).unwrap(),
+            format!("{said}exit\n")
+        );
+        assert_eq!(
+            render_decision(&ScriptDecision::Ignore, &client(None)).unwrap(),
+            format!("{said}iseq -- ${{platform}} efi && exit 1 ||\nexit\n")
+        );
     }
 }

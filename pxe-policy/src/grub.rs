@@ -33,9 +33,10 @@ const RESERVED: [&str; 15] = [
 ///
 /// - `Linux`: `linux PATH ARGS…`, `initrd PATHS…`, `boot`.
 /// - `Chain`: `chainloader PATH`, `boot` (an EFI application from the TFTP server).
-/// - `ExitToDisk` and `Ignore`: `exit`, back to the firmware. GRUB 2.06 (Debian 12) leaves
-///   with `EFI_SUCCESS`, after which EDK2 (OVMF) opens its boot manager menu instead of trying
-///   its next boot option (seen in the lab; docs/FIRMWARE.md): firmware that goes on down its
+/// - `ExitToDisk` and `Ignore`: `exit 1`, back to the firmware with a failure, so that the
+///   boot manager tries its next boot option (GRUB 2.12 and later). GRUB 2.06 (Debian 12)
+///   ignores the status and leaves with `EFI_SUCCESS`, after which EDK2 (OVMF) opens its boot
+///   manager menu instead (seen in the lab; docs/FIRMWARE.md): firmware that goes on down its
 ///   boot order reaches the disk, OVMF does not.
 /// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
 pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
@@ -66,8 +67,11 @@ pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
                 decision: "run an iPXE script",
             })
         }
-        // `ExitToDisk`, `Ignore`, and decisions this version does not know: leave.
-        _ => config.push_str("exit\n"),
+        // `ExitToDisk`, `Ignore`, and decisions this version does not know: leave, with a
+        // failure status so that the UEFI boot manager tries its next boot option (after a
+        // success EDK2 opens its menu). GRUB 2.12 and later return it; Debian 12's 2.06
+        // takes no status and ignores it, leaving with success.
+        _ => config.push_str("exit 1\n"),
     }
     Ok(config)
 }
