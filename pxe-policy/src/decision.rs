@@ -244,6 +244,19 @@ pub enum ScriptDecision {
     Custom(Script),
 }
 
+impl ScriptDecision {
+    /// What this decision asks, when only iPXE can do it (a disk over the network, an iPXE
+    /// script): the GRUB and PXELINUX renderers refuse it with these words.
+    pub(crate) fn ipxe_only(&self) -> Option<&'static str> {
+        match self {
+            Self::Sanboot(_) => Some("boot a disk image over the network (sanboot)"),
+            Self::Iscsi(_) => Some("boot an iSCSI disk"),
+            Self::Custom(_) => Some("run an iPXE script"),
+            _ => None,
+        }
+    }
+}
+
 /// An iSCSI disk to boot from: the target's address, port and name, the LUN, and the
 /// initiator name the client logs in with (which a target's ACL may require). Built only from
 /// names that iPXE's root-path parser and a target read alike ([`IscsiBoot::new`]).

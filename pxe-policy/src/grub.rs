@@ -40,6 +40,12 @@ const RESERVED: [&str; 15] = [
 ///   boot order reaches the disk, OVMF does not.
 /// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: GRUB cannot do them.
 pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
+    if let Some(asked) = decision.ipxe_only() {
+        return Err(ConfigError::Unsupported {
+            loader: LOADER,
+            decision: asked,
+        });
+    }
     let mut config = String::from("# pxe: this client's boot, for GRUB\n");
     match decision {
         ScriptDecision::Linux(linux) => render_linux(&mut config, linux)?,
@@ -48,24 +54,6 @@ pub fn render(decision: &ScriptDecision) -> Result<String, ConfigError> {
             config.push_str("chainloader ");
             push_word(&mut config, &path);
             config.push_str("\nboot\n");
-        }
-        ScriptDecision::Sanboot(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "boot a disk image over the network (sanboot)",
-            })
-        }
-        ScriptDecision::Iscsi(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "boot an iSCSI disk",
-            })
-        }
-        ScriptDecision::Custom(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "run an iPXE script",
-            })
         }
         // `ExitToDisk`, `Ignore`, and decisions this version does not know: leave, with a
         // failure status so that the UEFI boot manager tries its next boot option (after a

@@ -55,30 +55,18 @@ pub enum Files {
 /// - `ExitToDisk` and `Ignore`: `LOCALBOOT 0`, back to the BIOS, which boots its next device.
 /// - `Sanboot`, `Iscsi` and `Custom` (an iPXE script) are refused: PXELINUX cannot do them.
 pub fn render(decision: &ScriptDecision, files: &Files) -> Result<String, ConfigError> {
+    if let Some(asked) = decision.ipxe_only() {
+        return Err(ConfigError::Unsupported {
+            loader: LOADER,
+            decision: asked,
+        });
+    }
     let mut config = String::from("DEFAULT pxe\nLABEL pxe\n");
     match decision {
         ScriptDecision::Linux(linux) => render_linux(&mut config, linux, files)?,
         ScriptDecision::Chain(target) => {
             let target = reference(files, "chain target", target)?;
             config.push_str(&format!("KERNEL {target}\n"));
-        }
-        ScriptDecision::Sanboot(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "boot a disk image over the network (sanboot)",
-            })
-        }
-        ScriptDecision::Iscsi(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "boot an iSCSI disk",
-            })
-        }
-        ScriptDecision::Custom(_) => {
-            return Err(ConfigError::Unsupported {
-                loader: LOADER,
-                decision: "run an iPXE script",
-            })
         }
         _ => config.push_str("LOCALBOOT 0\n"),
     }
