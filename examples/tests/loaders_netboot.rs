@@ -33,6 +33,15 @@ static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 const GRUB_CMDLINE: &str = "console=ttyS0 #not-a-comment pxe.hash=#x && || ; pxe.amp=a&b \
                             pxe.pipe=a|b pxe.var=$root pxe.brace={y} pxe.if=if pxe.tail=end";
 
+/// Debian's signed shim and network GRUB, with their packages: the Secure Boot path.
+const SHIM_AND_GRUB: &[(&str, &str)] = &[
+    ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
+    (
+        "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+        "grub-efi-amd64-signed",
+    ),
+];
+
 /// Whether the loader's files are installed: skip outside CI, fail in CI.
 fn installed(test: &str, files: &[(&str, &str)]) -> bool {
     let missing: Vec<String> = files
@@ -89,16 +98,7 @@ fn boot_through(
 fn secure_boot_boots_through_shim_and_grub_from_netboot() {
     let test = "secure_boot_boots_through_shim_and_grub_from_netboot";
     if !vm_prerequisites(test, &[Firmware::OvmfSecureBoot], PAYLOAD_TOOLS)
-        || !installed(
-            test,
-            &[
-                ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
-                (
-                    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
-                    "grub-efi-amd64-signed",
-                ),
-            ],
-        )
+        || !installed(test, SHIM_AND_GRUB)
     {
         return;
     }
@@ -220,16 +220,7 @@ fn cmdline_the_loader_cannot_carry_is_refused_before_serving() {
 fn a_table_gives_two_secure_boot_machines_their_own_command_lines() {
     let test = "a_table_gives_two_secure_boot_machines_their_own_command_lines";
     if !vm_prerequisites(test, &[Firmware::OvmfSecureBoot], PAYLOAD_TOOLS)
-        || !installed(
-            test,
-            &[
-                ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
-                (
-                    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
-                    "grub-efi-amd64-signed",
-                ),
-            ],
-        )
+        || !installed(test, SHIM_AND_GRUB)
     {
         return;
     }
@@ -327,13 +318,10 @@ fn secure_boot_refuses_the_ipxe_a_table_hands_and_boots_grub_beside_it() {
         || !installed(
             test,
             &[
-                ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
-                (
-                    "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
-                    "grub-efi-amd64-signed",
-                ),
-                (&format!("{IPXE_DIR}/snponly.efi"), "ipxe"),
-            ],
+                SHIM_AND_GRUB,
+                &[(&format!("{IPXE_DIR}/snponly.efi"), "ipxe")],
+            ]
+            .concat(),
         )
     {
         return;
