@@ -20,17 +20,15 @@
 #![allow(missing_docs)]
 
 use std::collections::VecDeque;
-use std::io::{IoSlice, IoSliceMut};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    recvmmsg, sendmmsg, setsockopt, sockopt, ControlMessage, MsgFlags, MultiHeaders, SockaddrIn,
-};
 use pxe_dhcp::wire::{field, MessageType, Op, Packet};
+use pxe_udp::pktinfo::{receive_queued, send_queued, ReceiveBatch, Route};
+use pxe_udp::{ask_buffer_size, wait_readable, Buffer};
 
 /// DISCOVERs per `sendmmsg` and replies per `recvmmsg`.
 const BATCH: usize = 64;
@@ -74,6 +72,13 @@ struct Options {
     /// Passed by `cargo bench` to every bench binary; ignored.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+/// Whether a send failed only because the socket buffer or the device queue is full (the
+/// DISCOVERs are sent again later).
+fn full(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::WouldBlock
+        || error.raw_os_error() == Some(Errno::ENOBUFS as i32)
 }
 
 /// A DHCP message read from a file, checked to parse.
@@ -137,17 +142,15 @@ fn main() {
     let socket = UdpSocket::bind(SocketAddrV4::new(options.local, 67)).expect("bind port 67");
     socket.set_nonblocking(true).expect("non-blocking");
     // Replies arrive in bursts as large as the window: room for all of them.
-    if setsockopt(&socket, sockopt::RcvBufForce, &(8 << 20)).is_err() {
-        let _ = setsockopt(&socket, sockopt::RcvBuf, &(8 << 20));
-    }
-    let _ = setsockopt(&socket, sockopt::SndBufForce, &(8 << 20));
-    let fd = socket.as_raw_fd();
+    ask_buffer_size(&socket, Buffer::Receive, 8 << 20);
+    ask_buffer_size(&socket, Buffer::Send, 8 << 20);
     let mut packets = discovers(&options);
-    let server = SockaddrIn::from(options.server);
-    let addresses = [Some(server); BATCH];
-    let mut send_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
-    let mut receive_headers = MultiHeaders::<SockaddrIn>::preallocate(BATCH, None);
-    let mut receive_buffers = vec![[0u8; 1500]; BATCH];
+    let to_server = Route {
+        to: options.server,
+        ifindex: 0,
+        source: Ipv4Addr::UNSPECIFIED,
+    };
+    let mut replies = ReceiveBatch::with_count(BATCH, 1500);
 
     let count = usize::try_from(options.count).unwrap_or(usize::MAX);
     let mut fates: Vec<Fate> = Vec::with_capacity(count.min(1 << 26));
@@ -203,23 +206,16 @@ fn main() {
                 packets[index][field::XID].copy_from_slice(&seq.to_be_bytes());
                 chosen.push(index);
             }
-            let slices: Vec<[IoSlice<'_>; 1]> = chosen
+            let datagrams: Vec<(&[u8], Route)> = chosen
                 .iter()
-                .map(|&index| [IoSlice::new(&packets[index])])
+                .map(|&index| (&packets[index][..], to_server))
                 .collect();
-            match sendmmsg(
-                fd,
-                &mut send_headers,
-                &slices,
-                &addresses[..budget],
-                [] as [ControlMessage<'_>; 0],
-                MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(results) => sent_now = results.count(),
-                Err(Errno::EAGAIN | Errno::ENOBUFS) => {}
+            match send_queued(socket.as_fd(), &datagrams) {
+                Ok(sent) => sent_now = sent,
+                Err(e) if full(&e) => {}
                 Err(e) => panic!("sendmmsg: {e}"),
             }
-            drop(slices);
+            drop(datagrams);
             for _ in 0..sent_now {
                 let seq = fates.len() as u32;
                 fates.push(Fate::Waiting);
@@ -229,25 +225,14 @@ fn main() {
             budget -= sent_now;
         }
 
-        let lengths: Vec<usize> = {
-            let mut slices: Vec<[IoSliceMut<'_>; 1]> = receive_buffers
-                .iter_mut()
-                .map(|buffer| [IoSliceMut::new(buffer)])
-                .collect();
-            match recvmmsg(
-                fd,
-                &mut receive_headers,
-                &mut slices,
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            ) {
-                Ok(results) => results.map(|message| message.bytes).collect(),
-                Err(Errno::EAGAIN | Errno::ECONNREFUSED) => Vec::new(),
-                Err(e) => panic!("recvmmsg: {e}"),
-            }
+        let received = match receive_queued(socket.as_fd(), &mut replies) {
+            Ok(count) => count,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => 0,
+            Err(e) => panic!("recvmmsg: {e}"),
         };
-        for (buffer, &len) in receive_buffers.iter().zip(&lengths) {
-            let Ok(reply) = Packet::new_checked(&buffer[..len]) else {
+        for (datagram, _) in replies.iter().take(received) {
+            let Ok(reply) = Packet::new_checked(datagram) else {
                 continue;
             };
             if reply.op() != Op::BootReply || reply.message_type() != Some(MessageType::Offer) {
@@ -275,10 +260,9 @@ fn main() {
 
         // Nothing to do until a reply arrives, the window or the rate allows more, or the
         // oldest DISCOVER times out: wait in poll rather than spin (the server needs the CPU).
-        if lengths.is_empty() && sent_now == 0 {
+        if received == 0 && sent_now == 0 {
             let wait = if budget > 0 { 0 } else { 1 };
-            let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(wait as u8));
+            let _ = wait_readable(&[socket.as_fd()], Duration::from_millis(wait));
         }
     }
     let seconds = last_answer.duration_since(start).as_secs_f64().max(1e-9);

@@ -47,7 +47,6 @@
 mod neighbour;
 mod observe;
 mod resolution;
-mod socket;
 mod summary;
 
 use std::future::Future;
@@ -72,7 +71,7 @@ use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
 pub use observe::{message_type_label, DhcpObserver, ObservedRequest, RequestOutcome};
 use resolution::{Resolution, Verdict};
-use socket::{PktInfoSocket, ReceiveBatch, Route};
+use pxe_udp::pktinfo::{self, PktInfoSocket, ReceiveBatch, Route};
 use summary::{Event, Summaries};
 
 /// How often, at most, each kind of refusal is summarised at `warn` by default.
@@ -463,9 +462,9 @@ async fn receive_loop(
     service: Service,
 ) -> Result<(), Error> {
     let mut batch = ReceiveBatch::new(RECV_BUFFER);
-    let mut replies: Vec<Prepared> = Vec::with_capacity(socket::BATCH);
+    let mut replies: Vec<Prepared> = Vec::with_capacity(pktinfo::BATCH);
     // Reply buffers come back here once sent, for the next batch.
-    let mut spare_buffers: Vec<Vec<u8>> = Vec::with_capacity(socket::BATCH);
+    let mut spare_buffers: Vec<Vec<u8>> = Vec::with_capacity(pktinfo::BATCH);
     loop {
         match socket.recv_batch(&mut batch).await {
             Ok(_) => {}

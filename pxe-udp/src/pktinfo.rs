@@ -13,7 +13,10 @@
 //! Sends never wait: a reply that does not fit in the socket's send buffer at once fails with
 //! [`io::ErrorKind::WouldBlock`] and the caller drops it (the client retransmits). A receive
 //! loop that waited for buffer space would stop answering everyone while the buffer is held
-//! by replies the kernel cannot deliver yet (see `resolution`).
+//! by replies the kernel cannot deliver yet.
+//!
+//! [`receive_queued`] and [`send_queued`] are the same batched calls on any socket, for a
+//! load generator that drives its own socket without tokio.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -27,6 +30,8 @@ use nix::sys::socket::{
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use crate::{ask_buffer_size, Buffer};
+
 /// The socket receive buffer asked for: about 10,000 DHCP requests.
 const RECEIVE_BUFFER: usize = 4 << 20;
 
@@ -37,34 +42,34 @@ const SEND_BUFFER: usize = 4 << 20;
 
 /// The most datagrams one `recvmmsg` or `sendmmsg` moves. Past a few dozen the system-call
 /// cost is amortised and a larger batch only delays the first reply of the batch.
-pub(crate) const BATCH: usize = 32;
+pub const BATCH: usize = 32;
 
 /// Where a datagram came from and where it arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Arrival {
+pub struct Arrival {
     /// Its length.
-    pub(crate) len: usize,
+    pub len: usize,
     /// The sender.
-    pub(crate) from: SocketAddrV4,
+    pub from: SocketAddrV4,
     /// The receiving interface's index.
-    pub(crate) ifindex: u32,
+    pub ifindex: u32,
     /// The local address the kernel would answer from on that interface (`ipi_spec_dst`):
     /// the server identifier for this client.
-    pub(crate) local: Ipv4Addr,
+    pub local: Ipv4Addr,
     /// The datagram's destination address (`ipi_addr`): broadcast or one of ours.
-    pub(crate) destination: Ipv4Addr,
+    pub destination: Ipv4Addr,
 }
 
 /// Where a datagram goes: to `to`, out of interface `ifindex` (0: by the routing table) from
 /// source address `source` (unspecified: the kernel's choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Route {
+pub struct Route {
     /// The destination.
-    pub(crate) to: SocketAddrV4,
+    pub to: SocketAddrV4,
     /// The outgoing interface's index, or 0.
-    pub(crate) ifindex: u32,
+    pub ifindex: u32,
     /// The source address, or unspecified.
-    pub(crate) source: Ipv4Addr,
+    pub source: Ipv4Addr,
 }
 
 impl Route {
@@ -89,9 +94,9 @@ impl Route {
     }
 }
 
-/// Buffers for up to [`BATCH`] received datagrams, and where each came from.
+/// Buffers for a batch of received datagrams, and where each came from.
 #[derive(Debug)]
-pub(crate) struct ReceiveBatch {
+pub struct ReceiveBatch {
     buffers: Vec<Vec<u8>>,
     arrivals: Vec<Arrival>,
     /// The last receive found datagrams already queued (load): the next one tries `recvmmsg`.
@@ -101,16 +106,22 @@ pub(crate) struct ReceiveBatch {
 impl ReceiveBatch {
     /// Room for [`BATCH`] datagrams of up to `datagram_len` bytes each (longer ones are
     /// truncated).
-    pub(crate) fn new(datagram_len: usize) -> Self {
+    pub fn new(datagram_len: usize) -> Self {
+        Self::with_count(BATCH, datagram_len)
+    }
+
+    /// Room for `count` datagrams (at least one) of up to `datagram_len` bytes each.
+    pub fn with_count(count: usize, datagram_len: usize) -> Self {
+        let count = count.max(1);
         Self {
-            buffers: vec![vec![0; datagram_len]; BATCH],
-            arrivals: Vec::with_capacity(BATCH),
+            buffers: vec![vec![0; datagram_len]; count],
+            arrivals: Vec::with_capacity(count),
             queued: false,
         }
     }
 
     /// The datagrams of the last [`PktInfoSocket::recv_batch`], in arrival order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Arrival)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Arrival)> {
         self.buffers
             .iter()
             .zip(&self.arrivals)
@@ -151,13 +162,18 @@ fn receive_one(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
     Ok(1)
 }
 
-/// One `recvmmsg` into all the batch's buffers.
-fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
+/// One `recvmmsg` that does not wait, whatever the socket's blocking mode, into all of
+/// `batch`'s buffers: how many datagrams were queued ([`io::ErrorKind::WouldBlock`] if none).
+/// A socket without IP_PKTINFO gets unspecified addresses and interface 0 in its arrivals.
+pub fn receive_queued(fd: BorrowedFd<'_>, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    let fd = fd.as_raw_fd();
     batch.arrivals.clear();
     // Allocated per call: the headers hold raw pointers, so they cannot live in the (Send)
     // receive task across an await; a few small allocations per batch.
-    let mut headers =
-        MultiHeaders::<SockaddrIn>::preallocate(BATCH, Some(nix::cmsg_space!(libc::in_pktinfo)));
+    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+        batch.buffers.len(),
+        Some(nix::cmsg_space!(libc::in_pktinfo)),
+    );
     let mut slices: Vec<[IoSliceMut<'_>; 1]> = batch
         .buffers
         .iter_mut()
@@ -170,31 +186,74 @@ fn receive_many(fd: RawFd, batch: &mut ReceiveBatch) -> io::Result<usize> {
     Ok(batch.arrivals.len())
 }
 
-/// Asks for a socket buffer of `size` bytes and returns the size the kernel reports. Beyond
-/// the sysctl cap (`net.core.rmem_max`/`wmem_max`) only root may go, with the `force` option;
-/// otherwise the cap applies. The kernel reports twice the size set (its bookkeeping
-/// overhead), or the cap.
-fn ask_buffer<Force, Plain>(fd: &impl AsFd, force: Force, plain: Plain, size: usize) -> usize
-where
-    Force: socket::SetSockOpt<Val = usize>,
-    Plain: socket::SetSockOpt<Val = usize> + socket::GetSockOpt<Val = usize> + Copy,
-{
-    if setsockopt(fd, force, &size).is_err() {
-        let _ = setsockopt(fd, plain, &size);
-    }
-    socket::getsockopt(fd, plain).unwrap_or(0)
+/// Sends a leading run of `datagrams` with one `sendmmsg`: those whose routes share the
+/// first one's interface and source address. Returns how many were sent (at least one),
+/// or the error of the first, which was not sent ([`io::ErrorKind::WouldBlock`] when the
+/// socket buffer is full: this never waits, whatever the socket's blocking mode).
+pub fn send_queued(fd: BorrowedFd<'_>, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
+    let Some((_, first)) = datagrams.first() else {
+        return Ok(0);
+    };
+    let run = datagrams
+        .iter()
+        .take(BATCH)
+        .take_while(|(_, route)| route.shares_packet_info(first))
+        .count();
+    let info = first.packet_info();
+    let fd = fd.as_raw_fd();
+    let slices: Vec<[IoSlice<'_>; 1]> = datagrams[..run]
+        .iter()
+        .map(|(datagram, _)| [IoSlice::new(datagram)])
+        .collect();
+    let addresses: Vec<Option<SockaddrIn>> = datagrams[..run]
+        .iter()
+        .map(|(_, route)| Some(SockaddrIn::from(route.to)))
+        .collect();
+    // Without control messages the headers must carry no control buffer at all:
+    // the kernel rejects a zeroed one.
+    let sent = match &info {
+        Some(info) => {
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+                run,
+                Some(nix::cmsg_space!(libc::in_pktinfo)),
+            );
+            let cmsgs = [ControlMessage::Ipv4PacketInfo(info)];
+            socket::sendmmsg(
+                fd,
+                &mut headers,
+                &slices,
+                &addresses,
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            )?
+            .count()
+        }
+        None => {
+            let mut headers = MultiHeaders::<SockaddrIn>::preallocate(run, None);
+            socket::sendmmsg(
+                fd,
+                &mut headers,
+                &slices,
+                &addresses,
+                [] as [ControlMessage<'_>; 0],
+                MsgFlags::MSG_DONTWAIT,
+            )?
+            .count()
+        }
+    };
+    Ok(sent)
 }
 
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
 #[derive(Debug)]
-pub(crate) struct PktInfoSocket {
+pub struct PktInfoSocket {
     inner: UdpSocket,
 }
 
 impl PktInfoSocket {
     /// Binds `0.0.0.0:port` with SO_REUSEADDR, SO_BROADCAST and IP_PKTINFO, limited to
     /// `interface` (SO_BINDTODEVICE) when given. Must be called inside a tokio runtime.
-    pub(crate) fn bind(port: u16, interface: Option<&str>) -> io::Result<Self> {
+    pub fn bind(port: u16, interface: Option<&str>) -> io::Result<Self> {
         let fd = socket::socket(
             AddressFamily::Inet,
             SockType::Datagram,
@@ -206,7 +265,7 @@ impl PktInfoSocket {
         setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
         // A boot storm (a rack powering on) arrives in bursts: queue them rather than drop
         // them while the server is busy.
-        let receive_buffer = ask_buffer(&fd, sockopt::RcvBufForce, sockopt::RcvBuf, RECEIVE_BUFFER);
+        let receive_buffer = ask_buffer_size(&fd, Buffer::Receive, RECEIVE_BUFFER);
         if receive_buffer < RECEIVE_BUFFER {
             tracing::warn!(
                 port,
@@ -217,7 +276,7 @@ impl PktInfoSocket {
         } else {
             tracing::debug!(port, receive_buffer, "socket receive buffer");
         }
-        let send_buffer = ask_buffer(&fd, sockopt::SndBufForce, sockopt::SndBuf, SEND_BUFFER);
+        let send_buffer = ask_buffer_size(&fd, Buffer::Send, SEND_BUFFER);
         if send_buffer < SEND_BUFFER {
             tracing::warn!(
                 port,
@@ -238,13 +297,13 @@ impl PktInfoSocket {
     }
 
     /// The socket's descriptor (for ioctls on it).
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
     }
 
     /// The bound port (useful when bound to port 0).
     #[cfg(test)]
-    pub(crate) fn local_port(&self) -> io::Result<u16> {
+    pub fn local_port(&self) -> io::Result<u16> {
         Ok(self.inner.local_addr()?.port())
     }
 
@@ -255,11 +314,13 @@ impl PktInfoSocket {
     /// queued with one `recvmmsg`. Once the queue runs dry the socket waits and takes the
     /// datagram that wakes it with one `recvmsg`, so a lone client costs two `recvmsg` (one
     /// finding nothing) per request as before, and no extra latency.
-    pub(crate) async fn recv_batch(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
+    pub async fn recv_batch(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
         let fd = self.inner.as_raw_fd();
         let found = if batch.queued {
             self.inner
-                .try_io(Interest::READABLE, || receive_many(fd, batch))
+                .try_io(Interest::READABLE, || {
+                    receive_queued(self.inner.as_fd(), batch)
+                })
         } else {
             self.inner
                 .try_io(Interest::READABLE, || receive_one(fd, batch))
@@ -281,64 +342,14 @@ impl PktInfoSocket {
     /// first one's interface and source address. Returns how many were sent (at least one),
     /// or the error of the first, which was not sent ([`io::ErrorKind::WouldBlock`] when the
     /// socket buffer is full: this never waits).
-    pub(crate) fn send_batch(&self, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
-        let Some((_, first)) = datagrams.first() else {
-            return Ok(0);
-        };
-        let run = datagrams
-            .iter()
-            .take(BATCH)
-            .take_while(|(_, route)| route.shares_packet_info(first))
-            .count();
-        let info = first.packet_info();
-        let fd = self.inner.as_raw_fd();
+    pub fn send_batch(&self, datagrams: &[(&[u8], Route)]) -> io::Result<usize> {
         // The socket is non-blocking: a full buffer is EAGAIN, never a wait. Tokio's readiness
         // is not consulted (nothing here waits for it).
-        let slices: Vec<[IoSlice<'_>; 1]> = datagrams[..run]
-            .iter()
-            .map(|(datagram, _)| [IoSlice::new(datagram)])
-            .collect();
-        let addresses: Vec<Option<SockaddrIn>> = datagrams[..run]
-            .iter()
-            .map(|(_, route)| Some(SockaddrIn::from(route.to)))
-            .collect();
-        // Without control messages the headers must carry no control buffer at all:
-        // the kernel rejects a zeroed one.
-        let sent = match &info {
-            Some(info) => {
-                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
-                    run,
-                    Some(nix::cmsg_space!(libc::in_pktinfo)),
-                );
-                let cmsgs = [ControlMessage::Ipv4PacketInfo(info)];
-                socket::sendmmsg(
-                    fd,
-                    &mut headers,
-                    &slices,
-                    &addresses,
-                    cmsgs,
-                    MsgFlags::MSG_DONTWAIT,
-                )?
-                .count()
-            }
-            None => {
-                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(run, None);
-                socket::sendmmsg(
-                    fd,
-                    &mut headers,
-                    &slices,
-                    &addresses,
-                    [] as [ControlMessage<'_>; 0],
-                    MsgFlags::MSG_DONTWAIT,
-                )?
-                .count()
-            }
-        };
-        Ok(sent)
+        send_queued(self.inner.as_fd(), datagrams)
     }
 
     /// Sends one datagram (`sendmsg`); never waits (see [`Self::send_batch`]).
-    pub(crate) fn send(&self, datagram: &[u8], route: Route) -> io::Result<()> {
+    pub fn send(&self, datagram: &[u8], route: Route) -> io::Result<()> {
         let fd = self.inner.as_raw_fd();
         let info = route.packet_info();
         let dest = SockaddrIn::from(route.to);
