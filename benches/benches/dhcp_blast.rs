@@ -77,8 +77,7 @@ struct Options {
 /// Whether a send failed only because the socket buffer or the device queue is full (the
 /// DISCOVERs are sent again later).
 fn full(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::WouldBlock
-        || error.raw_os_error() == Some(Errno::ENOBUFS as i32)
+    error.kind() == io::ErrorKind::WouldBlock || error.raw_os_error() == Some(Errno::ENOBUFS as i32)
 }
 
 /// A DHCP message read from a file, checked to parse.

@@ -7,7 +7,6 @@ use tokio::net::UdpSocket;
 
 use crate::download::{Download, DownloadOptions, Downloaded};
 use crate::error::Error;
-use crate::server::send;
 
 /// Downloads `filename` from `server` with `options`.
 ///
@@ -31,10 +30,12 @@ pub async fn download(
     loop {
         let now = Instant::now();
         while let Some(transmit) = download.poll_transmit(now) {
-            send(&socket, &transmit).await.map_err(|source| Error::Io {
-                action: "sending",
-                source,
-            })?;
+            pxe_udp::segments::send_one_async(&socket, &transmit)
+                .await
+                .map_err(|source| Error::Io {
+                    action: "sending",
+                    source,
+                })?;
         }
         if let Some(result) = download.take_result() {
             return result;

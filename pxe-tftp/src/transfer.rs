@@ -45,6 +45,23 @@ pub struct Transmit {
     pub payload: Bytes,
 }
 
+/// What the shared UDP layer sends: the header and a slice of the shared file as two
+/// iovecs, never copied.
+#[cfg(feature = "server")]
+impl pxe_udp::segments::Datagram for Transmit {
+    fn destination(&self) -> SocketAddr {
+        self.destination
+    }
+
+    fn header(&self) -> &[u8] {
+        Transmit::header(self)
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
 impl Transmit {
     /// A DATA block.
     pub fn data(destination: SocketAddr, block: u16, payload: Bytes) -> Self {

@@ -317,10 +317,9 @@ impl PktInfoSocket {
     pub async fn recv_batch(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
         let fd = self.inner.as_raw_fd();
         let found = if batch.queued {
-            self.inner
-                .try_io(Interest::READABLE, || {
-                    receive_queued(self.inner.as_fd(), batch)
-                })
+            self.inner.try_io(Interest::READABLE, || {
+                receive_queued(self.inner.as_fd(), batch)
+            })
         } else {
             self.inner
                 .try_io(Interest::READABLE, || receive_one(fd, batch))

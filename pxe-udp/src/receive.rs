@@ -90,7 +90,11 @@ mod tests {
             Some(0)
         );
         let (len, from) = receive_now(&a, &mut buf).unwrap().unwrap();
-        assert_eq!((len, &buf[..]), (8, &b"01234567"[..]), "truncated to the buffer");
+        assert_eq!(
+            (len, &buf[..]),
+            (8, &b"01234567"[..]),
+            "truncated to the buffer"
+        );
         assert_eq!(from, b.local_addr().unwrap());
     }
 
@@ -100,7 +104,10 @@ mod tests {
         let started = Instant::now();
         let ready = wait_readable(&[a.as_fd(), b.as_fd()], Duration::from_micros(10)).unwrap();
         assert_eq!(ready, None);
-        assert!(started.elapsed() >= Duration::from_millis(1), "rounded up to 1 ms");
+        assert!(
+            started.elapsed() >= Duration::from_millis(1),
+            "rounded up to 1 ms"
+        );
         a.send_to(b"x", b.local_addr().unwrap()).unwrap();
         let ready = wait_readable(&[a.as_fd(), b.as_fd()], Duration::from_secs(5)).unwrap();
         assert_eq!(ready, Some(1));

@@ -117,8 +117,7 @@ fn gso_run<D: Datagram>(batch: &[D]) -> usize {
     let mut run = 1;
     while run < batch.len() && run < max {
         let next = &batch[run];
-        if next.destination() != first.destination() || next.len() > segment || next.is_empty()
-        {
+        if next.destination() != first.destination() || next.len() > segment || next.is_empty() {
             break;
         }
         run += 1;

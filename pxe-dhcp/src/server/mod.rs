@@ -70,8 +70,8 @@ use crate::proto::{
 use crate::wire::{EmitError, OptionCode, ReplyDestination};
 use crate::Error;
 pub use observe::{message_type_label, DhcpObserver, ObservedRequest, RequestOutcome};
-use resolution::{Resolution, Verdict};
 use pxe_udp::pktinfo::{self, PktInfoSocket, ReceiveBatch, Route};
+use resolution::{Resolution, Verdict};
 use summary::{Event, Summaries};
 
 /// How often, at most, each kind of refusal is summarised at `warn` by default.
