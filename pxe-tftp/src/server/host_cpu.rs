@@ -71,6 +71,12 @@ impl<'c> FollowCpu<'c> {
         }
     }
 
+    /// Whether the thread runs on the CPU the peer's last datagram arrived on (and there
+    /// alone), so that the next one wakes it without a cross-CPU interrupt.
+    pub(super) fn is_on_arrival_cpu(&self) -> bool {
+        self.pinned.is_some()
+    }
+
     /// Gives the thread its old affinity back and the CPU to other transfers.
     fn unpin(&mut self) {
         let (Some(allowed), Some(cpu)) = (self.allowed, self.pinned.take()) else {

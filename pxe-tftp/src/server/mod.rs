@@ -84,16 +84,19 @@ pub struct ServerConfig {
     /// slower than this. Off by default: a library does not busy-poll in its host's process
     /// unless asked.
     pub lock_step_poll: Duration,
-    /// The same for windowed transfers (default zero: never). A window's ACK comes only
-    /// after the client has taken the whole window, so polling for it costs more CPU per
-    /// MiB than it does in lock-step; it still makes windows of 16 or fewer blocks to a
-    /// near peer markedly faster (see `scripts/bench-tftp`).
+    /// The same for windowed transfers (default zero: never; [`ServerConfig::dedicated`]
+    /// polls 50 µs). A window's ACK comes only after the client has taken the whole window,
+    /// so polling for it costs more CPU per MiB than it does in lock-step; it still makes
+    /// windows of 16 or fewer blocks markedly faster when the thread cannot run where the
+    /// ACKs arrive (see `scripts/bench-tftp`). With [`follow_peer_cpu`](Self::follow_peer_cpu)
+    /// a windowed transfer polls only while it cannot follow its peer's CPU.
     pub windowed_poll: Duration,
-    /// Whether a transfer on a blocking thread that does not poll moves its thread to the
-    /// CPU its peer's ACKs arrive on, one transfer per CPU (default false;
-    /// [`ServerConfig::dedicated`] turns it on; see `FollowCpu`). The thread gets its old
-    /// affinity back when the transfer ends. Off by default: a library does not re-pin its
-    /// host's threads unless asked.
+    /// Whether a transfer on a blocking thread moves its thread to the CPU its peer's ACKs
+    /// arrive on, one transfer per CPU (default false; [`ServerConfig::dedicated`] turns it
+    /// on; see `FollowCpu`): windowed transfers, and lock-step ones that do not poll (a
+    /// lock-step peer answers at once, and on one CPU the two would take turns). The thread
+    /// gets its old affinity back when the transfer ends. Off by default: a library does not
+    /// re-pin its host's threads unless asked.
     pub follow_peer_cpu: bool,
     /// Where the MAC each client address belongs to is looked up, so that each transfer's log
     /// line names the machine (shared with the DHCP and HTTP stages; `pxe::Server` does).
@@ -124,13 +127,16 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// The defaults, plus what a process that serves TFTP on a machine of its own may choose
-    /// (the `netboot` binary does): lock-step transfers poll 50 µs for each ACK, and transfers
-    /// that do not poll follow their peer's CPU. Measured in `scripts/bench-tftp`: on an idle
-    /// virtual machine a sleeping thread takes tens of microseconds to wake, most of a
-    /// loopback round trip.
+    /// (the `netboot` binary does): lock-step transfers poll 50 µs for each ACK; windowed
+    /// transfers follow their peer's CPU, and poll 50 µs only while they cannot (the CPU
+    /// the ACKs arrive on is not one they may run on, or another transfer has it).
+    /// Measured in `scripts/bench-tftp`: on an idle virtual machine a sleeping thread takes
+    /// tens of microseconds to wake, most of a loopback round trip; a wake-up on the CPU
+    /// the ACK arrived on is cheap, one from another CPU is not.
     pub fn dedicated() -> Self {
         Self {
             lock_step_poll: Duration::from_micros(50),
+            windowed_poll: Duration::from_micros(50),
             follow_peer_cpu: true,
             ..Self::default()
         }

@@ -26,8 +26,10 @@ pub(super) struct OwnThreadPort<'a> {
     pub(super) sockets: TransferSockets,
     pub(super) segmentation: &'a Segmentation,
     pub(super) poll_first: PollFirst<'a>,
-    /// Set only for a transfer that does not poll: spinning on the CPU that delivers its
-    /// peer's datagrams would hold up their delivery.
+    /// Set when the transfer follows its peer's CPU. While it runs there it never polls
+    /// (spinning on the CPU that delivers the peer's datagrams would hold up their
+    /// delivery, and a wake-up there is cheap); it polls, if it may, only while it cannot
+    /// follow (the CPU is not one it may run on, or another transfer has it).
     pub(super) follow_cpu: Option<FollowCpu<'a>>,
 }
 
@@ -37,7 +39,16 @@ impl TransferPort for OwnThreadPort<'_> {
     }
 
     async fn receive(&mut self, buf: &mut [u8], deadline: Instant) -> Received {
-        let received = match self.poll_first.receive(&self.sockets.peer, buf) {
+        let on_arrival_cpu = self
+            .follow_cpu
+            .as_ref()
+            .is_some_and(FollowCpu::is_on_arrival_cpu);
+        let polled = if on_arrival_cpu {
+            None
+        } else {
+            self.poll_first.receive(&self.sockets.peer, buf)
+        };
+        let received = match polled {
             Some(received) => received.map(Some),
             None => {
                 let wait = deadline.saturating_duration_since(Instant::now());

@@ -207,6 +207,11 @@ pub(super) async fn serve_transfer(
     } else {
         shared.config.windowed_poll
     };
+    // A lock-step peer answers each block at once: on its CPU the two would take turns, so a
+    // lock-step transfer that may poll stays where the scheduler puts it. A windowed one
+    // follows its peer, and polls only while it cannot (see `OwnThreadPort::follow_cpu`).
+    let follows =
+        shared.config.follow_peer_cpu && (negotiated.windowsize > 1 || poll_budget.is_zero());
     let served = tokio::task::spawn_blocking(move || {
         let _thread = thread;
         let shared = &slot.shared;
@@ -214,11 +219,7 @@ pub(super) async fn serve_transfer(
             sockets,
             segmentation: &shared.segmentation,
             poll_first: PollFirst::new(poll_budget, &shared.pollers),
-            follow_cpu: shared
-                .config
-                .follow_peer_cpu
-                .then(|| FollowCpu::new(&shared.followed_cpus))
-                .filter(|_| poll_budget.is_zero()),
+            follow_cpu: follows.then(|| FollowCpu::new(&shared.followed_cpus)),
         };
         block_on(drive(&mut transfer, &mut port, &slot, &story));
     });

@@ -62,12 +62,14 @@ pub(crate) struct Args {
     /// Microseconds a lock-step transfer polls for the next ACK before sleeping (0: never).
     #[arg(long, default_value_t = 50)]
     lock_step_poll_us: u64,
-    /// Microseconds a windowed transfer polls for the next ACK before sleeping (0: never):
-    /// faster small windows to near peers, for more CPU.
-    #[arg(long, default_value_t = 0)]
+    /// Microseconds a windowed transfer polls for the next ACK before sleeping (0: never),
+    /// only while it cannot run on the CPU its client's ACKs arrive on: faster small
+    /// windows when the ACKs are handled on another CPU, for more CPU.
+    #[arg(long, default_value_t = 50)]
     windowed_poll_us: u64,
-    /// Leave transfer threads where the scheduler puts them, instead of moving a transfer
-    /// that does not poll to the CPU its client's ACKs arrive on.
+    /// Leave transfer threads where the scheduler puts them, instead of moving a windowed
+    /// transfer (or a lock-step one that does not poll) to the CPU its client's ACKs
+    /// arrive on.
     #[arg(long)]
     no_follow_cpu: bool,
     /// Serve Prometheus metrics (TFTP transfers, refusals, bytes) at
