@@ -18,6 +18,10 @@
 //! - `storm`: 1000 concurrent clients fetching a 74 KiB file (undionly.kpxe's size);
 //! - `rss`: 200 concurrent lock-step downloads of one 16 MiB file, sampling the server's RSS.
 //!
+//! The client's CPU time over each bulk run's time (`client %`) tells who set the pace: the
+//! polling client is always near 100; the sleeping client near 100 means the client was the
+//! bottleneck, and a faster server could not have shown.
+//!
 //! Server CPU time comes from `/proc/PID/stat` (user + system, and reaped children; the mean
 //! over the runs, since /proc counts in 10 ms ticks; tftpd-hpa
 //! forks a child per transfer that it never reaps into its counters, so its CPU shows as
@@ -266,6 +270,9 @@ struct Row {
     seconds: f64,
     mib_per_s: f64,
     cpu_ms_per_mib: Option<f64>,
+    /// The client's CPU time over the run's time, in percent: near 100 for the sleeping
+    /// client means the client, not the server, set the pace.
+    client_busy_percent: Option<f64>,
     reply_us: Option<f64>,
     failures: usize,
     peak_rss_mib: Option<f64>,
@@ -276,6 +283,7 @@ struct Row {
 struct Samples {
     times: Vec<f64>,
     cpu_ms_per_mib: Vec<f64>,
+    client_busy_percent: Vec<f64>,
     reply_us: Vec<f64>,
     failures: usize,
     peak_rss_kib: u64,
@@ -321,6 +329,7 @@ fn bulk_load(scenario: &str) -> (u16, Option<u16>, bool) {
 async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples) {
     let (blksize, windowsize, polling) = bulk_load(scenario);
     let cpu_before = target.pid.map(cpu_seconds);
+    let client_before = cpu_seconds(std::process::id());
     let started = Instant::now();
     let addr = target.addr;
     let fetched = if polling {
@@ -333,8 +342,12 @@ async fn bulk_run(target: &Target, scenario: &'static str, samples: &mut Samples
             .map(|len| Fetched { len, reply: None })
     };
     let elapsed = started.elapsed().as_secs_f64();
+    let client_cpu = cpu_seconds(std::process::id()) - client_before;
     samples.record(target, scenario, fetched, 64 * MIB);
     samples.times.push(elapsed);
+    samples
+        .client_busy_percent
+        .push(client_cpu * 100.0 / elapsed.max(1e-9));
     if let (Some(pid), Some(before)) = (target.pid, cpu_before) {
         samples
             .cpu_ms_per_mib
@@ -459,6 +472,8 @@ async fn measure(targets: &[Target], scenario: &'static str, runs: usize) -> Vec
                     // The mean, not the median: /proc counts CPU in 10 ms ticks, about
                     // 8 ticks per windowed run, and a mean over runs keeps the fraction.
                     .then(|| mean(&samples.cpu_ms_per_mib)),
+                client_busy_percent: (!samples.client_busy_percent.is_empty())
+                    .then(|| mean(&samples.client_busy_percent)),
                 reply_us: (!samples.reply_us.is_empty()).then(|| median(samples.reply_us)),
                 failures: samples.failures,
                 peak_rss_mib: (concurrent && target.pid.is_some())
@@ -547,12 +562,13 @@ fn main() {
             "\nsummary (median of {runs} runs; ratio = fastest peer's time / pxe-tftp's time, over peers without failures):"
         );
         println!(
-            "{:<18} {:<18} {:>8} {:>9} {:>12} {:>9} {:>6} {:>9} {:>7}",
+            "{:<18} {:<18} {:>8} {:>9} {:>12} {:>9} {:>9} {:>6} {:>9} {:>7}",
             "scenario",
             "server",
             "time s",
             "MiB/s",
             "cpu ms/MiB",
+            "client %",
             "reply us",
             "fails",
             "rss MiB",
@@ -590,12 +606,14 @@ fn report(row: &Row, peers: &[&Row]) {
             .map_or("-".to_string(), |v| format!("{v:.2}"))
     };
     println!(
-        "{:<18} {:<18} {:>8.3} {:>9.1} {:>12} {:>9} {:>6} {:>9} {:>7}",
+        "{:<18} {:<18} {:>8.3} {:>9.1} {:>12} {:>9} {:>9} {:>6} {:>9} {:>7}",
         row.scenario,
         row.server,
         row.seconds,
         row.mib_per_s,
         opt(row.cpu_ms_per_mib),
+        row.client_busy_percent
+            .map_or("-".to_string(), |v| format!("{v:.0}")),
         opt(row.reply_us),
         row.failures,
         opt(row.peak_rss_mib),

@@ -13,15 +13,17 @@
 //!
 //! Sending: each window of equal-size DATA blocks goes out in one UDP GSO `sendmsg` (an
 //! iovec for each 4-byte header, one for each slice of the file), falling back to one
-//! vectored send per block where the kernel refuses GSO. Transfers on their own port run on a
-//! blocking thread, up to eight at once: one `poll` and one `recvmsg` per ACK and one
-//! `sendmsg` per block or window, as lock-step speed is wakeup latency. A lock-step transfer
-//! may also poll its socket for up to [`ServerConfig::lock_step_poll`] before it sleeps,
-//! which cuts the turnaround to near peers, and a transfer that does not poll may move its
-//! thread to the CPU its client's ACKs arrive on (one transfer per CPU;
-//! [`ServerConfig::follow_peer_cpu`]), so that the wake-up after each ACK is local to that
-//! CPU rather than an interrupt to another, idle one. Both are off by default (a library
-//! neither busy-polls nor re-pins its host's threads unless asked);
+//! vectored send per block where the kernel refuses GSO; the system calls are `pxe_udp`'s,
+//! shared with pxe-dhcp. Transfers on their own port run on a blocking thread, up to eight
+//! at once: one `poll` and one `recvmsg` per ACK and one `sendmsg` per block or window, as
+//! lock-step speed is wake-up latency. Every transfer, on a thread or on the event loop,
+//! runs the same driver loop. A lock-step transfer may also poll its socket for up to
+//! [`ServerConfig::lock_step_poll`] before it sleeps, which cuts the turnaround to near
+//! peers; a windowed transfer may move its thread to the CPU its client's ACKs arrive on
+//! (one transfer per CPU; [`ServerConfig::follow_peer_cpu`]), so that the wake-up after each
+//! ACK is local to that CPU rather than an interrupt to another, idle one, and poll for up
+//! to [`ServerConfig::windowed_poll`] only while it cannot. All of these are off by default
+//! (a library neither busy-polls nor re-pins its host's threads unless asked);
 //! [`ServerConfig::dedicated`] turns them on for a process that serves TFTP on its own.
 //!
 //! Layers, each usable alone:

@@ -81,7 +81,8 @@ pub struct ServerConfig {
     /// How long a lock-step transfer polls its socket for the next ACK before its thread
     /// sleeps (default zero: never; [`ServerConfig::dedicated`] polls 50 µs). Polling trades
     /// a little CPU for a faster turnaround to near peers, and stops by itself for peers
-    /// slower than this. Off by default: a library does not busy-poll in its host's process
+    /// slower than this and while every transfer thread is taken (a boot storm: the CPU has
+    /// other work then). Off by default: a library does not busy-poll in its host's process
     /// unless asked.
     pub lock_step_poll: Duration,
     /// The same for windowed transfers (default zero: never; [`ServerConfig::dedicated`]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use pxe_udp::segments::{self, Segmentation};
 use pxe_udp::{receive_now, wait_readable};
+use tokio::sync::Semaphore;
 
 use super::driver::{Received, TransferPort};
 use super::host_cpu::{FollowCpu, PollFirst};
@@ -31,6 +32,9 @@ pub(super) struct OwnThreadPort<'a> {
     /// delivery, and a wake-up there is cheap); it polls, if it may, only while it cannot
     /// follow (the CPU is not one it may run on, or another transfer has it).
     pub(super) follow_cpu: Option<FollowCpu<'a>>,
+    /// The transfer threads' permits: when none is left, more transfers wait on the event
+    /// loop (a boot storm) and the CPU has other work, so the transfer does not poll.
+    pub(super) transfer_threads: &'a Semaphore,
 }
 
 impl TransferPort for OwnThreadPort<'_> {
@@ -43,7 +47,9 @@ impl TransferPort for OwnThreadPort<'_> {
             .follow_cpu
             .as_ref()
             .is_some_and(FollowCpu::is_on_arrival_cpu);
-        let polled = if on_arrival_cpu {
+        // Polling pays only while the CPU would otherwise idle.
+        let crowded = self.transfer_threads.available_permits() == 0;
+        let polled = if on_arrival_cpu || crowded {
             None
         } else {
             self.poll_first.receive(&self.sockets.peer, buf)
