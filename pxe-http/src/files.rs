@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use crate::cache::FileCache;
+
 /// The most of a file one read takes, for a client that takes chunks quickly. Each chunk is a
 /// trip to the blocking pool: with 64 KiB at most, a 1 GiB download on loopback ran at 0.25×
 /// nginx (`scripts/bench-http`); 256 KiB runs 1.6–2× faster. The price is what a reader
@@ -52,35 +54,52 @@ impl FileIo {
     }
 }
 
-/// A file found under the root, opened.
+/// A file found under the root.
 #[derive(Debug)]
-pub(crate) struct Opened {
-    pub(crate) file: std::fs::File,
-    pub(crate) metadata: std::fs::Metadata,
-    /// The whole file, when it is at most [`SMALL_BODY`] long and its content was asked for
-    /// (read in the same trip to the blocking pool as the look-up).
-    pub(crate) content: Option<Bytes>,
+pub(crate) struct Found {
+    pub(crate) len: u64,
+    pub(crate) validators: Validators,
+    pub(crate) contents: Contents,
 }
 
-/// Opens `relative` under `root` (already canonical) if, once every symbolic link is
-/// resolved, it is a regular file that is still inside the root; with `read_small`, also
-/// reads a small file whole. One trip to the blocking pool for all of it.
+/// Where a found file's bytes are.
+#[derive(Debug)]
+pub(crate) enum Contents {
+    /// The whole file, in memory: kept in the cache, or small and read with the look-up.
+    InMemory(Bytes),
+    /// Opened, not read.
+    OnDisk(std::fs::File),
+}
+
+/// Finds `relative` under `root` (already canonical): from `cache` if it holds the file
+/// that path leads to, else by opening it if, once every symbolic link is resolved, it is a
+/// regular file that is still inside the root. With `read_small`, a small file is read
+/// whole (and offered to the cache). One trip to the blocking pool for all of it.
 ///
 /// The file is opened without blocking and without following a symbolic link in its last
 /// component (the resolved path has none; one that appeared since is refused), then checked
 /// on the descriptor: a FIFO, a device or a socket under the root is refused before anything
 /// waits on it, so it can neither hold a blocking thread nor stall the request.
-pub(crate) async fn open_confined(
+pub(crate) async fn find_confined(
     root: &Path,
     relative: &Path,
     read_small: bool,
+    cache: Option<&FileCache>,
     io_mode: FileIo,
-) -> io::Result<Opened> {
+) -> io::Result<Found> {
     let root = root.to_path_buf();
     let path = root.join(relative);
+    let cache = cache.cloned();
     io_mode
         .run(move || {
-            let canonical = std::fs::canonicalize(path)?;
+            if let Some(cached) = cache.as_ref().and_then(|cache| cache.lookup(&path)) {
+                return Ok(Found {
+                    len: cached.content.len() as u64,
+                    validators: cached.validators.clone(),
+                    contents: Contents::InMemory(cached.content.clone()),
+                });
+            }
+            let canonical = std::fs::canonicalize(&path)?;
             if !canonical.starts_with(&root) {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -88,14 +107,26 @@ pub(crate) async fn open_confined(
                 ));
             }
             let (file, metadata) = open_regular(&canonical)?;
-            // A failed read leaves `content` empty: the caller reads again and reports it.
-            let content = (read_small && metadata.len() <= SMALL_BODY)
-                .then(|| read_exact_at(&file, 0, metadata.len()).ok())
+            let len = metadata.len();
+            let validators = Validators::of(&metadata);
+            // A failed read leaves the file on disk: the caller reads again and reports it.
+            let content = (read_small && len <= SMALL_BODY)
+                .then(|| read_exact_at(&file, 0, len).ok())
                 .flatten();
-            Ok(Opened {
-                file,
-                metadata,
-                content,
+            let contents = match content {
+                Some(content) => {
+                    if let Some(cache) = &cache {
+                        let now = SystemTime::now();
+                        cache.keep(&path, &metadata, &content, &validators, now);
+                    }
+                    Contents::InMemory(content)
+                }
+                None => Contents::OnDisk(file),
+            };
+            Ok(Found {
+                len,
+                validators,
+                contents,
             })
         })
         .await

@@ -9,7 +9,9 @@
 //!   [`render_decision`] writes the `#!ipxe` script with the injection-safe builder of
 //!   [`pxe_policy::Script`]. A value iPXE cannot carry (a `${` in a kernel command line) is a
 //!   500 with the reason, never a silently altered script.
-//! - **Boot files** everywhere else: streamed from disk in chunks (never loaded whole), with
+//! - **Boot files** everywhere else: streamed from disk in chunks (never loaded whole); the
+//!   small ones (64 KiB or less: GRUB modules, `.c32` modules, configs) kept in memory and
+//!   checked with one `stat` per request ([`BootServiceBuilder::file_cache`]); with
 //!   Content-Length always, HEAD, one `Range` per request (206, 416), ETag, Last-Modified and
 //!   conditional requests, no redirects, and paths confined to the root (`..` in any spelling
 //!   is refused; symbolic links that lead outside the root are not followed).
@@ -56,6 +58,8 @@
 #[cfg(feature = "server")]
 mod body;
 #[cfg(feature = "server")]
+mod cache;
+#[cfg(feature = "server")]
 mod delegate;
 mod error;
 #[cfg(feature = "server")]
@@ -90,4 +94,4 @@ pub use script::render_decision;
 #[cfg(feature = "server")]
 pub use serve::{serve, serve_on_threads, ServeConfig, ServerThreads};
 #[cfg(feature = "server")]
-pub use service::{BootService, BootServiceBuilder, ClientAddr};
+pub use service::{BootService, BootServiceBuilder, ClientAddr, DEFAULT_FILE_CACHE};

@@ -14,7 +14,8 @@ use http::{Method, Request, Response, StatusCode};
 use pxe_policy::{ClientRecords, Policy, ScriptDecision, ScriptError, SharedPolicy};
 use tracing::{debug, info, warn, Level};
 
-use crate::files::{self, FileBody, FileIo, Validators};
+use crate::cache::FileCache;
+use crate::files::{self, Contents, FileBody, FileIo, Found};
 use crate::limits::LineBudget;
 use crate::observe::{HttpObserver, Route};
 use crate::path::relative_path;
@@ -56,6 +57,8 @@ struct Inner {
     request_lines: LineBudget,
     /// Told of each response and its body's bytes ([`BootServiceBuilder::observer`]).
     observer: Option<Arc<dyn HttpObserver>>,
+    /// Small files kept in memory ([`BootServiceBuilder::file_cache`]); none when it is 0.
+    file_cache: Option<FileCache>,
 }
 
 /// Per-request log lines logged at most per [`REQUEST_LINE_INTERVAL`]: five hundred machines
@@ -107,9 +110,26 @@ pub struct BootServiceBuilder {
     script_path: String,
     pxelinux_prefix: Option<String>,
     observer: Option<Arc<dyn HttpObserver>>,
+    file_cache: usize,
 }
 
+/// How many bytes of small files a [`BootService`] keeps in memory unless told otherwise
+/// ([`BootServiceBuilder::file_cache`]): GRUB's modules for one platform, PXELINUX's `.c32`
+/// modules and a few dozen configs fit several times over.
+pub const DEFAULT_FILE_CACHE: usize = 8 * 1024 * 1024;
+
 impl BootServiceBuilder {
+    /// Keeps up to `bytes` of small files (64 KiB or less each) in memory, so that a request
+    /// for one costs a single `stat` (which checks the file is still the one read: same
+    /// inode, size and times) instead of opening and reading it; the oldest kept go first
+    /// when it is full. A file is kept once it has been left unchanged for a few seconds
+    /// (timestamps are coarse), and read again as soon as it changes. `0` turns it off.
+    /// Default [`DEFAULT_FILE_CACHE`].
+    pub fn file_cache(mut self, bytes: usize) -> Self {
+        self.file_cache = bytes;
+        self
+    }
+
     /// Tells `observer` of every response (route and status) and of the body bytes handed
     /// to the connection: the hook `pxe::Metrics` counts through. Without one nothing is done
     /// per request for it.
@@ -224,6 +244,7 @@ impl BootServiceBuilder {
                 pxelinux_prefix: self.pxelinux_prefix,
                 request_lines: LineBudget::new(REQUEST_LINES, REQUEST_LINE_INTERVAL),
                 observer: self.observer,
+                file_cache: (self.file_cache > 0).then(|| FileCache::new(self.file_cache)),
             }),
             file_io: FileIo::BlockingPool,
         })
@@ -240,6 +261,7 @@ impl BootService {
             script_path: "/boot.ipxe".to_string(),
             pxelinux_prefix: None,
             observer: None,
+            file_cache: DEFAULT_FILE_CACHE,
         }
     }
 
@@ -482,19 +504,19 @@ impl BootService {
         };
         // A small file is read with the look-up (one trip to the blocking pool, not two).
         let read_small = request.method == Method::GET;
-        let files::Opened {
-            file,
-            metadata,
-            content,
-        } = match files::open_confined(root, &relative, read_small, self.file_io).await {
-            Ok(opened) => opened,
+        let cache = self.inner.file_cache.as_ref();
+        let found = files::find_confined(root, &relative, read_small, cache, self.file_io);
+        let Found {
+            len,
+            validators,
+            contents,
+        } = match found.await {
+            Ok(found) => found,
             Err(error) => {
                 debug!(path = %relative.display(), %error, "file not served");
                 return text(StatusCode::NOT_FOUND, "not found\n");
             }
         };
-        let len = metadata.len();
-        let validators = Validators::of(&metadata);
         let headers = &request.headers;
         let header_str = |name| {
             headers
@@ -544,16 +566,20 @@ impl BootService {
         if request.method == Method::HEAD {
             return finish(builder, Body::empty());
         }
-        let body = if let Some(content) = content.filter(|c| c.len() as u64 == len) {
-            // `start + count <= len`: the range was checked against this length.
-            let start = start as usize;
-            Ok(Body::full(content.slice(start..start + count as usize)))
-        } else if count <= files::SMALL_BODY {
-            files::read_small(file, start, count, self.file_io)
-                .await
-                .map(Body::full)
-        } else {
-            Ok(Body::file(FileBody::new(file, start, count, self.file_io)))
+        let body = match contents {
+            // The whole file (`len` bytes), and `start + count <= len`: the range was checked.
+            Contents::InMemory(content) => {
+                let start = start as usize;
+                Ok(Body::full(content.slice(start..start + count as usize)))
+            }
+            Contents::OnDisk(file) if count <= files::SMALL_BODY => {
+                files::read_small(file, start, count, self.file_io)
+                    .await
+                    .map(Body::full)
+            }
+            Contents::OnDisk(file) => {
+                Ok(Body::file(FileBody::new(file, start, count, self.file_io)))
+            }
         };
         match body {
             Ok(body) => finish(builder, body),

@@ -313,6 +313,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Keeps up to `bytes` of small HTTP boot files in memory (see
+    /// [`BootServiceBuilder::file_cache`]; default [`pxe_http::DEFAULT_FILE_CACHE`], `0` off).
+    pub fn http_file_cache(mut self, bytes: usize) -> Self {
+        self.files = self.files.file_cache(bytes);
+        self
+    }
+
     /// Serves one file over HTTP at the URL path `at`, without the rest of its directory.
     pub fn http_file(mut self, at: impl Into<String>, file: impl Into<PathBuf>) -> Self {
         let (at, file) = (at.into(), file.into());

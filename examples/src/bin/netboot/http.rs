@@ -48,6 +48,10 @@ pub(crate) struct Args {
     /// Most connections one client address holds at once; more are closed at once.
     #[arg(long, default_value_t = ServeConfig::default().max_connections_per_client)]
     max_connections_per_client: usize,
+    /// Bytes of small files (64 KiB or less each) kept in memory, each request for one
+    /// checked with a single `stat`; 0 turns it off.
+    #[arg(long, default_value_t = pxe_http::DEFAULT_FILE_CACHE)]
+    file_cache_bytes: usize,
     /// Threads that serve connections, accepting from one listening socket (default: one
     /// per CPU).
     #[arg(long)]
@@ -61,7 +65,8 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let mut builder = BootService::builder()
         .root(&args.root)
-        .script_path(args.script_path.clone());
+        .script_path(args.script_path.clone())
+        .file_cache(args.file_cache_bytes);
     let metrics = crate::allinone::metrics_endpoint(args.metrics).await?;
     if let Some(metrics) = &metrics {
         builder = builder.observer(metrics.http_observer());
