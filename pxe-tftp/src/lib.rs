@@ -24,7 +24,8 @@
 //! ACK is local to that CPU rather than an interrupt to another, idle one, and poll for up
 //! to [`ServerConfig::windowed_poll`] only while it cannot. All of these are off by default
 //! (a library neither busy-polls nor re-pins its host's threads unless asked);
-//! [`ServerConfig::dedicated`] turns them on for a process that serves TFTP on its own.
+//! [`ServerConfig::dedicated`] turns on lock-step polling, the one that measured worth its
+//! CPU, for a process that serves TFTP on its own.
 //!
 //! Layers, each usable alone:
 //! - [`wire`]: packet parse and emit, no I/O.

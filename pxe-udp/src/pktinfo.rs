@@ -244,6 +244,27 @@ pub fn send_queued(fd: BorrowedFd<'_>, datagrams: &[(&[u8], Route)]) -> io::Resu
     Ok(sent)
 }
 
+/// Asks for `wanted` bytes of `buffer` on `fd` and warns when the system gives less, since
+/// datagrams beyond it are dropped.
+fn size_buffer(fd: &impl AsFd, port: u16, buffer: Buffer, wanted: usize) {
+    let got = ask_buffer_size(fd, buffer, wanted);
+    let (sysctl, dropped) = match buffer {
+        Buffer::Receive => ("net.core.rmem_max", "request bursts"),
+        Buffer::Send => ("net.core.wmem_max", "replies"),
+    };
+    if got < wanted {
+        tracing::warn!(
+            port,
+            ?buffer,
+            size = got,
+            "socket buffer capped (raise {sysctl} or run with CAP_NET_ADMIN): {dropped} \
+             beyond it are dropped"
+        );
+    } else {
+        tracing::debug!(port, ?buffer, size = got, "socket buffer");
+    }
+}
+
 /// A non-blocking UDP socket with IP_PKTINFO, registered with tokio.
 #[derive(Debug)]
 pub struct PktInfoSocket {
@@ -265,26 +286,8 @@ impl PktInfoSocket {
         setsockopt(&fd, sockopt::Ipv4PacketInfo, &true)?;
         // A boot storm (a rack powering on) arrives in bursts: queue them rather than drop
         // them while the server is busy.
-        let receive_buffer = ask_buffer_size(&fd, Buffer::Receive, RECEIVE_BUFFER);
-        if receive_buffer < RECEIVE_BUFFER {
-            tracing::warn!(
-                port,
-                receive_buffer,
-                "socket receive buffer capped (raise net.core.rmem_max or run with \
-                 CAP_NET_ADMIN): request bursts beyond it are dropped"
-            );
-        } else {
-            tracing::debug!(port, receive_buffer, "socket receive buffer");
-        }
-        let send_buffer = ask_buffer_size(&fd, Buffer::Send, SEND_BUFFER);
-        if send_buffer < SEND_BUFFER {
-            tracing::warn!(
-                port,
-                send_buffer,
-                "socket send buffer capped (raise net.core.wmem_max or run with \
-                 CAP_NET_ADMIN): replies beyond it are dropped"
-            );
-        }
+        size_buffer(&fd, port, Buffer::Receive, RECEIVE_BUFFER);
+        size_buffer(&fd, port, Buffer::Send, SEND_BUFFER);
         if let Some(name) = interface {
             setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(name))?;
         }

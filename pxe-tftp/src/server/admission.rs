@@ -169,6 +169,12 @@ pub(super) struct Slot {
 }
 
 impl Slot {
+    /// Takes the slot `handle` was admitted to.
+    pub(super) fn new(shared: Arc<Shared>, handle: Arc<TransferHandle>) -> Self {
+        shared.load.transfer_started();
+        Self { shared, handle }
+    }
+
     /// The client's address.
     pub(super) fn peer(&self) -> SocketAddr {
         self.handle.peer
@@ -182,6 +188,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.shared.load.transfer_ended();
         self.shared.active().release(&self.handle);
     }
 }

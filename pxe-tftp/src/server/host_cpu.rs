@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -100,11 +101,48 @@ fn set_thread_affinity(cpus: &nix::sched::CpuSet) -> nix::Result<()> {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), cpus)
 }
 
+/// The CPUs the server may run on, when it starts.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// How many transfers may poll at once: one per two CPUs (none on a single CPU, where a
 /// polling thread would only keep its peer from running), so polling never takes the CPUs
 /// the event loop and the other transfers need.
 pub(super) fn pollers() -> Semaphore {
-    Semaphore::new(std::thread::available_parallelism().map_or(1, usize::from) / 2)
+    Semaphore::new(cpus() / 2)
+}
+
+/// The transfers in progress (every one holding a slot, on a thread or on the event loop),
+/// against the server's CPUs: polling pays only while a CPU would otherwise idle, so none
+/// polls while there are more transfers than CPUs. In a boot storm, a transfer that polled
+/// would take the CPU from the hundreds waiting on the event loop.
+#[derive(Debug)]
+pub(super) struct Load {
+    transfers: AtomicUsize,
+    cpus: usize,
+}
+
+impl Load {
+    pub(super) fn new() -> Self {
+        Self {
+            transfers: AtomicUsize::new(0),
+            cpus: cpus(),
+        }
+    }
+
+    pub(super) fn transfer_started(&self) {
+        self.transfers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn transfer_ended(&self) {
+        self.transfers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether there are more transfers in progress than CPUs.
+    pub(super) fn is_crowded(&self) -> bool {
+        self.transfers.load(Ordering::Relaxed) > self.cpus
+    }
 }
 
 /// Polls a transfer's socket for a short while before its thread sleeps in `poll`
@@ -201,16 +239,11 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::server::own_thread::tests::socket_pair;
     use crate::server::own_thread::TransferSockets;
 
     fn one_poller() -> Semaphore {
         Semaphore::new(1)
-    }
-
-    fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
-        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        (server, peer)
     }
 
     #[test]

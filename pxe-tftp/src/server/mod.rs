@@ -81,23 +81,26 @@ pub struct ServerConfig {
     /// How long a lock-step transfer polls its socket for the next ACK before its thread
     /// sleeps (default zero: never; [`ServerConfig::dedicated`] polls 50 µs). Polling trades
     /// a little CPU for a faster turnaround to near peers, and stops by itself for peers
-    /// slower than this and while every transfer thread is taken (a boot storm: the CPU has
-    /// other work then). Off by default: a library does not busy-poll in its host's process
-    /// unless asked.
+    /// slower than this and while more transfers are in progress than there are CPUs (a
+    /// boot storm: the CPU has other work then). Off by default: a library does not
+    /// busy-poll in its host's process unless asked.
     pub lock_step_poll: Duration,
-    /// The same for windowed transfers (default zero: never; [`ServerConfig::dedicated`]
-    /// polls 50 µs). A window's ACK comes only after the client has taken the whole window,
-    /// so polling for it costs more CPU per MiB than it does in lock-step; it still makes
-    /// windows of 16 or fewer blocks markedly faster when the thread cannot run where the
-    /// ACKs arrive (see `scripts/bench-tftp`). With [`follow_peer_cpu`](Self::follow_peer_cpu)
-    /// a windowed transfer polls only while it cannot follow its peer's CPU.
+    /// The same for windowed transfers (default zero: never, [`ServerConfig::dedicated`]
+    /// too). A window's ACK comes only after the client has taken the whole window, so
+    /// polling for it costs more CPU per MiB than in lock-step: measured with
+    /// `scripts/bench-tftp` on an idle machine, windows of 16 were somewhat faster with it
+    /// when the client ran on another CPU, at 1.4–1.9× the CPU per MiB, and already faster
+    /// than every peer without it. With [`follow_peer_cpu`](Self::follow_peer_cpu) a
+    /// windowed transfer polls only while it cannot follow its peer's CPU.
     pub windowed_poll: Duration,
     /// Whether a transfer on a blocking thread moves its thread to the CPU its peer's ACKs
-    /// arrive on, one transfer per CPU (default false; [`ServerConfig::dedicated`] turns it
-    /// on; see `FollowCpu`): windowed transfers, and lock-step ones that do not poll (a
-    /// lock-step peer answers at once, and on one CPU the two would take turns). The thread
-    /// gets its old affinity back when the transfer ends. Off by default: a library does not
-    /// re-pin its host's threads unless asked.
+    /// arrive on, one transfer per CPU (default false, [`ServerConfig::dedicated`] too; see
+    /// `FollowCpu`): windowed transfers, and lock-step ones that do not poll (a lock-step
+    /// peer answers at once, and on one CPU the two would take turns). The thread gets its
+    /// old affinity back when the transfer ends. It lowers the CPU per MiB of long windowed
+    /// transfers to a near client, but slowed EDK2's short windowsize-4 fetch
+    /// (`scripts/bench-tftp`). Off by default: a library does not re-pin its host's threads
+    /// unless asked.
     pub follow_peer_cpu: bool,
     /// Where the MAC each client address belongs to is looked up, so that each transfer's log
     /// line names the machine (shared with the DHCP and HTTP stages; `pxe::Server` does).
@@ -128,17 +131,16 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// The defaults, plus what a process that serves TFTP on a machine of its own may choose
-    /// (the `netboot` binary does): lock-step transfers poll 50 µs for each ACK; windowed
-    /// transfers follow their peer's CPU, and poll 50 µs only while they cannot (the CPU
-    /// the ACKs arrive on is not one they may run on, or another transfer has it).
-    /// Measured in `scripts/bench-tftp`: on an idle virtual machine a sleeping thread takes
-    /// tens of microseconds to wake, most of a loopback round trip; a wake-up on the CPU
-    /// the ACK arrived on is cheap, one from another CPU is not.
+    /// (the `netboot` binary does): lock-step transfers poll 50 µs for each ACK. Measured in
+    /// `scripts/bench-tftp`: on an idle virtual machine a sleeping thread takes tens of
+    /// microseconds to wake, most of a loopback round trip, so a lock-step transfer that
+    /// polls ran at 1.8× the fastest peer where one that sleeps ran level with them.
+    /// Windowed transfers neither poll nor follow their peer's CPU: they were 1.3–1.9× the
+    /// fastest peer without either, and each costs CPU ([`ServerConfig::windowed_poll`],
+    /// [`ServerConfig::follow_peer_cpu`]).
     pub fn dedicated() -> Self {
         Self {
             lock_step_poll: Duration::from_micros(50),
-            windowed_poll: Duration::from_micros(50),
-            follow_peer_cpu: true,
             ..Self::default()
         }
     }
@@ -159,6 +161,8 @@ struct Shared {
     transfer_threads: Arc<Semaphore>,
     /// Transfers polling for their next ACK right now (see [`host_cpu::pollers`]).
     pollers: Semaphore,
+    /// Transfers in progress, against the CPUs (see [`host_cpu::Load`]).
+    load: host_cpu::Load,
     /// The CPUs a transfer's thread is pinned to right now (see [`host_cpu::FollowCpu`]).
     followed_cpus: Mutex<HashSet<usize>>,
 }
@@ -234,6 +238,7 @@ impl Server {
                 opening: Semaphore::new(CONCURRENT_OPENS),
                 transfer_threads: Arc::new(Semaphore::new(own_thread::TRANSFER_THREADS)),
                 pollers: host_cpu::pollers(),
+                load: host_cpu::Load::new(),
                 followed_cpus: Mutex::default(),
             }),
         })
@@ -384,10 +389,7 @@ impl Server {
                 return;
             }
         };
-        let slot = Slot {
-            shared: self.shared.clone(),
-            handle,
-        };
+        let slot = Slot::new(self.shared.clone(), handle);
         let listener = self.socket.clone();
         tokio::spawn(async move {
             start::serve_transfer(slot, listener, request, inbox).await;

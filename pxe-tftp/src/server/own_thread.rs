@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use pxe_udp::segments::{self, Segmentation};
 use pxe_udp::{receive_now, wait_readable};
-use tokio::sync::Semaphore;
 
 use super::driver::{Received, TransferPort};
-use super::host_cpu::{FollowCpu, PollFirst};
+use super::host_cpu::{FollowCpu, Load, PollFirst};
 use crate::transfer::Transmit;
 
 /// Transfers served at once on a blocking thread of their own; the rest run on the event
@@ -32,9 +31,9 @@ pub(super) struct OwnThreadPort<'a> {
     /// delivery, and a wake-up there is cheap); it polls, if it may, only while it cannot
     /// follow (the CPU is not one it may run on, or another transfer has it).
     pub(super) follow_cpu: Option<FollowCpu<'a>>,
-    /// The transfer threads' permits: when none is left, more transfers wait on the event
-    /// loop (a boot storm) and the CPU has other work, so the transfer does not poll.
-    pub(super) transfer_threads: &'a Semaphore,
+    /// The transfers in progress: with more than CPUs, the CPU has other work and the
+    /// transfer does not poll.
+    pub(super) load: &'a Load,
 }
 
 impl TransferPort for OwnThreadPort<'_> {
@@ -47,9 +46,7 @@ impl TransferPort for OwnThreadPort<'_> {
             .follow_cpu
             .as_ref()
             .is_some_and(FollowCpu::is_on_arrival_cpu);
-        // Polling pays only while the CPU would otherwise idle.
-        let crowded = self.transfer_threads.available_permits() == 0;
-        let polled = if on_arrival_cpu || crowded {
+        let polled = if on_arrival_cpu || self.load.is_crowded() {
             None
         } else {
             self.poll_first.receive(&self.sockets.peer, buf)
@@ -150,10 +147,11 @@ impl TransferSockets {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
+    /// Two loopback sockets: the server's and its peer's.
+    pub(in crate::server) fn socket_pair() -> (std::net::UdpSocket, std::net::UdpSocket) {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         (server, peer)

@@ -220,7 +220,7 @@ pub(super) async fn serve_transfer(
             segmentation: &shared.segmentation,
             poll_first: PollFirst::new(poll_budget, &shared.pollers),
             follow_cpu: follows.then(|| FollowCpu::new(&shared.followed_cpus)),
-            transfer_threads: &shared.transfer_threads,
+            load: &shared.load,
         };
         block_on(drive(&mut transfer, &mut port, &slot, &story));
     });

@@ -63,15 +63,15 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 50)]
     lock_step_poll_us: u64,
     /// Microseconds a windowed transfer polls for the next ACK before sleeping (0: never),
-    /// only while it cannot run on the CPU its client's ACKs arrive on: faster small
-    /// windows when the ACKs are handled on another CPU, for more CPU.
-    #[arg(long, default_value_t = 50)]
+    /// and with --follow-cpu only while it cannot run on the CPU its client's ACKs arrive
+    /// on. Off by default: it costs more CPU per MiB than it gains (scripts/bench-tftp).
+    #[arg(long, default_value_t = 0)]
     windowed_poll_us: u64,
-    /// Leave transfer threads where the scheduler puts them, instead of moving a windowed
-    /// transfer (or a lock-step one that does not poll) to the CPU its client's ACKs
-    /// arrive on.
+    /// Move a windowed transfer's thread (or a lock-step one that does not poll) to the CPU
+    /// its client's ACKs arrive on, one transfer per CPU, instead of leaving it where the
+    /// scheduler puts it.
     #[arg(long)]
-    no_follow_cpu: bool,
+    follow_cpu: bool,
     /// Serve Prometheus metrics (TFTP transfers, refusals, bytes) at
     /// `http://ADDR:PORT/metrics` [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
@@ -103,7 +103,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         max_transfers_per_client: args.max_per_client,
         lock_step_poll: Duration::from_micros(args.lock_step_poll_us),
         windowed_poll: Duration::from_micros(args.windowed_poll_us),
-        follow_peer_cpu: !args.no_follow_cpu,
+        follow_peer_cpu: args.follow_cpu,
         observer: crate::allinone::metrics_endpoint(args.metrics)
             .await?
             .map(|metrics| metrics.tftp_observer()),
