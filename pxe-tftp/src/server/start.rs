@@ -81,7 +81,8 @@ async fn send_quietly(socket: &UdpSocket, reply: &Transmit) {
 }
 
 /// Serves an admitted request: opens its file, takes a port, and drives the transfer on a
-/// thread of its own while one is free (own ports only), else on the event loop.
+/// thread of its own while one is free and there are no more transfers than CPUs (own ports
+/// only), else on the event loop.
 pub(super) async fn serve_transfer(
     slot: Slot,
     listener: Arc<UdpSocket>,
@@ -182,7 +183,15 @@ pub(super) async fn serve_transfer(
         );
         return drive(&mut transfer, &mut port, &slot, &story).await;
     };
-    let Ok(thread) = shared.transfer_threads.clone().try_acquire_owned() else {
+    // A thread of its own pays only while the transfers fit the CPUs. In a crowd (a boot
+    // storm) every datagram to a thread costs a switch to it, where the event loop takes
+    // every socket that is ready in one wake-up.
+    let thread = if shared.load.is_crowded() {
+        None
+    } else {
+        shared.transfer_threads.clone().try_acquire_owned().ok()
+    };
+    let Some(thread) = thread else {
         let mut port = EventLoopPort::new(
             peer,
             &own_socket,
