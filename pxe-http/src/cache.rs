@@ -170,27 +170,15 @@ impl FileCache {
         }
         // Replacements leave stale pairs behind; drop them before they outnumber entries.
         if entries.order.len() > 2 * entries.by_path.len() + 64 {
-            let Entries { by_path, order, .. } = &mut *entries;
-            order.retain(|(path, insertion)| {
-                by_path
-                    .get(path)
-                    .is_some_and(|kept| kept.insertion == *insertion)
-            });
+            let mut order = std::mem::take(&mut entries.order);
+            order.retain(|(path, insertion)| entries.is_current(path, *insertion));
+            entries.order = order;
         }
     }
 
     /// Drops the entry for `path` if it is still the one numbered `insertion`.
     fn forget(&self, path: &Path, insertion: u64) {
-        let mut entries = self.write();
-        if entries
-            .by_path
-            .get(path)
-            .is_some_and(|kept| kept.insertion == insertion)
-        {
-            if let Some(gone) = entries.by_path.remove(path) {
-                entries.bytes -= gone.content.len();
-            }
-        }
+        self.write().remove_current(path, insertion);
     }
 
     /// Content bytes held (for tests).
@@ -216,17 +204,28 @@ impl FileCache {
 }
 
 impl Entries {
+    /// Whether the entry for `path` is still the one kept as number `insertion`.
+    fn is_current(&self, path: &Path, insertion: u64) -> bool {
+        self.by_path
+            .get(path)
+            .is_some_and(|kept| kept.insertion == insertion)
+    }
+
+    /// Drops the entry for `path` if it is still the one numbered `insertion`; whether it did.
+    fn remove_current(&mut self, path: &Path, insertion: u64) -> bool {
+        if !self.is_current(path, insertion) {
+            return false;
+        }
+        if let Some(gone) = self.by_path.remove(path) {
+            self.bytes -= gone.content.len();
+        }
+        true
+    }
+
     /// Drops the entry kept longest ago.
     fn evict_oldest(&mut self) {
         while let Some((path, insertion)) = self.order.pop_front() {
-            if self
-                .by_path
-                .get(&path)
-                .is_some_and(|kept| kept.insertion == insertion)
-            {
-                if let Some(gone) = self.by_path.remove(&path) {
-                    self.bytes -= gone.content.len();
-                }
+            if self.remove_current(&path, insertion) {
                 return;
             }
         }

@@ -9,8 +9,8 @@
 //! - [`driver`]: the one loop that drives every transfer, over a [`driver::TransferPort`]:
 //!   [`event_loop`] (a tokio socket, or the datagrams the listener routes in single-port
 //!   mode) or [`own_thread`] (blocking calls on a thread of its own, while one of a few is
-//!   free and the transfers do not outnumber the CPUs), which may poll briefly before it sleeps or follow its peer's CPU ([`host_cpu`];
-//!   both only when the embedder asks).
+//!   free and the transfers do not outnumber the CPUs), which may poll briefly before it
+//!   sleeps or follow its peer's CPU ([`host_cpu`]; both only when the embedder asks).
 //! - [`story`]: each transfer's log line and observer calls.
 //!
 //! The UDP system calls themselves (GSO sends, a receive that never waits, buffer sizes) are
