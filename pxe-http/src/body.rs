@@ -7,6 +7,7 @@ use http_body::{Frame, SizeHint};
 
 use crate::files::FileBody;
 use crate::observe::{HttpObserver, Route};
+use crate::sendfile::FileSends;
 use std::sync::Arc;
 
 /// The body of every response the service gives: nothing, a small buffer (a script, an
@@ -41,6 +42,13 @@ impl Body {
 
     pub(crate) fn file(file: FileBody) -> Self {
         Self(Kind::File(Box::new(file)), None)
+    }
+
+    /// Lets a file body be sent by `sendfile` through `sends` (see `crate::sendfile`).
+    pub(crate) fn send_by_reference(&mut self, sends: &FileSends) {
+        if let Kind::File(file) = &mut self.0 {
+            file.send_by_reference(sends.clone());
+        }
     }
 
     /// Reports each chunk of this body to `observer` as it is taken.

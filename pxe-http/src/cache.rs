@@ -1,6 +1,9 @@
 //! Small boot files kept in memory, so that the files loaders fetch by the dozen (GRUB's
 //! modules and configs, PXELINUX's `.c32` modules, iPXE scripts on disk) cost one `stat` per
-//! request instead of resolving the path, opening, reading and closing the file.
+//! request instead of resolving the path, opening, reading and closing the file. Where the
+//! server sends files by `sendfile` (its own threads), a file too large to be worth copying
+//! from memory is kept open instead: its bytes stay in the page cache, and the open file
+//! spares the request the path resolution and `open`.
 //!
 //! An entry is served only while the file its path leads to is the one that was read: same
 //! device and inode, same size, same modification and change times. Any write to the file
@@ -16,7 +19,7 @@
 //! which misses.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -25,6 +28,10 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::files::{Validators, SMALL_BODY};
+
+/// The most files kept open, whatever the capacity: each holds a file descriptor (and the
+/// space of a file deleted since, until its path is asked for again or it is evicted).
+const MAX_OPEN: usize = 128;
 
 /// How long a file must have been left unchanged before it is kept: longer than the
 /// coarsest timestamp a Linux file system keeps (one second; two on FAT).
@@ -49,19 +56,36 @@ struct Entries {
     /// Paths in the order they were kept, with the insertion number of the entry each was
     /// kept as (an entry replaced since leaves a stale pair here, skipped on eviction).
     order: VecDeque<(PathBuf, u64)>,
-    /// Content bytes held.
+    /// Bytes of the files kept (in memory or open).
     bytes: usize,
+    /// Files kept open.
+    open: usize,
     next_insertion: u64,
 }
 
-/// A file held in memory.
+/// A file kept.
 #[derive(Debug)]
 pub(crate) struct Cached {
     identity: Identity,
     insertion: u64,
-    /// The whole file.
-    pub(crate) content: Bytes,
+    pub(crate) content: Kept,
     pub(crate) validators: Validators,
+}
+
+impl Cached {
+    /// The file's size.
+    pub(crate) fn len(&self) -> u64 {
+        self.identity.size
+    }
+}
+
+/// How a kept file is held.
+#[derive(Debug, Clone)]
+pub(crate) enum Kept {
+    /// The whole file, in memory.
+    Content(Bytes),
+    /// The file, open.
+    Open(Arc<File>),
 }
 
 /// What tells one version of a file from another.
@@ -125,19 +149,22 @@ impl FileCache {
         }
     }
 
-    /// Keeps `content`, the whole of the file at `path` as read after `metadata` was taken
-    /// of it, if it is small enough and has been left unchanged long enough by `now`.
+    /// Keeps the file at `path` (`metadata` taken of it before it was read or opened) as
+    /// `content`, if it is small enough and has been left unchanged long enough by `now`.
     pub(crate) fn keep(
         &self,
         path: &Path,
         metadata: &Metadata,
-        content: &Bytes,
+        content: Kept,
         validators: &Validators,
         now: SystemTime,
     ) {
         let identity = Identity::of(metadata);
-        let len = content.len();
-        if identity.size != len as u64
+        let Ok(len) = usize::try_from(identity.size) else {
+            return;
+        };
+        let opens = usize::from(matches!(content, Kept::Open(_)));
+        if matches!(&content, Kept::Content(bytes) if bytes.len() != len)
             || len as u64 > SMALL_BODY
             || len > self.shared.capacity
             || !identity.settled(now)
@@ -157,15 +184,16 @@ impl FileCache {
         let cached = Arc::new(Cached {
             identity,
             insertion,
-            content: content.clone(),
+            content,
             validators: validators.clone(),
         });
         if let Some(replaced) = entries.by_path.insert(path.to_path_buf(), cached) {
-            entries.bytes -= replaced.content.len();
+            entries.uncount(&replaced);
         }
         entries.bytes += len;
+        entries.open += opens;
         entries.order.push_back((path.to_path_buf(), insertion));
-        while entries.bytes > self.shared.capacity {
+        while entries.bytes > self.shared.capacity || entries.open > MAX_OPEN {
             entries.evict_oldest();
         }
         // Replacements leave stale pairs behind; drop them before they outnumber entries.
@@ -181,7 +209,7 @@ impl FileCache {
         self.write().remove_current(path, insertion);
     }
 
-    /// Content bytes held (for tests).
+    /// Bytes of the files held (for tests).
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.read().bytes
@@ -217,9 +245,15 @@ impl Entries {
             return false;
         }
         if let Some(gone) = self.by_path.remove(path) {
-            self.bytes -= gone.content.len();
+            self.uncount(&gone);
         }
         true
+    }
+
+    /// Takes an entry no longer held off the counts.
+    fn uncount(&mut self, gone: &Cached) {
+        self.bytes -= gone.len() as usize;
+        self.open -= usize::from(matches!(gone.content, Kept::Open(_)));
     }
 
     /// Drops the entry kept longest ago.
@@ -247,6 +281,7 @@ mod tests {
     /// `keep`, as if the file had been left unchanged since it was written.
     fn keep_settled(cache: &FileCache, path: &Path, metadata: &Metadata, content: &Bytes) {
         let later = SystemTime::now() + SETTLED;
+        let content = Kept::Content(content.clone());
         cache.keep(path, metadata, content, &Validators::of(metadata), later);
     }
 
@@ -256,7 +291,8 @@ mod tests {
         let (path, metadata, content) = file(dir.path(), "grub.cfg", b"set timeout=0\n");
         let cache = FileCache::new(1 << 20);
         let now = SystemTime::now();
-        cache.keep(&path, &metadata, &content, &Validators::of(&metadata), now);
+        let content = Kept::Content(content);
+        cache.keep(&path, &metadata, content, &Validators::of(&metadata), now);
         assert!(cache.lookup(&path).is_none());
         assert_eq!(cache.bytes(), 0);
     }
@@ -284,7 +320,7 @@ mod tests {
         let cache = FileCache::new(1 << 20);
         keep_settled(&cache, &path, &metadata, &content);
         let hit = cache.lookup(&path).expect("kept");
-        assert_eq!(hit.content, content);
+        assert!(matches!(&hit.content, Kept::Content(kept) if *kept == content));
 
         // Same size, rewritten in place a kernel tick later (the race within one tick is
         // what `SETTLED` is for): the change time moves, the entry goes.

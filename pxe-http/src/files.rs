@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use crate::cache::FileCache;
+use crate::cache::{FileCache, Kept};
+use crate::sendfile::FileSends;
 
 /// The most of a file one read takes, for a client that takes chunks quickly. Each chunk is a
 /// trip to the blocking pool: with 64 KiB at most, a 1 GiB download on loopback ran at 0.25×
@@ -24,6 +25,10 @@ const CHUNK: usize = 256 * 1024;
 
 /// Responses up to this size are read in one go and sent from memory; larger ones stream.
 pub(crate) const SMALL_BODY: u64 = 64 * 1024;
+
+/// The largest body the server's own threads send from memory. Above it, `sendfile` from
+/// the page cache costs less than copying the bytes into the socket.
+pub(crate) const SENT_FROM_MEMORY_INLINE: u64 = 16 * 1024;
 
 /// Where the file system calls of a request run (opening, `stat`, reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +45,16 @@ pub(crate) enum FileIo {
 }
 
 impl FileIo {
+    /// The largest response body read into memory and sent from there; larger ones stream.
+    /// On the server's own threads bodies larger than [`SENT_FROM_MEMORY_INLINE`] go by
+    /// `sendfile` instead (see `crate::sendfile`).
+    pub(crate) fn in_memory_max(self) -> u64 {
+        match self {
+            FileIo::BlockingPool => SMALL_BODY,
+            FileIo::Inline => SENT_FROM_MEMORY_INLINE,
+        }
+    }
+
     /// Runs `work` (blocking file system calls) where this mode says.
     async fn run<T: Send + 'static>(
         self,
@@ -67,8 +82,8 @@ pub(crate) struct Found {
 pub(crate) enum Contents {
     /// The whole file, in memory: kept in the cache, or small and read with the look-up.
     InMemory(Bytes),
-    /// Opened, not read.
-    OnDisk(std::fs::File),
+    /// Opened (or kept open in the cache), not read.
+    OnDisk(Arc<std::fs::File>),
 }
 
 /// Finds `relative` under `root` (already canonical): from `cache` if it holds the file
@@ -94,9 +109,12 @@ pub(crate) async fn find_confined(
         .run(move || {
             if let Some(cached) = cache.as_ref().and_then(|cache| cache.lookup(&path)) {
                 return Ok(Found {
-                    len: cached.content.len() as u64,
+                    len: cached.len(),
                     validators: cached.validators.clone(),
-                    contents: Contents::InMemory(cached.content.clone()),
+                    contents: match &cached.content {
+                        Kept::Content(content) => Contents::InMemory(content.clone()),
+                        Kept::Open(file) => Contents::OnDisk(Arc::clone(file)),
+                    },
                 });
             }
             let canonical = std::fs::canonicalize(&path)?;
@@ -110,19 +128,23 @@ pub(crate) async fn find_confined(
             let len = metadata.len();
             let validators = Validators::of(&metadata);
             // A failed read leaves the file on disk: the caller reads again and reports it.
-            let content = (read_small && len <= SMALL_BODY)
+            let content = (read_small && len <= io_mode.in_memory_max())
                 .then(|| read_exact_at(&file, 0, len).ok())
                 .flatten();
-            let contents = match content {
-                Some(content) => {
-                    if let Some(cache) = &cache {
-                        let now = SystemTime::now();
-                        cache.keep(&path, &metadata, &content, &validators, now);
-                    }
-                    Contents::InMemory(content)
+            let (contents, kept) = match content {
+                Some(content) => (Contents::InMemory(content.clone()), Kept::Content(content)),
+                None => {
+                    let file = Arc::new(file);
+                    (Contents::OnDisk(Arc::clone(&file)), Kept::Open(file))
                 }
-                None => Contents::OnDisk(file),
             };
+            // Kept open only where it is sent by `sendfile` (read into memory elsewhere, and
+            // a file small enough to be sent from memory is worth reading on its next GET).
+            let worth_keeping = matches!(kept, Kept::Content(_))
+                || (io_mode == FileIo::Inline && len > io_mode.in_memory_max());
+            if let Some(cache) = cache.as_ref().filter(|_| worth_keeping) {
+                cache.keep(&path, &metadata, kept, &validators, SystemTime::now());
+            }
             Ok(Found {
                 len,
                 validators,
@@ -154,7 +176,7 @@ fn open_regular(path: &Path) -> io::Result<(std::fs::File, std::fs::Metadata)> {
 
 /// Reads `count` (at most [`SMALL_BODY`]) bytes at `start`.
 pub(crate) async fn read_small(
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     start: u64,
     count: u64,
     io_mode: FileIo,
@@ -254,6 +276,9 @@ pub struct FileBody {
     reading: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
     /// When the last chunk was handed out, and its size.
     handed: Option<(Instant, usize)>,
+    /// Where the connection sends file ranges by `sendfile`, if it does: chunks are then
+    /// placeholders, and nothing is read here.
+    by_reference: Option<FileSends>,
 }
 
 /// The smallest chunk a slow reader gets.
@@ -263,16 +288,22 @@ const MIN_CHUNK: usize = 16 * 1024;
 const CHUNK_PACE: Duration = Duration::from_millis(20);
 
 impl FileBody {
-    pub(crate) fn new(file: std::fs::File, start: u64, len: u64, io_mode: FileIo) -> Self {
+    pub(crate) fn new(file: Arc<std::fs::File>, start: u64, len: u64, io_mode: FileIo) -> Self {
         Self {
-            file: Arc::new(file),
+            file,
             io_mode,
             offset: start,
             remaining: len,
             chunk: MIN_CHUNK * 4,
             reading: None,
             handed: None,
+            by_reference: None,
         }
+    }
+
+    /// Hands out placeholders for `sends` to send by `sendfile` instead of reading chunks.
+    pub(crate) fn send_by_reference(&mut self, sends: FileSends) {
+        self.by_reference = Some(sends);
     }
 
     /// The size of the next read, from how fast the connection sent the last chunk.
@@ -320,6 +351,12 @@ impl http_body::Body for FileBody {
             return Poll::Ready(None);
         }
         let this = &mut *self;
+        if let Some(sends) = &this.by_reference {
+            let chunk = sends.placeholder(&this.file, this.offset, this.remaining);
+            this.offset += chunk.len() as u64;
+            this.remaining -= chunk.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
         let reading = match &mut this.reading {
             Some(reading) => reading,
             None => {

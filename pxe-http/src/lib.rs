@@ -74,6 +74,8 @@ mod query;
 mod range;
 mod script;
 #[cfg(feature = "server")]
+mod sendfile;
+#[cfg(feature = "server")]
 mod serve;
 #[cfg(feature = "server")]
 mod service;

@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
 use crate::limits::{Admission, Refusal};
+use crate::sendfile::{FileSends, SendingFiles};
 use crate::BootService;
 #[cfg(doc)]
 use crate::ClientAddr;
@@ -139,15 +140,18 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// each request's client address as [`BootService::handle`] would from a [`ClientAddr`]
 /// extension.
 pub async fn serve(listener: TcpListener, service: BootService, config: ServeConfig) {
-    serve_admitting(listener, service, config, config.admission()).await;
+    serve_admitting(listener, service, config, config.admission(), false).await;
 }
 
-/// [`serve`] with the limits' state given: the threads of [`serve_on_threads`] share one.
+/// [`serve`] with the limits' state given (the threads of [`serve_on_threads`] share one),
+/// and whether file bodies are sent by `sendfile` on the serving thread (see
+/// `crate::sendfile`).
 async fn serve_admitting(
     listener: TcpListener,
     service: BootService,
     config: ServeConfig,
     admission: Arc<Admission>,
+    send_files: bool,
 ) {
     // Reports the counts of a flood that has stopped (the ones during it report themselves).
     // (A zero interval would panic here; it means "report every refusal" to the tallies.)
@@ -192,21 +196,33 @@ async fn serve_admitting(
             // that connected and said nothing (a slowloris), after it an idle keep-alive.
             let requested = Arc::new(AtomicBool::new(false));
             let seen = Arc::clone(&requested);
+            let sends = FileSends::default();
             let io = TokioIo::new(SendWatch::new(
-                stream,
+                SendingFiles::new(stream, sends.clone()),
                 config.write_timeout,
                 config.min_send_rate,
             ));
+            let sends = send_files.then_some(sends);
             let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 seen.store(true, Ordering::Relaxed);
                 let service = service.clone();
-                async move { Ok::<_, Infallible>(service.answer(request, Some(peer)).await) }
+                let sends = sends.clone();
+                async move {
+                    let mut response = service.answer(request, Some(peer)).await;
+                    if let Some(sends) = &sends {
+                        response.body_mut().send_by_reference(sends);
+                    }
+                    Ok::<_, Infallible>(response)
+                }
             });
             let result = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_timeout)
                 .keep_alive(true)
                 .max_buf_size(CONNECTION_BUFFER)
+                // Body chunks handed on as they are, never copied into one buffer: a file's
+                // placeholder chunks must reach `SendingFiles` (see `crate::sendfile`).
+                .writev(true)
                 // A request body is never read, so a client that shuts down its sending side
                 // after the request still gets its answer. It also spares a read (and a new
                 // read buffer) per request that only looked for that shutdown while the
@@ -363,7 +379,7 @@ fn start_threads(
             .spawn(move || {
                 runtime.block_on(async move {
                     tokio::select! {
-                        () = serve_admitting(listener, service, config, admission) => {}
+                        () = serve_admitting(listener, service, config, admission, true) => {}
                         _ = stopped.wait_for(|stop| *stop) => {}
                     }
                 });

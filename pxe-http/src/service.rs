@@ -572,7 +572,7 @@ impl BootService {
                 let start = start as usize;
                 Ok(Body::full(content.slice(start..start + count as usize)))
             }
-            Contents::OnDisk(file) if count <= files::SMALL_BODY => {
+            Contents::OnDisk(file) if count <= self.file_io.in_memory_max() => {
                 files::read_small(file, start, count, self.file_io)
                     .await
                     .map(Body::full)
