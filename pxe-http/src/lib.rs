@@ -9,9 +9,11 @@
 //!   [`render_decision`] writes the `#!ipxe` script with the injection-safe builder of
 //!   [`pxe_policy::Script`]. A value iPXE cannot carry (a `${` in a kernel command line) is a
 //!   500 with the reason, never a silently altered script.
-//! - **Boot files** everywhere else: streamed from disk in chunks (never loaded whole); the
-//!   small ones (64 KiB or less: GRUB modules, `.c32` modules, configs) kept in memory and
-//!   checked with one `stat` per request ([`BootServiceBuilder::file_cache`]); with
+//! - **Boot files** everywhere else: streamed from disk in chunks (never loaded whole), or
+//!   on the threads of [`serve_on_threads`] sent from the page cache by `sendfile` (above
+//!   16 KiB); the small ones (64 KiB or less: GRUB modules, `.c32` modules, configs) kept in
+//!   memory, or open where they go by `sendfile`, and checked with one `stat` per request
+//!   ([`BootServiceBuilder::file_cache`]); with
 //!   Content-Length always, HEAD, one `Range` per request (206, 416), ETag, Last-Modified and
 //!   conditional requests, no redirects, and paths confined to the root (`..` in any spelling
 //!   is refused; symbolic links that lead outside the root are not followed).

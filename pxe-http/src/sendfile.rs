@@ -219,3 +219,73 @@ impl AsyncWrite for SendingFiles {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn connected(sends: FileSends) -> (SendingFiles, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (
+            SendingFiles::new(accepted.unwrap().0, sends),
+            client.unwrap(),
+        )
+    }
+
+    #[test]
+    fn only_placeholder_memory_is_a_placeholder() {
+        let sends = FileSends::default();
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let chunk = sends.placeholder(&file, 0, 3 * PLACEHOLDER_LEN as u64);
+        assert_eq!(
+            chunk.len(),
+            PLACEHOLDER_LEN,
+            "one chunk stands for 1 MiB at most"
+        );
+        assert!(is_placeholder(&chunk));
+        assert!(is_placeholder(&chunk[PLACEHOLDER_LEN - 1..]));
+        assert!(!is_placeholder(&chunk[PLACEHOLDER_LEN..]), "empty");
+        assert!(!is_placeholder(&[0u8; 16]));
+        assert!(sends.placeholder(&file, 0, 0).is_empty());
+        assert_eq!(sends.lock().len(), 1, "nothing queued for an empty range");
+    }
+
+    #[tokio::test]
+    async fn head_and_file_range_arrive_in_order() {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, b"0123456789").unwrap();
+        let sends = FileSends::default();
+        let (mut server, mut client) = connected(sends.clone()).await;
+        let chunk = sends.placeholder(&Arc::new(file), 2, 5);
+        let mut bufs = [IoSlice::new(b"head:"), IoSlice::new(&chunk)];
+        let mut bufs = &mut bufs[..];
+        let mut left = 5 + chunk.len();
+        while left > 0 {
+            let n = server.write_vectored(bufs).await.unwrap();
+            IoSlice::advance_slices(&mut bufs, n);
+            left -= n;
+        }
+        server.shutdown().await.unwrap();
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        assert_eq!(received, b"head:23456");
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_out_of_step_with_the_queue_is_an_error() {
+        let sends = FileSends::default();
+        let (mut server, _client) = connected(sends.clone()).await;
+        let error = server.write(&PLACEHOLDER[..4]).await.unwrap_err();
+        assert!(
+            error.to_string().contains("no file range queued"),
+            "{error}"
+        );
+        let file = Arc::new(tempfile::tempfile().unwrap());
+        let chunk = sends.placeholder(&file, 0, 8);
+        let error = server.write(&chunk[..4]).await.unwrap_err();
+        assert!(error.to_string().contains("differ"), "{error}");
+    }
+}

@@ -322,8 +322,9 @@ impl Drop for ServerThreads {
 /// nginx's workers do, instead of handing every call to tokio's blocking pool and back: with
 /// the files in the page cache, those two hand-offs cost a small file request more than the
 /// calls themselves. A read that waits on a slow disk stalls only the connections of its own
-/// thread. ([`serve`], on a runtime that may be the embedder's, keeps file calls on the
-/// blocking pool.)
+/// thread. For the same reason file bodies above 16 KiB go from the page cache to the socket
+/// by `sendfile`, never read into memory, as nginx sends them. ([`serve`], on a runtime that
+/// may be the embedder's, keeps file calls on the blocking pool.)
 pub fn serve_on_threads(
     addr: SocketAddr,
     service: BootService,

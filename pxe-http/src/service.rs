@@ -122,7 +122,8 @@ impl BootServiceBuilder {
     /// Keeps up to `bytes` of small files (64 KiB or less each) in memory, so that a request
     /// for one costs a single `stat` (which checks the file is still the one read: same
     /// inode, size and times) instead of opening and reading it; the oldest kept go first
-    /// when it is full. A file is kept once it has been left unchanged for a few seconds
+    /// when it is full. On the threads of [`crate::serve_on_threads`], which send files
+    /// above 16 KiB by `sendfile`, such a file is kept open instead (128 at most). A file is kept once it has been left unchanged for a few seconds
     /// (timestamps are coarse), and read again as soon as it changes. `0` turns it off.
     /// Default [`DEFAULT_FILE_CACHE`].
     pub fn file_cache(mut self, bytes: usize) -> Self {

@@ -48,8 +48,9 @@ pub(crate) struct Args {
     /// Most connections one client address holds at once; more are closed at once.
     #[arg(long, default_value_t = ServeConfig::default().max_connections_per_client)]
     max_connections_per_client: usize,
-    /// Bytes of small files (64 KiB or less each) kept in memory, each request for one
-    /// checked with a single `stat`; 0 turns it off.
+    /// Bytes of small files (64 KiB or less each) kept in memory (or, above 16 KiB, kept
+    /// open for `sendfile`), each request for one checked with a single `stat`; 0 turns it
+    /// off.
     #[arg(long, default_value_t = pxe_http::DEFAULT_FILE_CACHE)]
     file_cache_bytes: usize,
     /// Threads that serve connections, accepting from one listening socket (default: one
