@@ -49,7 +49,8 @@ pub struct ServeConfig {
     pub min_send_rate: u64,
     /// The most connections the server holds at once; a connection accepted over it is
     /// closed at once. Each connection may hold one open file while it sends it, so keep this
-    /// below half the process's file descriptor limit (`ulimit -n`). 512 by default.
+    /// below half the process's file descriptor limit (`ulimit -n`), less the 128 files the
+    /// file cache may keep open on [`serve_on_threads`]. 512 by default.
     pub max_connections: usize,
     /// The most connections one client address holds at once; more are closed at once. 64
     /// by default (a booting machine uses one or two).

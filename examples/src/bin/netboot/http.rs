@@ -42,7 +42,8 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = ServeConfig::default().min_send_rate)]
     min_send_rate: u64,
     /// Most connections held at once; more are closed at once. Keep it below half of the
-    /// file descriptor limit (`ulimit -n`).
+    /// file descriptor limit (`ulimit -n`; netboot raises its soft limit to the hard one, up
+    /// to 65536, at start).
     #[arg(long, default_value_t = ServeConfig::default().max_connections)]
     max_connections: usize,
     /// Most connections one client address holds at once; more are closed at once.

@@ -88,6 +88,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stdout().is_terminal())
         .with_env_filter(log_filter())
         .init();
+    raise_open_file_limit();
     let result = match Cli::parse().command {
         Some(Command::Boot(args)) => boot::run(args).await,
         Some(Command::Serve(args)) => serve::run(args).await,
@@ -107,6 +108,28 @@ async fn main() -> ExitCode {
             // One line, every cause after a colon: a configuration error is not a crash.
             eprintln!("netboot: error: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// The most open files `netboot` asks for: a few thousand connections and transfers with a
+/// file each, without a limit so high that tools walking every descriptor slow down.
+const OPEN_FILES_WANTED: u64 = 65_536;
+
+/// Raises the soft limit on open files toward the hard one (as Go programs do at start):
+/// the usual soft limit of 1024 is what HTTP's 512 connections, each with a file open, and
+/// the file cache's open files already come close to. The library never does this; the
+/// binary is a server of its own. A failure leaves the limit as it was.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = hard.min(OPEN_FILES_WANTED);
+    if soft < wanted {
+        match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = wanted, "open-file limit raised"),
+            Err(error) => tracing::debug!(%error, soft, "open-file limit left as it was"),
         }
     }
 }
