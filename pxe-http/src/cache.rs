@@ -19,9 +19,10 @@
 //! which misses.
 
 use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -52,10 +53,12 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Entries {
-    by_path: HashMap<PathBuf, Arc<Cached>>,
+    /// Keyed by the path's bytes: hashing a `Path` walks its components, which showed in
+    /// a small file's profile.
+    by_path: HashMap<OsString, Arc<Cached>>,
     /// Paths in the order they were kept, with the insertion number of the entry each was
     /// kept as (an entry replaced since leaves a stale pair here, skipped on eviction).
-    order: VecDeque<(PathBuf, u64)>,
+    order: VecDeque<(OsString, u64)>,
     /// Bytes of the files kept (in memory or open).
     bytes: usize,
     /// Files kept open.
@@ -137,7 +140,7 @@ impl FileCache {
     /// The content kept for `path`, if the file the path leads to is still the one that
     /// was read. Blocking: one `stat` when an entry exists, nothing otherwise.
     pub(crate) fn lookup(&self, path: &Path) -> Option<Arc<Cached>> {
-        let cached = self.read().by_path.get(path).cloned()?;
+        let cached = self.read().by_path.get(path.as_os_str()).cloned()?;
         match std::fs::metadata(path) {
             Ok(metadata) if metadata.is_file() && Identity::of(&metadata) == cached.identity => {
                 Some(cached)
@@ -174,7 +177,7 @@ impl FileCache {
         let mut entries = self.write();
         if entries
             .by_path
-            .get(path)
+            .get(path.as_os_str())
             .is_some_and(|kept| kept.identity == identity)
         {
             return; // another request kept it meanwhile
@@ -187,12 +190,13 @@ impl FileCache {
             content,
             validators: validators.clone(),
         });
-        if let Some(replaced) = entries.by_path.insert(path.to_path_buf(), cached) {
+        let key = path.as_os_str().to_owned();
+        if let Some(replaced) = entries.by_path.insert(key.clone(), cached) {
             entries.uncount(&replaced);
         }
         entries.bytes += len;
         entries.open += opens;
-        entries.order.push_back((path.to_path_buf(), insertion));
+        entries.order.push_back((key, insertion));
         while entries.bytes > self.shared.capacity || entries.open > MAX_OPEN {
             entries.evict_oldest();
         }
@@ -206,7 +210,7 @@ impl FileCache {
 
     /// Drops the entry for `path` if it is still the one numbered `insertion`.
     fn forget(&self, path: &Path, insertion: u64) {
-        self.write().remove_current(path, insertion);
+        self.write().remove_current(path.as_os_str(), insertion);
     }
 
     /// Bytes of the files held (for tests).
@@ -233,14 +237,14 @@ impl FileCache {
 
 impl Entries {
     /// Whether the entry for `path` is still the one kept as number `insertion`.
-    fn is_current(&self, path: &Path, insertion: u64) -> bool {
+    fn is_current(&self, path: &OsStr, insertion: u64) -> bool {
         self.by_path
             .get(path)
             .is_some_and(|kept| kept.insertion == insertion)
     }
 
     /// Drops the entry for `path` if it is still the one numbered `insertion`; whether it did.
-    fn remove_current(&mut self, path: &Path, insertion: u64) -> bool {
+    fn remove_current(&mut self, path: &OsStr, insertion: u64) -> bool {
         if !self.is_current(path, insertion) {
             return false;
         }
@@ -269,6 +273,7 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::time::UNIX_EPOCH;
 
     fn file(dir: &Path, name: &str, content: &[u8]) -> (PathBuf, Metadata, Bytes) {

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body::{Frame, SizeHint};
 
 use crate::cache::{FileCache, Kept};
@@ -195,10 +196,13 @@ fn read_exact_at(file: &std::fs::File, start: u64, count: u64) -> io::Result<Byt
 }
 
 /// A file's validators: a strong ETag from size and modification time, and Last-Modified.
+/// Both are kept as the header values they are sent as, made once per file version (a kept
+/// file's request then formats neither).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Validators {
-    pub(crate) etag: String,
-    pub(crate) last_modified: Option<SystemTime>,
+    pub(crate) etag: HeaderValue,
+    modified: Option<SystemTime>,
+    pub(crate) last_modified: Option<HeaderValue>,
 }
 
 impl Validators {
@@ -207,14 +211,18 @@ impl Validators {
         let stamp = modified
             .and_then(|m| m.duration_since(SystemTime::UNIX_EPOCH).ok())
             .unwrap_or_default();
+        let etag = format!(
+            "\"{:x}-{:x}.{:x}\"",
+            metadata.len(),
+            stamp.as_secs(),
+            stamp.subsec_nanos()
+        );
         Self {
-            etag: format!(
-                "\"{:x}-{:x}.{:x}\"",
-                metadata.len(),
-                stamp.as_secs(),
-                stamp.subsec_nanos()
-            ),
-            last_modified: modified,
+            // Quotes, hex digits, '-' and '.': always a valid header value.
+            etag: HeaderValue::try_from(etag).unwrap_or(HeaderValue::from_static("\"\"")),
+            modified,
+            last_modified: modified
+                .and_then(|m| HeaderValue::try_from(httpdate::fmt_http_date(m)).ok()),
         }
     }
 
@@ -223,12 +231,12 @@ impl Validators {
         header
             .split(',')
             .map(str::trim)
-            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag.as_str())
+            .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
     }
 
     /// Whether the file is unchanged since an `If-Modified-Since` / `If-Range` date.
     pub(crate) fn not_modified_since(&self, header: &str) -> bool {
-        match (self.last_modified, httpdate::parse_http_date(header)) {
+        match (self.modified, httpdate::parse_http_date(header)) {
             (Some(modified), Ok(since)) => truncate(modified) <= since,
             _ => false,
         }
@@ -239,7 +247,7 @@ impl Validators {
         if header.starts_with('"') {
             header == self.etag
         } else {
-            self.last_modified.is_some_and(|m| {
+            self.modified.is_some_and(|m| {
                 httpdate::parse_http_date(header).is_ok_and(|date| truncate(m) == date)
             })
         }

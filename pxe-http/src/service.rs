@@ -530,11 +530,14 @@ impl BootService {
                 .is_some_and(|date| validators.not_modified_since(date)),
         };
         let mut builder = Response::builder()
-            .header(header::ACCEPT_RANGES, "bytes")
-            .header(header::ETAG, &validators.etag)
-            .header(header::CONTENT_TYPE, content_type(&relative));
-        if let Some(modified) = validators.last_modified {
-            builder = builder.header(header::LAST_MODIFIED, httpdate::fmt_http_date(modified));
+            .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"))
+            .header(header::ETAG, validators.etag.clone())
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(&relative)),
+            );
+        if let Some(modified) = &validators.last_modified {
+            builder = builder.header(header::LAST_MODIFIED, modified.clone());
         }
         if not_modified {
             return finish(builder.status(StatusCode::NOT_MODIFIED), Body::empty());
