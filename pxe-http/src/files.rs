@@ -309,9 +309,13 @@ impl FileBody {
         }
     }
 
-    /// Hands out placeholders for `sends` to send by `sendfile` instead of reading chunks.
+    /// Hands out placeholders for `sends` to send by `sendfile` instead of reading chunks,
+    /// where reads run on the serving thread itself (the mode that also sends only small
+    /// bodies from memory, [`FileIo::in_memory_max`]); on the blocking pool it keeps reading.
     pub(crate) fn send_by_reference(&mut self, sends: FileSends) {
-        self.by_reference = Some(sends);
+        if self.io_mode == FileIo::Inline {
+            self.by_reference = Some(sends);
+        }
     }
 
     /// The size of the next read, from how fast the connection sent the last chunk.

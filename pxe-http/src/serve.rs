@@ -141,18 +141,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// each request's client address as [`BootService::handle`] would from a [`ClientAddr`]
 /// extension.
 pub async fn serve(listener: TcpListener, service: BootService, config: ServeConfig) {
-    serve_admitting(listener, service, config, config.admission(), false).await;
+    serve_admitting(listener, service, config, config.admission()).await;
 }
 
-/// [`serve`] with the limits' state given (the threads of [`serve_on_threads`] share one),
-/// and whether file bodies are sent by `sendfile` on the serving thread (see
-/// `crate::sendfile`).
+/// [`serve`] with the limits' state given: the threads of [`serve_on_threads`] share one.
 async fn serve_admitting(
     listener: TcpListener,
     service: BootService,
     config: ServeConfig,
     admission: Arc<Admission>,
-    send_files: bool,
 ) {
     // Reports the counts of a flood that has stopped (the ones during it report themselves).
     // (A zero interval would panic here; it means "report every refusal" to the tallies.)
@@ -203,16 +200,13 @@ async fn serve_admitting(
                 config.write_timeout,
                 config.min_send_rate,
             ));
-            let sends = send_files.then_some(sends);
             let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 seen.store(true, Ordering::Relaxed);
                 let service = service.clone();
                 let sends = sends.clone();
                 async move {
                     let mut response = service.answer(request, Some(peer)).await;
-                    if let Some(sends) = &sends {
-                        response.body_mut().send_by_reference(sends);
-                    }
+                    response.body_mut().send_by_reference(&sends);
                     Ok::<_, Infallible>(response)
                 }
             });
@@ -381,7 +375,7 @@ fn start_threads(
             .spawn(move || {
                 runtime.block_on(async move {
                     tokio::select! {
-                        () = serve_admitting(listener, service, config, admission, true) => {}
+                        () = serve_admitting(listener, service, config, admission) => {}
                         _ = stopped.wait_for(|stop| *stop) => {}
                     }
                 });
